@@ -1,0 +1,216 @@
+"""Encoding speed and memory: pacelink against clkhash on the same synthetic records, same run.
+
+    python -m benchmarks.encode_speed            # 200,000 records, plus peak memory on 2,000,000
+    python -m benchmarks.encode_speed --quick    # 20,000 records, no memory run
+
+Both tools read the same CSV of canonical values (already standardised, so clkhash, which
+does no standardisation, must produce the same bits) with the bundled `pace-default` schema
+and two workers each: clkhash's `generate_clk_from_csv(max_workers=2)` and pacelink's
+`encode_file(workers=2)`, which also runs its standardisers. The outputs are compared bit
+for bit. Peak memory is the summed resident memory of `pacelink encode` and its workers,
+sampled every 20 ms, while encoding a 2,000,000-row CSV. Results go to
+`benchmarks/results/encode_speed.json`; the last line printed is the speed ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+from clkhash import clk
+
+from benchmarks.synthetic import generate_population
+from encoder.encode import EncodeOptions, encode_file
+from encoder.fileformat import read_encodings
+from encoder.keys import generate_secret, write_secret
+from encoder.schema import load_schema
+from encoder.standardise import STANDARDISERS, standardise_date
+
+__all__ = ["canonical_population", "machine", "main"]
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+TARGET_RATIO = 10.0
+TARGET_RATE = 250_000
+TARGET_PEAK_BYTES = 1 << 30
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def canonical_population(n: int, seed: int) -> pd.DataFrame:
+    """Synthetic people with every value already in pacelink's canonical form."""
+    people = generate_population(n, seed)
+    out = pd.DataFrame({"local_id": [f"P{i:08d}" for i in range(n)]})
+    std = {
+        "given_name": STANDARDISERS["name"],
+        "surname": STANDARDISERS["name"],
+        "date_of_birth": standardise_date,
+        "sex": STANDARDISERS["sex"],
+        "postcode": STANDARDISERS["postcode"],
+        "address_line": STANDARDISERS["address"],
+        "ni_number": STANDARDISERS["ni_number"],
+    }
+    for column, func in std.items():
+        uniques = people[column].astype(str).unique()
+        mapping = {u: func(u) for u in uniques}
+        out[column] = people[column].astype(str).map(mapping)
+    return out
+
+
+def _clkhash(csv_path: Path, secret: str, schema: Any, workers: int) -> tuple[float, np.ndarray]:
+    features = [f.name for f in load_schema("pace-default").features]
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    buffer = io.StringIO()
+    frame[features].to_csv(buffer, index=False)  # clkhash wants exactly the schema's columns
+    buffer.seek(0)
+    started = time.perf_counter()
+    filters = clk.generate_clk_from_csv(
+        buffer, secret, schema, progress_bar=False, max_workers=workers
+    )
+    seconds = time.perf_counter() - started
+    bits = np.frombuffer(b"".join(f.tobytes() for f in filters), np.uint8).reshape(len(filters), -1)
+    return seconds, bits
+
+
+def _peak_memory(command: list[str]) -> tuple[int, float]:
+    """Run a command; return the peak summed RSS of it and its children, and its time."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        parent = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                procs = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    code = proc.wait()
+    done.set()
+    watcher.join()
+    if code != 0:
+        raise SystemExit(f"memory run failed with exit code {code}")
+    return peak, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--memory-records", type=int, default=2_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="20,000 records, no memory run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.records, args.memory_records = 20_000, 0
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    key = WORK / "bench.key"
+    key.unlink(missing_ok=True)
+    secret = generate_secret()
+    write_secret(key, secret)
+    schema = load_schema("pace-default")
+
+    print(f"generating {args.records:,} canonical synthetic records ...", flush=True)
+    frame = canonical_population(args.records, args.seed)
+    csv_path = WORK / f"encode_{args.records}.csv"
+    frame.to_csv(csv_path, index=False)
+
+    print("clkhash ...", flush=True)
+    clk_seconds, clk_bits = _clkhash(csv_path, secret.value, schema.clk, args.workers)
+    print("pacelink ...", flush=True)
+    out = WORK / "encode_speed.plk"
+    started = time.perf_counter()
+    report = encode_file(
+        csv_path, schema, secret, out, EncodeOptions(id_column="local_id", workers=args.workers)
+    )
+    pl_seconds = time.perf_counter() - started
+    pl_bits = np.asarray(read_encodings(out).bits)
+    identical = bool(pl_bits.shape == clk_bits.shape and np.array_equal(pl_bits, clk_bits))
+
+    result: dict[str, Any] = {
+        "benchmark": "encode_speed",
+        "machine": machine(),
+        "records": args.records,
+        "workers": args.workers,
+        "schema": schema.fingerprint,
+        "clkhash_seconds": clk_seconds,
+        "clkhash_records_per_second": args.records / clk_seconds,
+        "pacelink_seconds": pl_seconds,
+        "pacelink_records_per_second": args.records / pl_seconds,
+        "identical_output": identical,
+        "rejected": report.rejected,
+    }
+    result["ratio"] = result["pacelink_records_per_second"] / result["clkhash_records_per_second"]
+
+    if args.memory_records:
+        print(f"peak memory on {args.memory_records:,} records ...", flush=True)
+        big = WORK / f"encode_{args.memory_records}.csv"
+        if not big.exists():
+            canonical_population(args.memory_records, args.seed + 1).to_csv(big, index=False)
+        exe = Path(sys.executable).with_name("pacelink")
+        peak, seconds = _peak_memory([
+            str(exe), "encode", str(big), "--schema", "pace-default", "--secret-file", str(key),
+            "--out", str(WORK / "memory.plk"), "--id-column", "local_id", "--quiet",
+            "--workers", str(args.workers),
+        ])  # fmt: skip
+        result["memory_records"] = args.memory_records
+        result["peak_rss_bytes"] = peak
+        result["peak_rss_gib"] = peak / 2**30
+        result["memory_run_records_per_second"] = args.memory_records / seconds
+
+    (RESULTS / "encode_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["machine"]))
+    print(
+        f"clkhash  ({args.workers} workers): {result['clkhash_records_per_second']:>12,.0f} rec/s"
+    )
+    rate = result["pacelink_records_per_second"]
+    print(f"pacelink ({args.workers} workers): {rate:>12,.0f} rec/s  (target {TARGET_RATE:,})")
+    print(f"identical output: {identical}")
+    if "peak_rss_gib" in result:
+        print(f"peak memory encoding {args.memory_records:,} rows: {result['peak_rss_gib']:.2f} GiB"
+              f"  (target < 1 GiB)")  # fmt: skip
+    print(f"ratio pacelink/clkhash: {result['ratio']:.1f}x  (target >= {TARGET_RATIO:.0f}x)")
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""The `pacelink` command line: partner commands here, further command groups from plug-ins.
+
+The linkage unit adds its commands through the `pacelink.commands` entry-point group, so
+the encoder never imports the linkage unit. Every failure exits non-zero with a one-line
+message naming the file, row or field; tracebacks only with PACELINK_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points, version
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from encoder.encode import EncodeError, EncodeOptions, encode_file
+from encoder.fileformat import EncodingFileError, read_encodings
+from encoder.keys import SecretError, generate_secret, load_secret, write_secret
+from encoder.read import InputError
+from encoder.schema import SchemaInvalid, load_schema
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pacelink",
+    help="Privacy-preserving record linkage for public-service partnerships.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+#: Errors whose messages are written for people (and never carry identifiers).
+USER_ERRORS: tuple[type[Exception], ...] = (
+    EncodeError,
+    InputError,
+    SchemaInvalid,
+    SecretError,
+    EncodingFileError,
+)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a one-line error and exit non-zero."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guarded(func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except USER_ERRORS as exc:
+        fail(str(exc))
+
+
+@app.command()
+def keygen(
+    out_path: Annotated[Path, typer.Option("--out", help="File to create (mode 0600).")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Create a new 256-bit partnership secret.
+
+    Share it with the other partners by a secure route; never with the linkage unit.
+    """
+    _guarded(lambda: write_secret(out_path, generate_secret(), overwrite=force))
+    out.print(f"wrote a 256-bit secret to {out_path} (readable by you only)")
+
+
+def _parse_mapping(items: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items:
+        feature, sep, column = item.partition("=")
+        if not sep or not feature.strip() or not column.strip():
+            fail(f"--column {item!r}: expected FEATURE=COLUMN")
+        mapping[feature.strip()] = column.strip()
+    return mapping
+
+
+@app.command()
+def encode(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, XLSX or Parquet.")],
+    schema_path: Annotated[
+        str, typer.Option("--schema", help="Linkage schema file, or 'pace-default'.")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="Encoding file to write (.plk).")],
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", help="File holding the secret (else PACELINK_SECRET)."),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="Column of your local record ID.")
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", help="FEATURE=COLUMN, where a column is named differently."),
+    ] = None,
+    consent_column: Annotated[
+        str | None, typer.Option("--consent-column", help="Only records with consent are encoded.")
+    ] = None,
+    consent_values: Annotated[
+        str, typer.Option("--consent-values", help="Comma-separated values meaning yes.")
+    ] = "y,yes,true,1,t",
+    report_path: Annotated[
+        Path | None, typer.Option("--report", help="Write the encode report (JSON) here.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 2,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="CSV delimiter (detected if not given).")
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="CSV encoding: auto, utf-8, cp1252, ...")
+    ] = "auto",
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX sheet name.")] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option("--date-format", help="strptime format of dates (else detected, day-first)."),
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, hidden=True)] = 50_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Encode a partner file into OUT.plk, with OUT.keys.csv and OUT.rejects.csv beside it.
+
+    OUT.plk goes to the linkage unit. OUT.keys.csv (row → your local ID) and
+    OUT.rejects.csv (rows not encoded and why) stay on your premises.
+    """
+    if delimiter == "\\t" or (delimiter or "").lower() == "tab":
+        delimiter = "\t"
+    options = EncodeOptions(
+        id_column=id_column,
+        columns=_parse_mapping(column or []),
+        consent_column=consent_column,
+        consent_values=frozenset(v.strip().lower() for v in consent_values.split(",") if v.strip()),
+        date_format=date_format,
+        workers=workers,
+        chunk_rows=chunk_rows,
+    )
+
+    def run() -> Any:
+        schema = load_schema(schema_path)
+        secret = load_secret(secret_file)
+        show = not quiet and err.is_terminal
+        with Progress(
+            TextColumn("[bold]encoding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("encode", total=None, rate="")
+            import time
+
+            started = time.perf_counter()
+
+            def progress(records: int, done: int, total: int) -> None:
+                rate = records / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, completed=done, total=total or None, rate=f"{rate:,.0f} rec/s")
+
+            return encode_file(
+                input_path,
+                schema,
+                secret,
+                out_path,
+                options,
+                delimiter=delimiter,
+                encoding=encoding,
+                sheet=sheet,
+                progress=progress,
+            )
+
+    report = _guarded(run)
+    if report_path is not None:
+        report_path.write_text(report.to_json(), encoding="utf-8")
+    table = Table(title=f"encoded {input_path.name}", show_header=False)
+    table.add_row("records in", f"{report.records_in:,}")
+    table.add_row("encoded", f"{report.encoded:,}")
+    table.add_row("excluded (no consent)", f"{report.excluded_no_consent:,}")
+    table.add_row("rejected", f"{report.rejected:,}")
+    for name, count in sorted(report.rejected_by_field.items()):
+        table.add_row(f"  rejected for {name}", f"{count:,}")
+    for name, count in sorted(report.invalid_treated_as_missing.items()):
+        table.add_row(f"  invalid {name} treated as missing", f"{count:,}")
+    table.add_row("throughput", f"{report.records_per_second:,.0f} records/s")
+    table.add_row("to the linkage unit", str(report.output))
+    table.add_row("stays with you", f"{report.key_map}, {report.rejects_file}")
+    out.print(table)
+
+
+def _histogram(edges: list[int], counts: list[int], width: int = 40) -> list[str]:
+    peak = max([*counts, 1])
+    lines = []
+    for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True):
+        if c:
+            lines.append(
+                f"{lo:5d}-{hi - 1:<5d} {'█' * max(1, round(width * c / peak)):<{width}} {c}"
+            )
+    return lines
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(metavar="FILE.plk")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
+) -> None:
+    """Show an encoding file's header, popcount histogram and field coverage."""
+    enc = _guarded(lambda: read_encodings(file))
+    header = enc.header
+    if as_json:
+        sys.stdout.write(json.dumps(header, indent=2) + "\n")
+        return
+    table = Table(title=str(file), show_header=False)
+    for key in (
+        "format_version", "encoder_version", "created_at", "record_count", "bit_length",
+        "schema_fingerprint", "key_check_value", "content_digest",
+    ):  # fmt: skip
+        table.add_row(key, str(header[key]))
+    pop = header["popcount"]
+    table.add_row(
+        "popcount",
+        f"mean {pop['mean']:.1f}, sd {pop['std']:.1f}, min {pop['min']}, max {pop['max']}",
+    )
+    out.print(table)
+    n = header["record_count"]
+    cov = Table(title="field coverage", show_header=True)
+    cov.add_column("feature")
+    cov.add_column("present", justify="right")
+    cov.add_column("share", justify="right")
+    for f in header["features"]:
+        cov.add_row(f["name"], f"{f['present']:,}", f"{f['present'] / n:.1%}" if n else "-")
+    out.print(cov)
+    out.print("popcount histogram (set bits per record)")
+    for line in _histogram(pop["histogram_edges"], pop["histogram_counts"]):
+        out.print(line, highlight=False)
+
+
+@app.command("validate-schema")
+def validate_schema(
+    schema_path: Annotated[str, typer.Argument(metavar="SCHEMA", help="File or 'pace-default'.")],
+) -> None:
+    """Check a linkage schema; print its features and fingerprint."""
+    schema = _guarded(lambda: load_schema(schema_path))
+    table = Table(title=f"{schema.source}: valid", show_header=True)
+    for col in ("feature", "comparison", "strategy", "standardise", "optional"):
+        table.add_column(col)
+    for f in schema.hashed_features:
+        h = schema.raw["features"][f.index]["hashing"]
+        table.add_row(
+            f.name,
+            json.dumps(h["comparison"]),
+            json.dumps(h["strategy"]),
+            f.extension.standardise or "-",
+            "yes" if f.extension.optional else "no",
+        )
+    out.print(table)
+    out.print(f"bit length {schema.bit_length}, fingerprint {schema.fingerprint}", soft_wrap=True)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    show_version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if show_version:
+        out.print(f"pacelink {version('pacelink')}")
+        raise typer.Exit(0)
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="pacelink.commands"):
+        plugin = ep.load()
+        if isinstance(plugin, typer.Typer):
+            app.add_typer(plugin, name=ep.name)
+        else:
+            app.command(name=ep.name)(plugin)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _load_plugins()
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # last line of defence: a message, never a traceback
+        if os.environ.get("PACELINK_DEBUG") == "1":
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__} (rerun with PACELINK_DEBUG=1 "
+            "for details and report it)",
+            highlight=False,
+        )
+        sys.exit(3)

@@ -1,0 +1,340 @@
+"""The `.plk` encoding file: a self-describing JSON header followed by packed, memory-mappable bits.
+
+Layout (all offsets in bytes)::
+
+    0       8-byte magic  b"PACELINK"
+    8       uint32 little-endian: length H of the UTF-8 JSON header
+    12      the JSON header (H bytes), then spaces up to `data_offset`
+    data_offset (a multiple of 4096)
+            record_count * bit_length/8 bytes: row i is record i's filter, packed in clkhash's
+            bit order (the bytes of clkhash's big-endian bitarray)
+
+The header's model below is the single source of truth; `schemas/plk-header.schema.json` is
+its JSON Schema export (a test keeps them equal). Files are written to a temporary name and
+renamed into place only when complete, so a failed run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "EncodingFileError",
+    "EncodingWriter",
+    "Encodings",
+    "FeatureCoverage",
+    "PlkHeader",
+    "PopcountStats",
+    "header_json_schema",
+    "read_encodings",
+    "read_header",
+]
+
+MAGIC = b"PACELINK"
+FORMAT_NAME = "pacelink-encodings"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sI")
+_ALIGN = 4096
+_RESERVED = 2 * _ALIGN  # header space reserved before the bits while streaming
+HISTOGRAM_BINS = 64
+
+U8Array = np.ndarray[Any, np.dtype[np.uint8]]
+
+
+class EncodingFileError(ValueError):
+    """A `.plk` file is malformed or does not match what was expected; names the file."""
+
+
+class PopcountStats(BaseModel):
+    """Distribution of the number of set bits per record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mean: float
+    std: float
+    min: int
+    max: int
+    histogram_edges: list[int] = Field(
+        description="Bin edges over 0..bit_length; bin b holds counts in [edge b, edge b+1)."
+    )
+    histogram_counts: list[int]
+
+
+class FeatureCoverage(BaseModel):
+    """How many encoded records had a value for a feature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    present: int = Field(ge=0)
+
+
+class PlkHeader(BaseModel):
+    """The header of a `.plk` file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["pacelink-encodings"] = "pacelink-encodings"
+    format_version: Literal[1] = 1
+    encoder_version: str
+    schema_fingerprint: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    key_check_value: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description="HKDF-SHA256 of the secret under pacelink's own label: equal values mean "
+        "the same secret, without revealing it.",
+    )
+    bit_length: int = Field(gt=0, multiple_of=8)
+    bit_order: Literal["clkhash"] = Field(
+        default="clkhash",
+        description="Bit i of a filter is bit (7 - i % 8) of byte i // 8, as clkhash's bitarray.",
+    )
+    record_count: int = Field(ge=0)
+    popcount: PopcountStats
+    features: list[FeatureCoverage]
+    created_at: str = Field(description="UTC time the file was completed, ISO 8601.")
+    content_digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="SHA-256 of the packed bits."
+    )
+    data_offset: int = Field(ge=0, multiple_of=_ALIGN)
+
+
+def header_json_schema() -> dict[str, Any]:
+    """JSON Schema of the `.plk` header, as shipped in `schemas/`."""
+    schema = PlkHeader.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://pacelink.example/schemas/plk-header.schema.json"
+    return schema
+
+
+@dataclass
+class Encodings:
+    """Encodings in memory or memory-mapped from a `.plk` file.
+
+    Attributes:
+        bits: `(n, bit_length / 8)` uint8, row i is record i.
+        header: The file header as a dict (for in-memory encodings, what the file would hold).
+        report: For freshly encoded data, the encode report; None when read from a file.
+    """
+
+    bits: U8Array
+    header: dict[str, Any]
+    report: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.bits.shape[0])
+
+    @property
+    def bit_length(self) -> int:
+        return int(self.header["bit_length"])
+
+    def popcounts(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Set bits per record."""
+        counts: np.ndarray[Any, np.dtype[np.int64]] = np.bitwise_count(self.bits).sum(
+            axis=1, dtype=np.int64
+        )
+        return counts
+
+
+class _PopcountAccumulator:
+    def __init__(self, bit_length: int) -> None:
+        self.n = 0
+        self.total = 0
+        self.total_sq = 0
+        self.min = bit_length
+        self.max = 0
+        self.edges = np.linspace(0, bit_length + 1, HISTOGRAM_BINS + 1).round().astype(int)
+        self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+
+    def add(self, bits: U8Array) -> None:
+        if bits.shape[0] == 0:
+            return
+        pc = np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+        self.n += pc.size
+        self.total += int(pc.sum())
+        self.total_sq += int((pc * pc).sum())
+        self.min = min(self.min, int(pc.min()))
+        self.max = max(self.max, int(pc.max()))
+        self.counts += np.histogram(pc, bins=self.edges)[0]
+
+    def stats(self) -> PopcountStats:
+        mean = self.total / self.n if self.n else 0.0
+        var = max(self.total_sq / self.n - mean * mean, 0.0) if self.n else 0.0
+        return PopcountStats(
+            mean=mean,
+            std=var**0.5,
+            min=self.min if self.n else 0,
+            max=self.max,
+            histogram_edges=[int(e) for e in self.edges],
+            histogram_counts=[int(c) for c in self.counts],
+        )
+
+
+class EncodingWriter:
+    """Streams packed filters into a new `.plk` file, atomically.
+
+    Use as a context manager: `append` chunks, then `finish`; leaving the block without
+    `finish` (or with an exception) removes the temporary file and leaves nothing behind.
+    """
+
+    def __init__(self, path: Path, bit_length: int) -> None:
+        if bit_length % 8:
+            raise ValueError("bit_length must be a multiple of 8")
+        self.path = path
+        self.bit_length = bit_length
+        self._digest = hashlib.sha256()
+        self._pop = _PopcountAccumulator(bit_length)
+        self._count = 0
+        self._fh: Any = None
+        self._tmp: Path | None = None
+        self.header: PlkHeader | None = None
+
+    def __enter__(self) -> EncodingWriter:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._fh.write(b"\0" * _RESERVED)
+        return self
+
+    def append(self, bits: U8Array) -> None:
+        """Append rows `(k, bit_length / 8)`."""
+        if bits.ndim != 2 or bits.shape[1] * 8 != self.bit_length or bits.dtype != np.uint8:
+            raise ValueError(f"expected uint8 rows of {self.bit_length // 8} bytes")
+        data = np.ascontiguousarray(bits).tobytes()
+        self._fh.write(data)
+        self._digest.update(data)
+        self._pop.add(bits)
+        self._count += bits.shape[0]
+
+    def finish(
+        self,
+        *,
+        encoder_version: str,
+        schema_fingerprint: str,
+        key_check_value: str,
+        features: Sequence[tuple[str, int]],
+    ) -> PlkHeader:
+        """Write the header and move the file into place."""
+        header = PlkHeader(
+            encoder_version=encoder_version,
+            schema_fingerprint=schema_fingerprint,
+            key_check_value=key_check_value,
+            bit_length=self.bit_length,
+            record_count=self._count,
+            popcount=self._pop.stats(),
+            features=[FeatureCoverage(name=n, present=p) for n, p in features],
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            content_digest="sha256:" + self._digest.hexdigest(),
+            data_offset=_RESERVED,
+        )
+        blob = header.model_dump_json().encode("utf-8")
+        if _PREFIX.size + len(blob) > _RESERVED:
+            raise EncodingFileError(f"{self.path}: header too large ({len(blob)} bytes)")
+        self._fh.seek(0)
+        self._fh.write(_PREFIX.pack(MAGIC, len(blob)) + blob)
+        self._fh.write(b" " * (_RESERVED - _PREFIX.size - len(blob)))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        assert self._tmp is not None
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        self.header = header
+        return header
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+def read_header(path: Path) -> PlkHeader:
+    """Read and validate the header of a `.plk` file without touching the bits."""
+    try:
+        with path.open("rb") as fh:
+            prefix = fh.read(_PREFIX.size)
+            if len(prefix) < _PREFIX.size:
+                raise EncodingFileError(f"{path}: too short to be a pacelink encoding file")
+            magic, length = _PREFIX.unpack(prefix)
+            if magic != MAGIC:
+                raise EncodingFileError(f"{path}: not a pacelink encoding file (bad magic)")
+            if length > 1 << 20:
+                raise EncodingFileError(f"{path}: implausible header length {length}")
+            blob = fh.read(length)
+    except OSError as exc:
+        raise EncodingFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        doc = json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise EncodingFileError(f"{path}: the header is not valid JSON") from None
+    if isinstance(doc, dict) and doc.get("format_version") not in (None, FORMAT_VERSION):
+        raise EncodingFileError(
+            f"{path}: format version {doc.get('format_version')} is not supported by this "
+            f"encoder (supports {FORMAT_VERSION}); upgrade pacelink"
+        )
+    try:
+        return PlkHeader.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise EncodingFileError(f"{path}: invalid header field {loc!r}: {err['msg']}") from None
+
+
+def read_encodings(path: str | Path, *, verify: bool = True) -> Encodings:
+    """Open a `.plk` file; the bits are memory-mapped read-only.
+
+    Args:
+        verify: Check the content digest (reads the whole file once).
+
+    Raises:
+        EncodingFileError: Malformed, truncated or corrupted file.
+    """
+    path = Path(path)
+    header = read_header(path)
+    width = header.bit_length // 8
+    expected = header.data_offset + header.record_count * width
+    size = path.stat().st_size
+    if size != expected:
+        raise EncodingFileError(
+            f"{path}: file is {size} bytes but the header describes {expected} "
+            "(truncated or padded)"
+        )
+    if header.record_count:
+        bits: U8Array = np.memmap(
+            path, dtype=np.uint8, mode="r", offset=header.data_offset,
+            shape=(header.record_count, width),
+        )  # fmt: skip
+    else:
+        bits = np.zeros((0, width), dtype=np.uint8)
+    if verify:
+        digest = hashlib.sha256()
+        step = max(1, (64 << 20) // max(width, 1))
+        for start in range(0, header.record_count, step):
+            digest.update(np.ascontiguousarray(bits[start : start + step]).tobytes())
+        if "sha256:" + digest.hexdigest() != header.content_digest:
+            raise EncodingFileError(f"{path}: content digest mismatch (the file is corrupted)")
+    return Encodings(bits=bits, header=header.model_dump())

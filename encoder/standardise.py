@@ -1,0 +1,698 @@
+"""Turn raw identifier values into the canonical strings that partners encode."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from types import MappingProxyType
+
+__all__ = [
+    "STANDARDISERS",
+    "InvalidValue",
+    "is_missing",
+    "standardise_address",
+    "standardise_date",
+    "standardise_name",
+    "standardise_ni_number",
+    "standardise_postcode",
+    "standardise_sex",
+]
+
+
+# The name is fixed by the encoder API that other modules import, hence no "Error" suffix.
+class InvalidValue(ValueError):
+    """A value that cannot be standardised.
+
+    Its message is a short reason and NEVER contains the value itself (privacy: messages end up
+    in logs and reports). Every reason raised by this module is one of the fixed strings below.
+    """
+
+
+# Reasons are fixed strings, never formatted with the value, so that nothing a partner supplied
+# can leak into a log line or a quality report through an exception message.
+_R_NAME_DIGITS = "name contains digits"
+_R_DATE_FORMAT = "unrecognised date format"
+_R_DATE_FMT_MISMATCH = "does not match the given format"
+_R_MONTH_NAME = "unrecognised month name"
+_R_MONTH_RANGE = "month out of range"
+_R_DAY_RANGE = "day out of range for month"
+_R_DATE_EARLY = "date before 1900-01-01"
+_R_DATE_FUTURE = "date in the future"
+_R_POSTCODE = "not a valid UK postcode"
+_R_SEX = "unrecognised sex code"
+_R_NINO = "not a valid NI number"
+_R_NINO_PREFIX = "NI number prefix not allocated"
+
+# ---------------------------------------------------------------------------------------------
+# Missing values
+# ---------------------------------------------------------------------------------------------
+
+_MISSING_TOKENS = frozenset(
+    {
+        "null",
+        "none",
+        "n/a",
+        "na",
+        "nan",
+        "-",
+        "--",
+        "?",
+        "unknown",
+        "not known",
+        "not stated",
+    }
+)
+
+# A standardiser's *output* can spell a null token even when its input did not ("N.A." -> "na"
+# for names, "Not-Known" -> "not known" for addresses). Such outputs are turned into "" as well,
+# otherwise standardising the output a second time would give "" and break idempotency.
+_MISSING_LETTERS = frozenset(re.sub(r"[^a-z]", "", token) for token in _MISSING_TOKENS) - {""}
+
+
+def is_missing(value: str) -> bool:
+    """Return True if the raw value means "no value".
+
+    Empty and whitespace-only strings and the null tokens in ``_MISSING_TOKENS`` (compared
+    case-insensitively, after stripping and collapsing internal whitespace) are missing. Every
+    standardiser returns "" for such a value rather than raising, because a blank field is a
+    normal part of partner data, not an error to report.
+
+    Args:
+        value: The raw value as read from a partner's file.
+
+    Returns:
+        Whether the value should be treated as missing.
+    """
+    if not value or value.isspace():
+        return True
+    return " ".join(value.split()).casefold() in _MISSING_TOKENS
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared Unicode folding
+# ---------------------------------------------------------------------------------------------
+
+# Applied before NFKC: NFKC turns the acute accent U+00B4 into a space plus a combining mark,
+# which would otherwise split "M\u00b4Donald" into two words. Invisible characters are deleted so
+# that a zero-width space pasted from a web form cannot split or hide part of a value.
+_PRE_NFKC = str.maketrans(
+    {
+        "\u2019": "'",  # right single quotation mark (Word's "smart" apostrophe)
+        "\u2018": "'",  # left single quotation mark
+        "\u02bc": "'",  # modifier letter apostrophe
+        "\u00b4": "'",  # acute accent used as an apostrophe
+        "\u2032": "'",  # prime
+        "\u2010": "-",  # hyphen
+        "\u2011": "-",  # non-breaking hyphen
+        "\u2012": "-",  # figure dash
+        "\u2013": "-",  # en dash
+        "\u2014": "-",  # em dash
+        "\u2212": "-",  # minus sign
+        "\u00ad": None,  # soft hyphen
+        "\u200b": None,  # zero-width space
+        "\u200c": None,  # zero-width non-joiner
+        "\u200d": None,  # zero-width joiner
+        "\u2060": None,  # word joiner
+        "\ufeff": None,  # byte-order mark / zero-width no-break space
+    }
+)
+
+# Latin letters that NFKD does not decompose into a base letter plus marks, so stripping
+# combining marks alone would lose them entirely (Łukasz -> "ukasz"). Keys are the case-folded
+# forms because the table is applied after casefold().
+_LETTER_TABLE = str.maketrans(
+    {
+        "\u00df": "ss",  # ß (casefold already does this; kept for clarity)
+        "\u00e6": "ae",  # æ
+        "\u0153": "oe",  # œ
+        "\u00f8": "o",  # ø
+        "\u0142": "l",  # ł
+        "\u0111": "d",  # đ
+        "\u00f0": "d",  # ð
+        "\u00fe": "th",  # þ
+        "\u0131": "i",  # dotless i
+        "\u0127": "h",  # ħ
+        "\u0167": "t",  # ŧ
+    }
+)
+
+
+def _fold(value: str) -> str:
+    """Case-fold a value and reduce accented Latin letters to their ASCII base letters.
+
+    ASCII input (the vast majority) takes a fast path: NFKC and NFKD leave it unchanged, so
+    lower() gives the same result as the full pipeline at a fraction of the cost.
+    """
+    if value.isascii():
+        return value.lower()
+    text = unicodedata.normalize("NFKC", value.translate(_PRE_NFKC))
+    text = unicodedata.normalize("NFKD", text.casefold().translate(_LETTER_TABLE))
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+# Dropped only when they are whole words and at least one other word remains (see
+# standardise_name). Several (lord, lady, dame, sir) are also real surnames, which is why a value
+# made only of these words is kept rather than emptied.
+_TITLES = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "master",
+        "mstr",
+        "dr",
+        "prof",
+        "professor",
+        "sir",
+        "dame",
+        "lady",
+        "lord",
+        "rev",
+        "revd",
+        "reverend",
+        "fr",
+        "sr",
+        "jr",
+        "snr",
+        "jnr",
+        "ii",
+        "iii",
+        "iv",
+        "esq",
+        "hon",
+    }
+)
+
+_UNICODE_DIGIT_RE = re.compile(r"\d")
+# A word is a run of ASCII letters, apostrophes and hyphens: apostrophes and hyphens join the
+# parts of one name (O'Neill, Smith-Jones), anything else (spaces, dots, commas) separates words.
+_NAME_WORD_RE = re.compile(r"[a-z'`\-]+")
+_MAC_PREFIXES = ("mc", "m'", "m`")
+
+
+def _drop_joiners(word: str) -> str:
+    """Delete apostrophes and hyphens, leaving only a-z (words contain nothing else).
+
+    Chained replace() is several times faster than translate() or a regex on short strings.
+    """
+    return word.replace("'", "").replace("-", "").replace("`", "")
+
+
+def _mac(part: str) -> str:
+    """Apply the Mc/Mac rule to one name part: a leading "mc", or "m'" before a letter, -> "mac"."""
+    if part.startswith("mc") or (len(part) > 2 and part[2] not in "'`"):
+        return "mac" + part[2:]
+    return part
+
+
+def standardise_name(value: str) -> str:
+    """Standardise a given name or surname to lower-case ASCII letters only.
+
+    Steps: Unicode NFKC, case-fold, transliterate letters NFKD cannot decompose (ł -> l, æ -> ae),
+    NFKD with combining marks removed (Seán -> sean); drop title words (Mr, Dr, Jnr ...) if
+    another word remains; rewrite a leading "Mc" or "M'" of each word to "Mac"; finally remove
+    everything that is not a-z, so spacing, hyphens and apostrophes cannot stop two spellings of
+    the same name agreeing ("O'Neill", "O Neill" and "ONeill" all give "oneill").
+
+    Args:
+        value: A raw given name or surname.
+
+    Returns:
+        The canonical name (only characters a-z), or "" if the value is missing or nothing
+        remains (for example a name written only in a non-Latin script).
+
+    Raises:
+        InvalidValue: If the name contains digits, which means the field holds something other
+            than a name (a date, an ID, a mis-keyed column) and should be looked at, not matched.
+    """
+    if is_missing(value):
+        return ""
+    folded = _fold(value)
+    if _UNICODE_DIGIT_RE.search(folded):
+        raise InvalidValue(_R_NAME_DIGITS)
+
+    words = _NAME_WORD_RE.findall(folded)
+    letters = [word if word.isalpha() else _drop_joiners(word) for word in words]
+    kept = [word for word, only in zip(words, letters, strict=True) if only and only not in _TITLES]
+    if not kept:
+        # Only title words (or nothing): keep them, since "Lord" or "Dame" may be the surname.
+        kept = [word for word, only in zip(words, letters, strict=True) if only]
+
+    parts = [
+        _mac(part) if part.startswith(_MAC_PREFIXES) else part
+        for word in kept
+        for part in word.split("-")
+    ]
+    result = _drop_joiners("".join(parts))
+    # Joining can create a new leading "mc" ("M C Donald" -> "mcdonald"); rewriting it here
+    # keeps the function idempotent, because a second pass sees one word starting with "mc".
+    if result.startswith("mc"):
+        result = "mac" + result[2:]
+    if result in _MISSING_LETTERS:
+        return ""
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+# ---------------------------------------------------------------------------------------------
+
+_MONTHS: Mapping[str, int] = MappingProxyType(
+    {
+        "jan": 1,
+        "january": 1,
+        "feb": 2,
+        "february": 2,
+        "mar": 3,
+        "march": 3,
+        "apr": 4,
+        "april": 4,
+        "may": 5,
+        "jun": 6,
+        "june": 6,
+        "jul": 7,
+        "july": 7,
+        "aug": 8,
+        "august": 8,
+        "sep": 9,
+        "sept": 9,
+        "september": 9,
+        "oct": 10,
+        "october": 10,
+        "nov": 11,
+        "november": 11,
+        "dec": 12,
+        "december": 12,
+    }
+)
+
+# An optional time of day, as written by pandas, Excel and databases after a date. It is
+# checked for shape and then ignored: only the calendar date is linked.
+_TIME = (
+    r"(?:[ t](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?"
+    r"(?: ?[ap]m)?(?: ?(?:z|[+-]\d{2}:?\d{2}))?)?"
+)
+_SEP = r"[ ,/.\-]*"
+_ORD = r"(?:st|nd|rd|th)?"
+
+_ISO_RE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})" + _TIME, re.ASCII)
+_COMPACT_RE = re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII)
+# Day-first numeric; the back-reference requires both separators to be the same, since a
+# mixture ("12/03-1985") is more likely two fields run together than a date.
+_DMY_NUMERIC_RE = re.compile(r"(\d{1,2}) ?([-/. ]) ?(\d{1,2}) ?\2 ?(\d{4}|\d{2})" + _TIME, re.ASCII)
+_DMY_NAMED_RE = re.compile(
+    r"(\d{1,2})" + _ORD + _SEP + r"(?:of )?([a-z]+)\.?" + _SEP + r"(\d{4}|\d{2})" + _TIME,
+    re.ASCII,
+)
+# Month-first needs a separator between day and year: "mar121985" has no unambiguous reading.
+_MDY_NAMED_RE = re.compile(
+    r"([a-z]+)\.?" + _SEP + r"(\d{1,2})" + _ORD + r"[ ,/.\-]+(\d{4}|\d{2})" + _TIME,
+    re.ASCII,
+)
+_CANONICAL_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+_FMT_TWO_DIGIT_YEAR_RE = re.compile(r"(?<!%)%y")
+
+_EARLIEST = date(1900, 1, 1)
+_YEAR_AT_IMPORT = date.today().year
+
+
+def _days_in_month(year: int, month: int) -> int:
+    """Days in a month of the proleptic Gregorian calendar (any year, including 0)."""
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _expand_year(text: str) -> int:
+    """Turn a two- or four-digit year into a full year using the current-year pivot.
+
+    A two-digit year at or below the current two-digit year is taken as this century, anything
+    above as the last: in 2026, "26" -> 2026 and "27" -> 1927. Dates of birth of children are far
+    more common in partner data than those of people over 100, so this is the less wrong guess.
+    """
+    year = int(text)
+    if len(text) != 2:
+        return year
+    this_year = date.today().year
+    current = this_year % 100
+    century = this_year - current
+    return century + year if year <= current else century - 100 + year
+
+
+def _make_date(year: int, month: int, day: int) -> date:
+    """Build a date; raise InvalidValue with a fixed reason if impossible or out of range."""
+    if not 1 <= month <= 12:
+        raise InvalidValue(_R_MONTH_RANGE)
+    if not 1 <= day <= _days_in_month(year, month):
+        raise InvalidValue(_R_DAY_RANGE)
+    if year < _EARLIEST.year:
+        raise InvalidValue(_R_DATE_EARLY)
+    result = date(year, month, day)
+    # date.today() costs about as much as the rest of the parse, so it is only consulted for
+    # years that could be in the future; the clock only moves forward after import.
+    if year >= _YEAR_AT_IMPORT and result > date.today():
+        raise InvalidValue(_R_DATE_FUTURE)
+    return result
+
+
+def _month_number(word: str) -> int:
+    """Look up an English month name or abbreviation (already lower case)."""
+    month = _MONTHS.get(word)
+    if month is None:
+        raise InvalidValue(_R_MONTH_NAME)
+    return month
+
+
+def _detect_date(text: str) -> date:
+    """Parse a normalised (stripped, lower-case, single-spaced) date in any accepted layout."""
+    if match := _ISO_RE.fullmatch(text):
+        year, _, month, day = match.groups()
+        return _make_date(int(year), int(month), int(day))
+    if match := _COMPACT_RE.fullmatch(text):
+        year, month, day = match.groups()
+        return _make_date(int(year), int(month), int(day))
+    if match := _DMY_NUMERIC_RE.fullmatch(text):
+        day, _, month, year = match.groups()
+        return _make_date(_expand_year(year), int(month), int(day))
+    if match := _DMY_NAMED_RE.fullmatch(text):
+        day, month_word, year = match.groups()
+        month_number = _month_number(month_word)
+        return _make_date(_expand_year(year), month_number, int(day))
+    if match := _MDY_NAMED_RE.fullmatch(text):
+        month_word, day, year = match.groups()
+        month_number = _month_number(month_word)
+        return _make_date(_expand_year(year), month_number, int(day))
+    raise InvalidValue(_R_DATE_FORMAT)
+
+
+def _parse_with_format(text: str, fmt: str) -> date:
+    """Parse with an explicit strptime format, applying this module's year pivot and range."""
+    try:
+        parsed = datetime.strptime(text, fmt).date()
+    except ValueError as exc:
+        # strptime's own messages quote the value, so they are replaced, and "from None" keeps
+        # the original out of any traceback that ends up in a log.
+        reason = _R_DAY_RANGE if str(exc) == "day is out of range for month" else None
+        raise InvalidValue(reason or _R_DATE_FMT_MISMATCH) from None
+    year = parsed.year
+    if _FMT_TWO_DIGIT_YEAR_RE.search(fmt):
+        # strptime pivots %y at 69 (POSIX); re-pivot so fmt and detection read "50" the same way.
+        year = _expand_year(f"{year % 100:02d}")
+    return _make_date(year, parsed.month, parsed.day)
+
+
+def standardise_date(value: str, fmt: str | None = None) -> str:
+    """Standardise a date (normally a date of birth) to ISO ``YYYY-MM-DD``.
+
+    Without ``fmt`` the layout is detected: ISO (optionally with a time part, as pandas and Excel
+    write it), compact ``YYYYMMDD``, day-first numeric (``12/03/1985``, ``12-3-85``,
+    ``12.03.1985``), day-first with an English month name (``12 Mar 1985``, ``12-MAR-85``,
+    ``12th March 1985``, ``12MAR1985``) and month-name-first (``March 12, 1985``). Numeric dates are
+    always read day-first, as is usual in the UK. Two-digit years use the current-year pivot (see
+    ``_expand_year``).
+
+    Args:
+        value: The raw date.
+        fmt: A ``datetime.strptime`` format that the value must match exactly, instead of
+            detection. A value already in canonical ``YYYY-MM-DD`` form is accepted as such
+            whatever ``fmt`` says, so that standardising twice is harmless.
+
+    Returns:
+        The ISO date, or "" if the value is missing.
+
+    Raises:
+        InvalidValue: If the layout is not recognised, the date is impossible (31/02, month 13,
+            day 0), before 1900-01-01, or after today.
+    """
+    if is_missing(value):
+        return ""
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    text = " ".join(text.split()).lower()
+    if fmt is None:
+        return _detect_date(text).isoformat()
+    if match := _CANONICAL_DATE_RE.fullmatch(text):
+        year, month, day = match.groups()
+        return _make_date(int(year), int(month), int(day)).isoformat()
+    # The format is applied to the stripped value with its original case and spacing, because
+    # the caller has said exactly what the value looks like.
+    return _parse_with_format(value.strip(), fmt).isoformat()
+
+
+# ---------------------------------------------------------------------------------------------
+# Postcodes
+# ---------------------------------------------------------------------------------------------
+
+# Outward code shapes A9, A99, A9A, AA9, AA99, AA9A; inward code 9AA. Letter-position rules
+# (e.g. no Q, V, X first) are deliberately not enforced: a rule applied wrongly would reject a
+# real postcode, while a shape check alone already catches almost all keying damage.
+_OUTWARD = r"[A-Z]{1,2}[0-9][0-9A-Z]?"
+_FULL_POSTCODE_RE = re.compile(rf"({_OUTWARD})([0-9][A-Z]{{2}})", re.ASCII)
+_OUTWARD_ONLY_RE = re.compile(_OUTWARD, re.ASCII)
+# NHS pseudo-postcodes (ZZ99 3VZ "no fixed abode", ZZ99 3CZ "England, not otherwise specified",
+# ...) are shared by thousands of unrelated people, so agreement on one is not evidence.
+_PSEUDO_OUTWARD = "ZZ99"
+
+
+def standardise_postcode(value: str) -> str:
+    """Standardise a UK postcode to upper case with one space before the inward code.
+
+    All whitespace is ignored ("eh11aa", "EH1  1AA" -> "EH1 1AA"). Likely OCR or keying
+    confusions (O/0, I/1) are not corrected: a "corrected" postcode may be someone else's, and
+    merging two people is worse than missing one match. An outward code on its own ("EH1",
+    "SW1A") is returned as is; its encoding shares n-grams with the full postcode, so it still
+    contributes partial evidence.
+
+    Args:
+        value: The raw postcode.
+
+    Returns:
+        "EH1 1AA"-style postcode, an outward code alone, "GIR 0AA", or "" if the value is
+        missing or an NHS ZZ99 pseudo-postcode.
+
+    Raises:
+        InvalidValue: If the value is not shaped like a UK postcode or outward code.
+    """
+    if is_missing(value):
+        return ""
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    # The ASCII check comes before upper(), which would otherwise turn "ß" into "SS".
+    compact = "".join(text.split())
+    if not compact.isascii():
+        raise InvalidValue(_R_POSTCODE)
+    compact = compact.upper()
+    if compact == "GIR0AA":
+        return "GIR 0AA"
+    if match := _FULL_POSTCODE_RE.fullmatch(compact):
+        outward, inward = match.groups()
+        return "" if outward == _PSEUDO_OUTWARD else f"{outward} {inward}"
+    if _OUTWARD_ONLY_RE.fullmatch(compact):
+        return "" if compact == _PSEUDO_OUTWARD else compact
+    raise InvalidValue(_R_POSTCODE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sex
+# ---------------------------------------------------------------------------------------------
+
+# 1/2/0/9 follow ISO/IEC 5218 (1 male, 2 female, 0 not known, 9 not applicable). The ".0" forms
+# are what a numeric column with blanks becomes after pandas reads it as float and it is
+# written back as text.
+_SEX_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        "m": "M",
+        "male": "M",
+        "man": "M",
+        "1": "M",
+        "1.0": "M",
+        "f": "F",
+        "female": "F",
+        "woman": "F",
+        "2": "F",
+        "2.0": "F",
+        "u": "",
+        "unknown": "",
+        "x": "",
+        "not known": "",
+        "not specified": "",
+        "0": "",
+        "0.0": "",
+        "9": "",
+        "9.0": "",
+        "indeterminate": "",
+        "prefer not to say": "",
+    }
+)
+
+
+def standardise_sex(value: str) -> str:
+    """Standardise a sex code to "M", "F" or "" (unknown).
+
+    Args:
+        value: The raw code, e.g. "m", "Female", "1", "9", "Prefer not to say".
+
+    Returns:
+        "M", "F", or "" when the value is missing, unknown, not applicable or not given (these
+        carry no evidence either way, so they are left out of the encoding).
+
+    Raises:
+        InvalidValue: If the code is not one of the accepted codes.
+    """
+    if is_missing(value):
+        return ""
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    code = _SEX_CODES.get(" ".join(text.split()).casefold())
+    if code is None:
+        raise InvalidValue(_R_SEX)
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# National Insurance numbers
+# ---------------------------------------------------------------------------------------------
+
+# First letter not D, F, I, Q, U, V; second letter not D, F, I, O, Q, U, V; six digits; optional
+# suffix A-D (HMRC National Insurance Manual NIM39110).
+_NINO_RE = re.compile(r"([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z])[0-9]{6}[A-D]?", re.ASCII)
+_NINO_UNALLOCATED = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
+def standardise_ni_number(value: str) -> str:
+    """Standardise a National Insurance number to upper case with no spaces.
+
+    Args:
+        value: The raw NI number, e.g. "ab 12 34 56 c".
+
+    Returns:
+        E.g. "AB123456C" (or "AB123456" when no suffix was given), or "" if missing.
+
+    Raises:
+        InvalidValue: If the format is wrong or the prefix is one HMRC never allocates
+            (including the TN prefix of temporary numbers).
+    """
+    if is_missing(value):
+        return ""
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    compact = "".join(text.split())
+    if not compact.isascii():
+        raise InvalidValue(_R_NINO)
+    compact = compact.upper()
+    match = _NINO_RE.fullmatch(compact)
+    if match is None:
+        raise InvalidValue(_R_NINO)
+    if match.group(1) in _NINO_UNALLOCATED:
+        raise InvalidValue(_R_NINO_PREFIX)
+    return compact
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses
+# ---------------------------------------------------------------------------------------------
+
+_ADDRESS_ABBREVIATIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "rd": "road",
+        "st": "street",
+        "str": "street",
+        "ave": "avenue",
+        "av": "avenue",
+        "dr": "drive",
+        "drv": "drive",
+        "ln": "lane",
+        "cres": "crescent",
+        "cresc": "crescent",
+        "ct": "court",
+        "crt": "court",
+        "pl": "place",
+        "sq": "square",
+        "gdns": "gardens",
+        "gdn": "garden",
+        "terr": "terrace",
+        "ter": "terrace",
+        "tce": "terrace",
+        "fl": "flat",
+        "flt": "flat",
+        "apt": "apartment",
+        "cl": "close",
+        "gro": "grove",
+        "pk": "park",
+        "pde": "parade",
+        "hse": "house",
+        "bldg": "building",
+        "bldgs": "buildings",
+        "est": "estate",
+        "hts": "heights",
+        "mt": "mount",
+        "wk": "walk",
+        "grn": "green",
+        "cott": "cottage",
+        "cotts": "cottages",
+        "ctr": "centre",
+        "blvd": "boulevard",
+        "mkt": "market",
+        "nth": "north",
+        "sth": "south",
+        "upr": "upper",
+        "lwr": "lower",
+    }
+)
+
+# Apostrophes are deleted rather than spaced ("St John's" -> "st johns"), and "&" becomes the
+# word "and" so "Smith & Sons" and "Smith and Sons" agree.
+# Every other ASCII character that is not a-z or 0-9 becomes a space. translate() covers ASCII
+# text (almost every address) much faster than a regex; the regex handles what is left of
+# non-Latin scripts after folding.
+_ADDRESS_TABLE = str.maketrans(
+    {
+        **{chr(code): " " for code in range(128) if not chr(code).isalnum()},
+        "'": None,
+        "`": None,
+        "&": " and ",
+    }
+)
+_ADDRESS_NON_ASCII_RE = re.compile(r"[^a-z0-9 ]+")
+
+
+def standardise_address(value: str) -> str:
+    """Standardise one address line to lower-case words separated by single spaces.
+
+    Accents are removed as for names, punctuation becomes a space, and common abbreviations are
+    expanded when they are whole words ("12 High St." -> "12 high street"). "st" is always read
+    as "street", never "saint": the expansion is the same on every partner's side, so it cannot
+    stop two records agreeing, whereas guessing from context could.
+
+    Args:
+        value: A raw address line.
+
+    Returns:
+        The canonical line (characters a-z, 0-9 and single spaces), or "" if missing.
+    """
+    if is_missing(value):
+        return ""
+    text = _fold(value).translate(_ADDRESS_TABLE)
+    if not text.isascii():
+        text = _ADDRESS_NON_ASCII_RE.sub(" ", text)
+    get = _ADDRESS_ABBREVIATIONS.get
+    result = " ".join(get(word, word) for word in text.split())
+    return "" if is_missing(result) else result
+
+
+_STANDARDISERS: dict[str, Callable[[str], str]] = {
+    "name": standardise_name,
+    "date": standardise_date,
+    "postcode": standardise_postcode,
+    "sex": standardise_sex,
+    "ni_number": standardise_ni_number,
+    "address": standardise_address,
+}
+# Read-only view: the encoder looks standardisers up by field type, and a caller mutating the
+# shared table would silently change how every other field is standardised.
+STANDARDISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(_STANDARDISERS)

@@ -1,0 +1,1 @@
+"""pacelink linkage unit: matches encodings from many partners and releases what policy allows."""

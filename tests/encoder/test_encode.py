@@ -1,0 +1,249 @@
+"""The encoding pipeline on real files: formats, consent, rejects, bad input, counts reconcile."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from clkhash import clk
+
+from encoder.encode import EncodeError, EncodeOptions, encode_dataframe, encode_file, output_paths
+from encoder.fileformat import read_encodings
+from encoder.keys import Secret, key_check_value
+from encoder.read import InputError
+from encoder.schema import load_schema, parse_schema
+from encoder.standardise import STANDARDISERS, standardise_date
+from tests.conftest import TEST_SECRET
+
+HEADER = ["client_ref", "given_name", "surname", "date_of_birth", "sex", "postcode", "consent"]
+ROWS = [
+    ["C001", "Seán", "O'Neill", "12 Mar 1985", "M", "eh11aa", "Y"],
+    ["C002", "Mary-Jane", "MacDonald", "03/04/1979", "female", "EH1 1AA", "yes"],
+    ["C003", "Anna", "Smith-Jones", "1990-02-28", "F", "G2 4JR", "N"],
+    ["C004", "Bob", "McDonald", "31/02/1985", "M", "AB10 1AQ", "Y"],  # impossible date
+    ["C005", "Zoë", "Łukasiewicz", "1 January 1960", "2", "KY16 9AJ", "Y"],
+    ["C006", "", "Brown", "", "", "", "Y"],  # sparse but valid: missing values set no bits
+    ["C007", "Tom", "Smith", "15/13/1990", "M", "DD1 4HN", "Y"],  # month 13
+    ["C008", "Ann", "Lee", "07/07/1977", "Q", "not a postcode", "y"],  # bad postcode
+]
+
+
+def _write_csv(path: Path, rows: list[list[str]], delimiter: str = ",",
+               encoding: str = "utf-8", header: list[str] = HEADER) -> Path:  # fmt: skip
+    with path.open("w", newline="", encoding=encoding) as fh:
+        writer = csv.writer(fh, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _encode(tmp_path: Path, src: Path, name: str = "out", **opts: Any) -> Any:
+    options = EncodeOptions(**{"id_column": "client_ref", "consent_column": "consent", **opts})
+    schema = load_schema("pace-default")
+    return encode_file(src, schema, Secret(TEST_SECRET), tmp_path / f"{name}.plk", options)
+
+
+def _reference_bits(rows: list[list[str]]) -> np.ndarray:
+    """clkhash on the standardised values: the oracle for what pacelink must produce."""
+    schema = load_schema("pace-default")
+    std = {
+        "given_name": STANDARDISERS["name"], "surname": STANDARDISERS["name"],
+        "date_of_birth": standardise_date, "sex": STANDARDISERS["sex"],
+        "postcode": STANDARDISERS["postcode"],
+    }  # fmt: skip
+    records = []
+    for row in rows:
+        values = dict(zip(HEADER, row, strict=True))
+        rec = [std[f.name](values[f.name]) if f.name in std else "" for f in schema.features]
+        records.append(rec)
+    filters = clk.generate_clks(records, schema.clk, TEST_SECRET, max_workers=1)
+    return np.frombuffer(b"".join(f.tobytes() for f in filters), np.uint8).reshape(len(rows), -1)
+
+
+def test_csv_end_to_end(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "clients.csv", ROWS)
+    report = _encode(tmp_path, src)
+    assert report.records_in == 8
+    assert report.excluded_no_consent == 1
+    assert report.rejected == 3
+    assert report.encoded == 4
+    assert report.reconciles()
+    assert report.rejected_by_field == {"date_of_birth": 2, "sex": 1}
+    assert report.invalid_treated_as_missing == {"postcode": 1}  # pace-default: onInvalid
+    enc = read_encodings(tmp_path / "out.plk")
+    assert len(enc) == 4
+    assert enc.header["key_check_value"] == key_check_value(Secret(TEST_SECRET))
+    assert enc.header["schema_fingerprint"] == load_schema("pace-default").fingerprint
+    keys = pd.read_csv(tmp_path / "out.keys.csv", dtype=str)
+    assert keys.to_dict("list") == {"row": ["0", "1", "2", "3"],
+                                    "local_id": ["C001", "C002", "C005", "C006"]}  # fmt: skip
+    encoded_rows = [ROWS[i] for i in (0, 1, 4, 5)]
+    assert np.array_equal(enc.bits, _reference_bits(encoded_rows))
+    rejects = pd.read_csv(tmp_path / "out.rejects.csv", dtype=str)
+    assert rejects["row"].tolist() == ["4", "7", "8"]
+    assert set(rejects["field"]) == {"date_of_birth", "sex"}
+    text = (tmp_path / "out.rejects.csv").read_text() + json.dumps(report.rejected_reasons)
+    for value in ("31/02/1985", "15/13/1990", "not a postcode", "Bob", "McDonald", "C004"):
+        assert value not in text  # reasons never quote values
+    coverage = {f["name"]: f["present"] for f in enc.header["features"]}
+    assert coverage["given_name"] == 3 and coverage["surname"] == 4
+    assert coverage["address_line"] == 0  # optional column absent
+
+
+def test_delimiters_encodings_and_formats_give_identical_bits(tmp_path: Path) -> None:
+    base = _encode(tmp_path, _write_csv(tmp_path / "a.csv", ROWS), "base")
+    reference = np.asarray(read_encodings(base.output).bits)
+    variants: list[Path] = [
+        _write_csv(tmp_path / "semi.csv", ROWS, ";"),
+        _write_csv(tmp_path / "tab.tsv", ROWS, "\t"),
+        _write_csv(tmp_path / "pipe.txt", ROWS, "|"),
+        _write_csv(tmp_path / "bom.csv", ROWS, encoding="utf-8-sig"),
+    ]
+    # Windows-1252 cannot hold Ł: replace it in that variant and its reference.
+    cp_rows = [[v.replace("Ł", "L") for v in r] for r in ROWS]
+    cp_file = _write_csv(tmp_path / "cp.csv", cp_rows, encoding="cp1252")
+    frame = pd.DataFrame(ROWS, columns=HEADER)
+    frame.to_excel(tmp_path / "x.xlsx", index=False)
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    variants += [tmp_path / "x.xlsx", tmp_path / "p.parquet"]
+    for i, src in enumerate(variants):
+        report = _encode(tmp_path, src, f"v{i}")
+        assert report.encoded == 4, src.name
+        assert np.array_equal(read_encodings(report.output).bits, reference), src.name
+    cp_report = _encode(tmp_path, cp_file, "cp")
+    cp_ref = _encode(tmp_path, _write_csv(tmp_path / "cpu.csv", cp_rows), "cpu")
+    assert np.array_equal(read_encodings(cp_report.output).bits,
+                          read_encodings(cp_ref.output).bits)  # fmt: skip
+
+
+def test_excel_dates_and_numbers(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"client_ref": [101, 102], "given_name": ["Ann", "Bo"], "surname": ["Lee", "Ng"],
+         "date_of_birth": pd.to_datetime(["1985-03-12", "1979-04-03"]), "sex": [1, 2],
+         "postcode": ["EH1 1AA", "G2 4JR"], "consent": ["Y", "Y"]})  # fmt: skip
+    frame.to_excel(tmp_path / "d.xlsx", index=False)
+    report = _encode(tmp_path, tmp_path / "d.xlsx")
+    assert report.encoded == 2, report.rejected_reasons
+    keys = (tmp_path / "out.keys.csv").read_text().splitlines()
+    assert keys[1:] == ["0,101", "1,102"]
+
+
+def test_parallel_equals_serial(tmp_path: Path) -> None:
+    rows = [[f"R{i}-{j}", *r[1:]] for i in range(300) for j, r in enumerate(ROWS)]
+    src = _write_csv(tmp_path / "big.csv", rows)
+    serial = _encode(tmp_path, src, "serial", workers=1, chunk_rows=1000)
+    parallel = _encode(tmp_path, src, "parallel", workers=2, chunk_rows=1000)
+    assert serial.encoded == parallel.encoded == 1200
+    assert np.array_equal(read_encodings(serial.output).bits, read_encodings(parallel.output).bits)
+    for suffix in (".keys.csv", ".rejects.csv"):
+        assert (tmp_path / f"serial{suffix}").read_text() == (
+            tmp_path / f"parallel{suffix}"
+        ).read_text()
+    assert parallel.rejected_by_field == {"date_of_birth": 600, "sex": 300}
+    assert parallel.invalid_treated_as_missing == {"postcode": 300}
+
+
+def test_invalid_as_missing(tmp_path: Path) -> None:
+    doc = json.loads(Path("schemas/pace-default.json").read_text())
+    for feature in doc["features"]:
+        feature["onInvalid"] = "missing"
+    schema = parse_schema(doc)
+    src = _write_csv(tmp_path / "c.csv", ROWS)
+    options = EncodeOptions(id_column="client_ref", consent_column="consent")
+    report = encode_file(src, schema, Secret(TEST_SECRET), tmp_path / "m.plk", options)
+    assert report.rejected == 0 and report.encoded == 7
+    assert report.invalid_treated_as_missing == {"date_of_birth": 2, "postcode": 1, "sex": 1}
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "message"),
+    [
+        (b"", {}, r"empty\.csv: the file is empty"),
+        (b"client_ref,given_name,surname,date_of_birth,sex,consent\nC1,A,B,1980-01-01,M,Y\n",
+         {}, r"column\(s\) not found: 'postcode' \(feature postcode\)"),
+        (b"client_ref,given_name,surname,date_of_birth,sex,postcode,consent\n"
+         b"C1,A,B,1980-01-01,M,EH1 1AA\n", {}, r"row 1: 6 fields where the header has 7"),
+        (b"client_ref,given_name,surname,date_of_birth,sex,postcode,consent\n"
+         b"C1,A,B,1980-01-01,M,EH1 1AA,Y\nC2,\xff\xfe,B,1980-01-01,M,EH1 1AA,Y\n",
+         {"encoding": "utf-8"}, r"line 3: bytes that are not valid utf-8"),
+        (b"client_ref,given_name,surname,date_of_birth,sex,postcode\n"
+         b"C1,A,B,1980-01-01,M,EH1 1AA\n", {}, r"--consent-column 'consent' not found"),
+        (b"client_ref,given_name,surname,date_of_birth,sex,postcode,consent\n"
+         b"C1,Ann,Lee,1980-01-01,F,EH1 1AA,Y\nC2,Bo,Ng,1981-01-01,M,G2 4JR,Y\n"
+         b"C1,Cy,Li,1982-01-01,M,G2 4JR,Y\n", {}, r"rows 1 and 3 have the same local ID"),
+        (b"client_ref,client_ref,x\n1,2,3\n", {}, r"header names column 'client_ref' twice"),
+    ],
+)  # fmt: skip
+def test_bad_files_get_named_errors_and_leave_nothing(
+    tmp_path: Path, content: bytes, kwargs: dict[str, Any], message: str
+) -> None:
+    src = tmp_path / "empty.csv" if not content else tmp_path / "in.csv"
+    src.write_bytes(content)
+    out = tmp_path / "out" / "x.plk"
+    out.parent.mkdir()
+    options = EncodeOptions(id_column="client_ref", consent_column="consent")
+    with pytest.raises((InputError, EncodeError), match=message) as info:
+        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out, options,
+                    encoding=kwargs.get("encoding", "auto"))  # fmt: skip
+    assert str(src) in str(info.value) or "consent" in str(info.value)
+    assert list(out.parent.iterdir()) == []  # no half-written outputs
+
+
+def test_wrong_delimiter_forced(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "semi.csv", ROWS, ";")
+    with pytest.raises(EncodeError, match=r"semi\.csv: column\(s\) not found"):
+        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), tmp_path / "o.plk",
+                    EncodeOptions(id_column="client_ref"), delimiter=",")  # fmt: skip
+
+
+def test_header_only_and_missing_ids(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "h.csv", [])
+    report = _encode(tmp_path, src)
+    assert report.records_in == 0 and len(read_encodings(report.output)) == 0
+    rows = [r[:] for r in ROWS[:2]]
+    rows[1][0] = "  "
+    report = _encode(tmp_path, _write_csv(tmp_path / "i.csv", rows), "ids")
+    assert report.rejected == 1 and report.rejected_by_field == {"client_ref": 1}
+
+
+def test_column_mapping_and_row_number_ids(tmp_path: Path) -> None:
+    header = ["Ref", "Forename", "Family Name", "DOB", "Gender", "Post Code", "OK"]
+    src = _write_csv(tmp_path / "m.csv", ROWS, header=header)
+    mapping = {"given_name": "Forename", "surname": "Family Name", "date_of_birth": "DOB",
+               "sex": "Gender", "postcode": "Post Code"}  # fmt: skip
+    report = encode_file(
+        src,
+        load_schema("pace-default"),
+        Secret(TEST_SECRET),
+        tmp_path / "m.plk",
+        EncodeOptions(columns=mapping, consent_column="OK"),
+    )
+    assert report.encoded == 4
+    keys = (tmp_path / "m.keys.csv").read_text().splitlines()
+    assert keys[1:] == ["0,1", "1,2", "2,5", "3,6"]  # data-row numbers stand in for IDs
+    with pytest.raises(EncodeError, match="features not in the schema: nickname"):
+        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), tmp_path / "n.plk",
+                    EncodeOptions(columns={"nickname": "Forename"}))  # fmt: skip
+
+
+def test_encode_dataframe_matches_file(tmp_path: Path) -> None:
+    base = _encode(tmp_path, _write_csv(tmp_path / "a.csv", ROWS))
+    frame = pd.DataFrame(ROWS, columns=HEADER)
+    enc = encode_dataframe(
+        frame,
+        load_schema("pace-default"),
+        Secret(TEST_SECRET),
+        EncodeOptions(id_column="client_ref", consent_column="consent"),
+    )
+    assert np.array_equal(enc.bits, read_encodings(base.output).bits)
+    assert enc.report.reconciles() and enc.report.encoded == 4
+    assert enc.header["key_check_value"] == base.key_check_value
+
+
+def test_output_paths() -> None:
+    assert output_paths(Path("d/sds.plk")) == (Path("d/sds.keys.csv"), Path("d/sds.rejects.csv"))

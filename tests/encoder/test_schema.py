@@ -1,0 +1,107 @@
+"""Linkage schemas: clkhash schemas accepted as is, extension keys, errors with JSON paths."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clkhash import schema as clk_schema
+
+from encoder.fileformat import header_json_schema
+from encoder.schema import (
+    SchemaInvalid,
+    extension_json_schema,
+    fingerprint,
+    load_schema,
+    parse_schema,
+)
+from tests.conftest import schema_doc
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _feature(**extra: Any) -> dict[str, Any]:
+    return {"identifier": "name", "format": {"type": "string"},
+            "hashing": {"comparison": {"type": "ngram", "n": 2},
+                        "strategy": {"bitsPerToken": 10}}, **extra}  # fmt: skip
+
+
+def test_pace_default_is_a_valid_clkhash_schema() -> None:
+    doc = json.loads((SCHEMAS / "pace-default.json").read_text())
+    clk_schema.validate_schema_dict(doc)  # clkhash accepts our extension keys as is
+    schema = load_schema("pace-default")
+    names = [f.name for f in schema.features]
+    assert names[:5] == ["given_name", "surname", "date_of_birth", "sex", "postcode"]
+    optional = {f.name for f in schema.features if f.extension.optional}
+    assert optional == {"address_line", "ni_number"}
+    assert schema.fingerprint == fingerprint(doc)
+    assert load_schema(SCHEMAS / "pace-default.json").fingerprint == schema.fingerprint
+
+
+def test_clkhash_v2_schema_is_converted() -> None:
+    doc = {"version": 2, "clkConfig": {"l": 1024, "kdf": {"type": "HKDF"}},
+           "features": [{"identifier": "n", "format": {"type": "string"},
+                         "hashing": {"ngram": 2, "strategy": {"k": 10}}}]}  # fmt: skip
+    schema = parse_schema(doc)
+    assert schema.raw["version"] == 3
+    assert schema.features[0].spec.hashing_properties.strategy.bits_per_token(2) == (10, 10)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (lambda d: d["features"][1]["hashing"]["strategy"].update(bitsPerTokn=3),
+         "$.features[1].hashing.strategy"),
+        (lambda d: d["clkConfig"].pop("l"), "$.clkConfig"),
+        (lambda d: d.update(version=7), "$.version"),
+        (lambda d: d["features"][1].update(standardise="nickname"), "$.features[1].standardise"),
+        (lambda d: d["features"][1].update(onInvalid="drop"), "$.features[1].onInvalid"),
+        (lambda d: d["clkConfig"].update(l=1001), "$.clkConfig.l"),
+        (lambda d: d["clkConfig"].update(l=1000), "$.features[1].hashing.hash"),
+        (lambda d: d["clkConfig"].update(xorFolds=1), "$.clkConfig.xorFolds"),
+        (lambda d: d["features"].append(copy.deepcopy(d["features"][1])),
+         "$.features[2].identifier"),
+        (lambda d: d["features"][1].update(standardise="date"), "$.features[1].standardise"),
+    ],
+)  # fmt: skip
+def test_invalid_schemas_name_the_json_path(mutate: Any, path: str) -> None:
+    doc = schema_doc([_feature()])
+    mutate(doc)
+    with pytest.raises(SchemaInvalid) as info:
+        parse_schema(doc, "my-schema.json")
+    assert str(info.value).startswith(f"my-schema.json: {path}")
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(SchemaInvalid, match="no such schema file"):
+        load_schema(tmp_path / "absent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 3,')
+    with pytest.raises(SchemaInvalid, match=r"bad.json: not valid JSON \(line 1"):
+        load_schema(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(SchemaInvalid, match=r"\$: the schema must be a JSON object"):
+        load_schema(bad)
+
+
+def test_fingerprint_is_canonical() -> None:
+    doc = schema_doc([_feature()])
+    shuffled = json.loads(json.dumps(doc, sort_keys=True))
+    assert fingerprint(doc) == fingerprint(shuffled)
+    doc["features"][1]["hashing"]["strategy"]["bitsPerToken"] = 11
+    assert fingerprint(doc) != fingerprint(shuffled)
+
+
+@pytest.mark.parametrize(
+    ("file", "export"),
+    [("linkage-schema-extension.schema.json", extension_json_schema),
+     ("plk-header.schema.json", header_json_schema)],
+)  # fmt: skip
+def test_shipped_json_schemas_match_the_models(file: str, export: Any) -> None:
+    """One source of truth: the models; the files in schemas/ are their exports."""
+    assert json.loads((SCHEMAS / file).read_text()) == export(), (
+        f"schemas/{file} is stale: regenerate it with `python -m encoder.exports`"
+    )

@@ -1,0 +1,52 @@
+"""Architecture rules: one-way dependencies and an explicit public API in every module."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(
+    p for pkg in ("encoder", "linkage_unit") for p in (ROOT / pkg).rglob("*.py")
+    if p.name != "__main__.py"
+)  # fmt: skip
+
+
+def test_encoder_imports_without_the_linkage_unit_or_a_web_framework() -> None:
+    code = (
+        "import sys, encoder, encoder.cli, encoder.exports\n"
+        "banned = ('linkage_unit', 'fastapi', 'starlette', 'uvicorn', 'sqlalchemy', 'dask')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in banned]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_has_docstring_and_all(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert ast.get_docstring(tree), f"{path}: a module opens with its responsibility"
+    if path.name == "__init__.py" and len(tree.body) == 1:
+        return  # a package holding only its docstring exports nothing
+    assigned = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    assert "__all__" in assigned, f"{path}: explicit public API (__all__) expected"
+
+
+def test_encoder_never_imports_linkage_unit_in_source() -> None:
+    for path in (ROOT / "encoder").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
+                    node.module or ""]  # fmt: skip
+                assert not any(n.split(".")[0] == "linkage_unit" for n in names), path
