@@ -29,15 +29,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from clkhash.field_formats import DateSpec, EnumSpec, InvalidEntryError, StringSpec
 from numba import njit
 
 from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage
-from encoder.hashing import FeatureHasher, fold_xor, hashers_for
+from encoder.hashing import FeatureHasher, fold_xor, hashers_for, load_kernels
 from encoder.keys import Secret, key_check_value
 from encoder.read import Chunk, TableReader, open_table
 from encoder.schema import Feature, LinkageSchema
-from encoder.standardise import STANDARDISERS, InvalidValue, standardise_date
+from encoder.standardise import (
+    STANDARDISERS,
+    InvalidValue,
+    standardise_array,
+    standardise_date,
+)
 
 __all__ = [
     "DEFAULT_CONSENT_VALUES",
@@ -51,7 +57,8 @@ __all__ = [
 
 #: Consent values accepted as "yes" (compared case-insensitively, trimmed).
 DEFAULT_CONSENT_VALUES = frozenset({"y", "yes", "true", "1", "t"})
-_STANDARDISE_CACHE_LIMIT = 500_000
+# Per feature and worker; bounds memory when values rarely repeat (ID-like fields).
+_STANDARDISE_CACHE_LIMIT = 100_000
 _U8 = np.ndarray[Any, np.dtype[np.uint8]]
 
 
@@ -120,7 +127,7 @@ class _Column:
     """A dictionary-encoded column: `uniques[indices[r]]` is row r's value."""
 
     indices: np.ndarray[Any, np.dtype[np.int32]]
-    uniques: list[str]
+    uniques: pa.Array
 
 
 @dataclass
@@ -165,44 +172,133 @@ class _FeatureFormatter:
         elif name is not None:
             self._standardise = STANDARDISERS[name]
         self._check = _fast_check(spec)
+        self._plain = _is_plain_string(spec)
         self._cache: dict[str, tuple[str, bool, str | None]] = {}
+        self._post = self._build_post()
+        self._format = self._build()
+
+    def format_array(self, uniques: pa.Array) -> _Formatted:
+        """Formatted value, presence and invalidity of each distinct raw value.
+
+        Clean values take the standardiser's vectorised fast path (and, for plain string
+        formats, a vectorised clkhash step too); the rest are standardised one by one,
+        remembering results across chunks.
+        """
+        kind = self.feature.extension.standardise
+        fast = standardise_array(kind, uniques) if kind is not None else None
+        if fast is None:
+            return _Formatted.of(self.format_many(uniques.to_pylist()))
+        if not self._plain:
+            post, miss = self._post, self._format
+            return _Formatted.of([
+                post(value) if value is not None else miss(raw)
+                for raw, value in zip(uniques.to_pylist(), fast.to_pylist(), strict=True)
+            ])  # fmt: skip
+        # Fast-path output is ASCII, which every encoding clkhash allows can hold, and a plain
+        # string format neither checks nor changes it: only the missing-value rule applies.
+        missing = self.spec.hashing_properties.missing_value
+        if missing is not None:
+            is_sentinel = pc.fill_null(pc.equal(fast, missing.sentinel), False)
+            fast = pc.if_else(is_sentinel, missing.replace_with, fast)
+            present = pc.and_(pc.invert(is_sentinel), pc.not_equal(fast, ""))
+        else:
+            present = pc.not_equal(fast, "")
+        formatted: list[str | None] = fast.to_pylist()
+        present_np = pc.fill_null(present, False).to_numpy(zero_copy_only=False)
+        invalid: dict[int, str] = {}
+        slow = np.flatnonzero(pc.is_null(fast).to_numpy(zero_copy_only=False))
+        if slow.size:
+            raws = uniques.take(pa.array(slow)).to_pylist()
+            for u, result in zip(slow.tolist(), self.format_many(raws), strict=True):
+                formatted[u], present_np[u] = result[0], result[1]
+                if result[2] is not None:
+                    invalid[u] = result[2]
+        return _Formatted(formatted, present_np, invalid)  # type: ignore[arg-type]
 
     def format_many(self, raws: Sequence[str]) -> list[tuple[str, bool, str | None]]:
         """(formatted value, present, reason if invalid) for each raw value."""
         cache = self._cache
         if len(cache) + len(raws) > _STANDARDISE_CACHE_LIMIT:
             cache.clear()
-        results = []
-        for raw in raws:
-            hit = cache.get(raw)
-            if hit is None:
-                hit = cache[raw] = self._format(raw)
-            results.append(hit)
-        return results
+        get, miss = cache.get, self._miss
+        return [hit if (hit := get(raw)) is not None else miss(raw) for raw in raws]
 
-    def _format(self, raw: str) -> tuple[str, bool, str | None]:
-        value = raw
-        if self._standardise is not None:
+    def _miss(self, raw: str) -> tuple[str, bool, str | None]:
+        result = self._cache[raw] = self._format(raw)
+        return result
+
+    def _build_post(self) -> Callable[[str], tuple[str, bool, str | None]]:
+        """clkhash's missing-value, validation and formatting steps for a standardised value,
+        specialised once so the hot path has no lookups."""
+        spec = self.spec
+        missing = spec.hashing_properties.missing_value
+        sentinel = missing.sentinel if missing is not None else None
+        missing_result = (missing.replace_with if missing is not None else "", False, None)
+        preformatted = self._preformatted
+        check = self._check
+
+        def post(value: str) -> tuple[str, bool, str | None]:
+            if value == sentinel:
+                return missing_result
+            if preformatted:
+                return value, value != "", None
+            if check is not None:
+                reason = check(value)
+                if reason is not None:
+                    return "", False, reason
+                return value, value != "", None
             try:
-                value = self._standardise(raw)
+                spec.validate(value)
+                formatted: str = spec.format_value(value)
+            except InvalidEntryError as exc:
+                return "", False, _entry_reason(exc, spec)
+            return formatted, formatted != "", None
+
+        return post
+
+    def _build(self) -> Callable[[str], tuple[str, bool, str | None]]:
+        """Standardise, then `post`."""
+        standardise, post = self._standardise, self._post
+        if standardise is None:
+            return post
+
+        def format_value(raw: str) -> tuple[str, bool, str | None]:
+            try:
+                value = standardise(raw)
             except InvalidValue as exc:
                 return "", False, str(exc) or "invalid value"
-        spec = self.spec
-        if spec.is_missing_value(value):
-            return spec.format_value(value), False, None
-        if self._preformatted:
-            return value, value != "", None
-        if self._check is not None:
-            reason = self._check(value)
-            if reason is not None:
-                return "", False, reason
-            return value, value != "", None
-        try:
-            spec.validate(value)
-            formatted: str = spec.format_value(value)
-        except InvalidEntryError as exc:
-            return "", False, _entry_reason(exc, spec)
-        return formatted, formatted != "", None
+            return post(value)
+
+        return format_value
+
+
+@dataclass(frozen=True)
+class _Formatted:
+    """The distinct values of a feature after standardisation and clkhash formatting."""
+
+    values: list[str]
+    present: np.ndarray[Any, np.dtype[np.bool_]]
+    invalid: dict[int, str]  # index of the distinct value → reason
+
+    @classmethod
+    def of(cls, results: list[tuple[str, bool, str | None]]) -> _Formatted:
+        return cls(
+            [r[0] for r in results],
+            np.fromiter((r[1] for r in results), dtype=bool, count=len(results)),
+            {u: r[2] for u, r in enumerate(results) if r[2] is not None},
+        )
+
+
+def _is_plain_string(spec: Any) -> bool:
+    """A string format that accepts and keeps every ASCII value as it is."""
+    return (
+        isinstance(spec, StringSpec)
+        and not spec.regex_based
+        and spec.case == "mixed"
+        and not spec.min_length
+        and spec.max_length is None
+        and spec.hashing_properties.encoding in ("ascii", "utf-8", "utf-16", "utf-32")
+    )
 
 
 _ROUND_TRIP_DIRECTIVES = {"%Y", "%m", "%d", "%b", "%B", "%%"}
@@ -301,9 +397,10 @@ class ChunkEncoder:
         self,
         first_row: int,
         n_rows: int,
-        columns: Mapping[str, _Column | None],
+        columns: Mapping[str, pa.Array | None],
         active: np.ndarray[Any, np.dtype[np.bool_]],
     ) -> _ChunkResult:
+        """Encode one chunk; `columns` are the raw text columns (None: optional and absent)."""
         schema = self.schema
         full = np.zeros((n_rows, schema.hash_length // 8), dtype=np.uint8)
         valid = active.copy()
@@ -311,15 +408,14 @@ class ChunkEncoder:
         as_missing: Counter[str] = Counter()
         present_rows: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
         for feature in schema.hashed_features:
-            column = columns.get(feature.name)
-            if column is None:  # optional feature whose column is absent
+            raw = columns.get(feature.name)
+            if raw is None:  # optional feature whose column is absent
                 continue
+            column = _dictionary(raw)
             formatter = self.formatters[feature.name]
-            results = formatter.format_many(column.uniques)
-            formatted = [r[0] for r in results]
-            present = np.fromiter((r[1] for r in results), dtype=bool, count=len(results))
-            invalid_reason = {u: r[2] for u, r in enumerate(results) if r[2] is not None}
-            table = self.hashers[feature.name].filters(formatted)
+            done = formatter.format_array(column.uniques)
+            present, invalid_reason = done.present, done.invalid
+            table = self.hashers[feature.name].filters(done.values)
             if invalid_reason:
                 bad = np.fromiter(invalid_reason, dtype=np.int64)
                 table[bad] = 0  # an invalid value sets no bits (when kept as missing)
@@ -356,7 +452,7 @@ def _init_worker(schema: LinkageSchema, secret: Secret, date_format: str | None)
 
 
 def _encode_in_worker(
-    first_row: int, n_rows: int, columns: Mapping[str, _Column | None], active: Any
+    first_row: int, n_rows: int, columns: Mapping[str, pa.Array | None], active: Any
 ) -> _ChunkResult:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER.encode(first_row, n_rows, columns, active)
@@ -396,7 +492,7 @@ def _dictionary(array: pa.Array) -> _Column:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    return _Column(indices, encoded.dictionary.to_pylist())
+    return _Column(indices, encoded.dictionary)
 
 
 def output_paths(out: Path) -> tuple[Path, Path]:
@@ -441,6 +537,49 @@ def _resolve_columns(
 
 
 # --------------------------------------------------------------------------- the run
+
+
+class _Outputs:
+    """Where a run's results go: the `.plk` writer, the key map and the rejects file."""
+
+    def __init__(self, writer: EncodingWriter, key_fh: Any, rejects_fh: Any) -> None:
+        self.writer = writer
+        key_fh.write(b"row,local_id\n")
+        self._keys = pacsv.CSVWriter(
+            key_fh, _KEY_MAP_SCHEMA, write_options=pacsv.WriteOptions(include_header=False)
+        )
+        self._rejects = csv.writer(rejects_fh)
+        self._rejects.writerow(("row", "field", "reason"))
+
+    def encoded(self, bits: _U8, first: int, ids: pa.Array) -> None:
+        self.writer.append(bits)
+        rows = pa.array(np.arange(first, first + len(ids), dtype=np.int64))
+        self._keys.write_table(pa.table([rows, ids], schema=_KEY_MAP_SCHEMA))
+
+    def rejects(self, rows: list[tuple[int, str, str]]) -> None:
+        self._rejects.writerows(rows)
+
+    def close(self) -> None:
+        self._keys.close()
+
+
+class _MemoryOutputs(_Outputs):
+    """Outputs of `encode_dataframe`: bits and local IDs kept in memory."""
+
+    def __init__(self) -> None:  # no files
+        self.bits: list[_U8] = []
+        self.ids: list[pa.Array] = []
+        self.rejected: list[tuple[int, str, str]] = []
+
+    def encoded(self, bits: _U8, first: int, ids: pa.Array) -> None:
+        self.bits.append(bits)
+        self.ids.append(ids)
+
+    def rejects(self, rows: list[tuple[int, str, str]]) -> None:
+        self.rejected.extend(rows)
+
+
+_KEY_MAP_SCHEMA = pa.schema([("row", pa.int64()), ("local_id", pa.string())])
 
 
 @dataclass
@@ -488,21 +627,14 @@ class _Run:
             empty_id = np.zeros(n, dtype=bool)
         id_rejects = np.flatnonzero(empty_id & active)
         active &= ~empty_id
-        columns: dict[str, _Column | None] = {
-            name: (_dictionary(chunk.columns[col]) if col is not None else None)
+        columns = {
+            name: (chunk.columns[col] if col is not None else None)
             for name, col in self.feature_columns.items()
         }
         extra = {"ids": ids, "no_consent": no_consent, "id_rejects": id_rejects}
         return (chunk.first_row, n, columns, active), extra
 
-    def absorb(
-        self,
-        result: _ChunkResult,
-        extra: dict[str, Any],
-        writer: EncodingWriter,
-        keys_out: Any,
-        rejects_out: Any,
-    ) -> None:
+    def absorb(self, result: _ChunkResult, extra: dict[str, Any], outputs: _Outputs) -> None:
         """Main-process part after encoding: write bits, key map and rejects, count."""
         n = result.valid.shape[0]
         report = self.report
@@ -515,20 +647,19 @@ class _Run:
         rejects.sort()
         rejected_rows = {row for row, _, _ in rejects}
         report.rejected += len(rejected_rows)
-        for row, name, reason in rejects:
-            rejects_out.writerow((row, name, reason))
+        outputs.rejects(rejects)
+        for _, name, reason in rejects:
             self.rejected_by_field[name] += 1
             self.reasons[f"{name}: {reason}"] += 1
         keep = np.flatnonzero(result.valid)
         first_out = report.encoded
-        writer.append(result.bits)
-        ids = extra["ids"].take(pa.array(keep)).to_pylist()
-        keys_out.writerows(zip(range(first_out, first_out + len(ids)), ids, strict=True))
+        ids = extra["ids"].take(pa.array(keep))
+        outputs.encoded(result.bits, first_out, ids)
         report.encoded += len(ids)
         self.present.update(result.present)
         self.as_missing.update(result.as_missing)
         if self.options.id_column is not None and keep.size:
-            self.id_hashes.append(_string_hashes(extra["ids"].take(pa.array(keep))))
+            self.id_hashes.append(_string_hashes(ids))
             self.id_rows.append(result.first_row + keep)
 
     def check_duplicate_ids(self, key_map_tmp: Path) -> None:
@@ -604,16 +735,16 @@ def encode_file(
     pool: cf.ProcessPoolExecutor | None = None
     try:
         with (
-            os.fdopen(key_fd, "w", newline="", encoding="utf-8") as key_fh,
+            os.fdopen(key_fd, "wb") as key_fh,
             os.fdopen(rej_fd, "w", newline="", encoding="utf-8") as rej_fh,
             EncodingWriter(out, schema.bit_length) as writer,
         ):
-            keys_out, rejects_out = csv.writer(key_fh), csv.writer(rej_fh)
-            keys_out.writerow(("row", "local_id"))
-            rejects_out.writerow(("row", "field", "reason"))
+            outputs = _Outputs(writer, key_fh, rej_fh)
             chunks = reader.chunks(run.wanted_columns(), options.chunk_rows)
             head, rest = _chunks_with_lookahead(chunks)
             if options.workers > 1 and len(head) > 1:
+                load_kernels()
+                _string_hashes(pa.array(["kernel"]))
                 context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
                 pool = cf.ProcessPoolExecutor(
                     max_workers=options.workers,
@@ -621,14 +752,15 @@ def encode_file(
                     initializer=_init_worker,
                     initargs=(schema, secret, options.date_format),
                 )
-                _run_parallel(run, pool, [*head, *rest], writer, keys_out, rejects_out, progress)
+                _run_parallel(run, pool, [*head, *rest], outputs, progress)
             else:
                 local = ChunkEncoder(schema, secret, options.date_format)
                 for chunk in [*head, *rest]:
                     args, extra = run.prepare(chunk)
-                    run.absorb(local.encode(*args), extra, writer, keys_out, rejects_out)
+                    run.absorb(local.encode(*args), extra, outputs)
                     if progress:
                         progress(report.records_in, reader.bytes_read, reader.total_bytes)
+            outputs.close()
             key_fh.flush()
             run.check_duplicate_ids(key_tmp_path)
             _finish_report(run)
@@ -660,9 +792,7 @@ def _run_parallel(
     run: _Run,
     pool: cf.ProcessPoolExecutor,
     chunks: Iterator[Chunk] | list[Chunk],
-    writer: EncodingWriter,
-    keys_out: Any,
-    rejects_out: Any,
+    outputs: _Outputs,
     progress: Callable[[int, int, int], None] | None,
 ) -> None:
     """Keep the workers busy, absorbing results strictly in input order."""
@@ -671,7 +801,7 @@ def _run_parallel(
 
     def drain_one() -> None:
         future, extra = in_flight.pop(0)
-        run.absorb(future.result(), extra, writer, keys_out, rejects_out)
+        run.absorb(future.result(), extra, outputs)
         if progress:
             progress(run.report.records_in, run.reader.bytes_read, run.reader.total_bytes)
 
@@ -731,25 +861,13 @@ def encode_dataframe(
     reader = _FrameReader(Path("DataFrame"), columns, 0)
     run = _Run(schema, secret, options, reader, report, feature_columns)
     encoder = ChunkEncoder(schema, secret, options.date_format)
-    parts: list[_U8] = []
-
-    class _Sink:
-        def append(self, bits: _U8) -> None:
-            parts.append(bits)
-
-    class _Discard:
-        def writerow(self, row: Any) -> None:
-            pass
-
-        def writerows(self, rows: Any) -> None:
-            for _ in rows:
-                pass
-
+    outputs = _MemoryOutputs()
     for chunk in reader.chunks(run.wanted_columns(), options.chunk_rows):
         args, extra = run.prepare(chunk)
-        run.absorb(encoder.encode(*args), extra, _Sink(), _Discard(), _Discard())  # type: ignore[arg-type]
+        run.absorb(encoder.encode(*args), extra, outputs)
     _finish_report(run)
     width = schema.bit_length // 8
+    parts = outputs.bits
     bits = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.uint8)
     header = {
         "format": "pacelink-encodings",

@@ -86,14 +86,35 @@ class TableReader:
         raise NotImplementedError  # pragma: no cover
 
     def _rechunk(self, batches: Iterator[dict[str, pa.Array]], chunk_rows: int) -> Iterator[Chunk]:
+        """Regroup the reader's batches into chunks of exactly `chunk_rows` rows (the last less).
+
+        Larger chunks let more records share the work on repeated values; fixed sizes keep
+        memory predictable whatever block size the underlying reader uses.
+        """
+        pending: list[dict[str, pa.Array]] = []
+        held = 0
         for batch in batches:
             n = len(next(iter(batch.values()))) if batch else 0
-            for start in range(0, n, chunk_rows):
-                cols = {k: v.slice(start, chunk_rows) for k, v in batch.items()}
-                size = min(chunk_rows, n - start)
-                chunk = Chunk(self.rows_read + 1, cols)
-                self.rows_read += size
-                yield chunk
+            start = 0
+            while start < n:
+                take = min(chunk_rows - held, n - start)
+                pending.append({k: v.slice(start, take) for k, v in batch.items()})
+                held += take
+                start += take
+                if held == chunk_rows:
+                    yield self._emit(pending, held)
+                    pending, held = [], 0
+        if held:
+            yield self._emit(pending, held)
+
+    def _emit(self, parts: list[dict[str, pa.Array]], rows: int) -> Chunk:
+        if len(parts) == 1:
+            columns = parts[0]
+        else:
+            columns = {k: pa.concat_arrays([p[k] for p in parts]) for k in parts[0]}
+        chunk = Chunk(self.rows_read + 1, columns)
+        self.rows_read += rows
+        return chunk
 
 
 class _CsvReader(TableReader):
@@ -127,7 +148,7 @@ class _CsvReader(TableReader):
         self._counter = _CountingReader(raw)
         stream = io.BufferedReader(self._counter, buffer_size=1 << 20)
         read_options = pacsv.ReadOptions(
-            block_size=8 << 20,
+            block_size=1 << 20,  # small blocks: Arrow reads ahead, and memory is the budget
             encoding="utf8"
             if self.encoding.lower().replace("-", "") in ("utf8", "utf8sig")
             else self.encoding,

@@ -8,11 +8,15 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from types import MappingProxyType
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 __all__ = [
     "STANDARDISERS",
     "InvalidValue",
     "is_missing",
     "standardise_address",
+    "standardise_array",
     "standardise_date",
     "standardise_name",
     "standardise_ni_number",
@@ -696,3 +700,105 @@ _STANDARDISERS: dict[str, Callable[[str], str]] = {
 # Read-only view: the encoder looks standardisers up by field type, and a caller mutating the
 # shared table would silently change how every other field is standardised.
 STANDARDISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(_STANDARDISERS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised fast paths
+# ---------------------------------------------------------------------------------------------
+
+# Python's str.split() treats these ASCII characters as whitespace; RE2's \s does not know the
+# last four, so the class is spelled out to split exactly where Python does.
+_ASCII_WS = r"[\t\n\x0b\x0c\r \x1c-\x1f]"
+_ABBREVIATION_KEYS = pa.array(list(_ADDRESS_ABBREVIATIONS), pa.string())
+_ABBREVIATION_VALUES = pa.array(list(_ADDRESS_ABBREVIATIONS.values()), pa.string())
+_MISSING_ARRAY = pa.array(sorted(_MISSING_TOKENS | _MISSING_LETTERS), pa.string())
+_NINO_UNALLOCATED_ARRAY = pa.array(sorted(_NINO_UNALLOCATED), pa.string())
+
+
+def _normalised_missing(values: pa.Array) -> pa.Array:
+    """Which values `is_missing` calls missing (for ASCII values), as a boolean array."""
+    collapsed = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, _ASCII_WS + "+", " "))
+    return pc.or_(pc.equal(collapsed, ""), pc.is_in(pc.utf8_lower(collapsed), _MISSING_ARRAY))
+
+
+def _compact_upper(values: pa.Array) -> pa.Array:
+    return pc.utf8_upper(pc.replace_substring_regex(values, _ASCII_WS + "+", ""))
+
+
+def _names(values: pa.Array) -> pa.Array:
+    # A single ASCII word of letters: folding is lower(), no titles can be dropped (nothing
+    # else remains), and only the leading-Mc rule applies.
+    lower = pc.utf8_lower(values)
+    out = pc.replace_substring_regex(lower, "^mc", "mac")
+    ok = pc.and_(pc.match_substring_regex(values, "^[A-Za-z]+$"), pc.invert(
+        pc.or_(pc.is_in(lower, _MISSING_ARRAY), pc.is_in(out, _MISSING_ARRAY))
+    ))  # fmt: skip
+    return pc.if_else(ok, out, pa.scalar(None, pa.string()))
+
+
+def _postcodes(values: pa.Array) -> pa.Array:
+    compact = _compact_upper(values)
+    full = "^([A-Z]{1,2}[0-9][0-9A-Z]?)([0-9][A-Z]{2})$"
+    ok = pc.and_(
+        pc.match_substring_regex(compact, full),
+        pc.invert(pc.starts_with(compact, _PSEUDO_OUTWARD)),
+    )
+    out = pc.replace_substring_regex(compact, full, r"\1 \2")
+    return pc.if_else(ok, out, pa.scalar(None, pa.string()))
+
+
+def _ni_numbers(values: pa.Array) -> pa.Array:
+    compact = _compact_upper(values)
+    ok = pc.and_(
+        pc.match_substring_regex(compact, "^" + _NINO_RE.pattern + "$"),
+        pc.invert(pc.is_in(pc.utf8_slice_codeunits(compact, 0, 2), _NINO_UNALLOCATED_ARRAY)),
+    )
+    return pc.if_else(ok, compact, pa.scalar(None, pa.string()))
+
+
+def _addresses(values: pa.Array) -> pa.Array:
+    text = pc.replace_substring_regex(pc.utf8_lower(values), "['`]", "")
+    text = pc.replace_substring(text, "&", " and ")
+    text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, "[^a-z0-9]+", " "))
+    words = pc.utf8_split_whitespace(text)
+    flat = pc.list_flatten(words)
+    position = pc.index_in(flat, value_set=_ABBREVIATION_KEYS)
+    expanded = pc.if_else(
+        pc.is_valid(position), pc.take(_ABBREVIATION_VALUES, position.fill_null(0)), flat
+    )
+    rebuilt = pa.ListArray.from_arrays(words.offsets, expanded)
+    out = pc.binary_join(rebuilt, " ")
+    ok = pc.invert(pc.or_(_normalised_missing(values), pc.is_in(out, _MISSING_ARRAY)))
+    return pc.if_else(ok, out, pa.scalar(None, pa.string()))
+
+
+_FAST_PATHS: dict[str, Callable[[pa.Array], pa.Array]] = {
+    "name": _names,
+    "postcode": _postcodes,
+    "ni_number": _ni_numbers,
+    "address": _addresses,
+}
+
+
+def standardise_array(kind: str, values: pa.Array) -> pa.Array | None:
+    """Standardise many values at once where a vectorised fast path is exact.
+
+    The common, clean shapes (an ASCII single-word name, a well-formed postcode or NI number,
+    an ASCII address line) are standardised by Arrow's compute kernels. Every non-null result
+    equals the scalar standardiser's output for that value (tests compare them); null means
+    "not handled here": the caller must call the scalar standardiser, which also decides what
+    is missing or invalid.
+
+    Args:
+        kind: A key of STANDARDISERS.
+        values: Raw values, an Arrow string array without nulls.
+
+    Returns:
+        The results with nulls where the scalar function must decide, or None when `kind`
+        has no fast path.
+    """
+    fast = _FAST_PATHS.get(kind)
+    if fast is None or len(values) == 0:
+        return None
+    out = fast(values)
+    return pc.if_else(pc.string_is_ascii(values), out, pa.scalar(None, pa.string()))

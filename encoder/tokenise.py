@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from clkhash.comparators import AbstractComparison, ExactComparison, NgramComparison
 
 __all__ = ["Tokens", "tokenise"]
@@ -54,7 +55,7 @@ def tokenise(values: Sequence[str], comparator: AbstractComparison) -> Tokens:
     if (
         isinstance(comparator, NgramComparison)
         and comparator.n >= 1
-        and not any("\x00" in v for v in values)
+        and "\x00" not in "".join(values)
     ):
         return _ngrams(values, int(comparator.n), bool(comparator.positional))
     if isinstance(comparator, ExactComparison):
@@ -116,7 +117,8 @@ def _ngrams(values: Sequence[str], n: int, positional: bool) -> Tokens:
         return Tokens(np.zeros(0, dtype=np.int64), offsets, [])
     keys = np.concatenate(parts)
     if packed:
-        uniq, inverse = np.unique(keys, return_inverse=True)
+        # Hash-based factorisation: linear time, where np.unique would sort every token.
+        inverse, uniq = pd.factorize(keys)
         mask = np.uint64((1 << _CP_BITS) - 1)
         rows = np.stack([(uniq >> np.uint64(_CP_BITS * k)) & mask for k in range(len(grams))], 1)
     else:
