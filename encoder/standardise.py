@@ -712,13 +712,8 @@ _ASCII_WS = r"[\t\n\x0b\x0c\r \x1c-\x1f]"
 _ABBREVIATION_KEYS = pa.array(list(_ADDRESS_ABBREVIATIONS), pa.string())
 _ABBREVIATION_VALUES = pa.array(list(_ADDRESS_ABBREVIATIONS.values()), pa.string())
 _MISSING_ARRAY = pa.array(sorted(_MISSING_TOKENS | _MISSING_LETTERS), pa.string())
+_MISSING_LETTERS_OR_EMPTY = pa.array(sorted(_MISSING_LETTERS | {""}), pa.string())
 _NINO_UNALLOCATED_ARRAY = pa.array(sorted(_NINO_UNALLOCATED), pa.string())
-
-
-def _normalised_missing(values: pa.Array) -> pa.Array:
-    """Which values `is_missing` calls missing (for ASCII values), as a boolean array."""
-    collapsed = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, _ASCII_WS + "+", " "))
-    return pc.or_(pc.equal(collapsed, ""), pc.is_in(pc.utf8_lower(collapsed), _MISSING_ARRAY))
 
 
 def _compact_upper(values: pa.Array) -> pa.Array:
@@ -757,7 +752,7 @@ def _ni_numbers(values: pa.Array) -> pa.Array:
 
 
 def _addresses(values: pa.Array) -> pa.Array:
-    text = pc.replace_substring_regex(pc.utf8_lower(values), "['`]", "")
+    text = pc.replace_substring(pc.replace_substring(pc.utf8_lower(values), "'", ""), "`", "")
     text = pc.replace_substring(text, "&", " and ")
     text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, "[^a-z0-9]+", " "))
     words = pc.utf8_split_whitespace(text)
@@ -768,7 +763,11 @@ def _addresses(values: pa.Array) -> pa.Array:
     )
     rebuilt = pa.ListArray.from_arrays(words.offsets, expanded)
     out = pc.binary_join(rebuilt, " ")
-    ok = pc.invert(pc.or_(_normalised_missing(values), pc.is_in(out, _MISSING_ARRAY)))
+    # Every value is_missing() accepts has only the letters of a null token (or none) left
+    # in `text`; such values are left to the scalar function, which decides.
+    letters = pc.replace_substring(text, " ", "")
+    maybe_missing = pc.is_in(letters, _MISSING_LETTERS_OR_EMPTY)
+    ok = pc.invert(pc.or_(maybe_missing, pc.is_in(out, _MISSING_ARRAY)))
     return pc.if_else(ok, out, pa.scalar(None, pa.string()))
 
 

@@ -167,3 +167,18 @@ def test_tokenise_matches_clkhash_tokenizer(values: list[str], n: int, positiona
     for i, value in enumerate(values):
         ids = tokens.token_ids[tokens.offsets[i] : tokens.offsets[i + 1]]
         assert [tokens.vocab[t] for t in ids] == list(comparator.tokenize(value))
+
+
+@settings(max_examples=25, deadline=None)
+@given(names=st.lists(st.text(alphabet="abcdefghij -", min_size=1, max_size=10), min_size=1,
+                      max_size=20))  # fmt: skip
+def test_deterministic_under_a_fixed_key_and_keyed(names: list[str]) -> None:
+    hashing = {"comparison": {"type": "ngram", "n": 2}, "strategy": {"bitsPerToken": 20}}
+    schema = parse_schema(schema_doc([_string_feature("a", hashing)]))
+    df = pd.DataFrame({"a": names})
+    first = encode_dataframe(df, schema, Secret(TEST_SECRET)).bits
+    again = encode_dataframe(df, schema, Secret(TEST_SECRET)).bits
+    other = encode_dataframe(df, schema, Secret(TEST_SECRET[::-1])).bits
+    assert np.array_equal(first, again)
+    has_tokens = np.bitwise_count(first).sum(axis=1) > 0
+    assert not np.array_equal(first[has_tokens], other[has_tokens])
