@@ -39,7 +39,7 @@ def _encode_speed(r: dict[str, Any]) -> list[str]:
         f"| pacelink `encode` | {r['pacelink_records_per_second']:,.0f} "
         f"| {r['pacelink_seconds']:.2f} |",
         "",
-        f"- Speed-up over clkhash: **{r['ratio']:.1f}×** (target ≥ 10×).",
+        f"- Speed-up over clkhash: **{r['ratio']:.1f}x** (target ≥ 10x).",
         f"- pacelink throughput: **{r['pacelink_records_per_second']:,.0f} records/s** "
         "(target ≥ 250,000 on 2 cores).",
         f"- Output identical to clkhash, record for record: **{r['identical_output']}**.",
