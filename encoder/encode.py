@@ -173,29 +173,43 @@ class _FeatureFormatter:
             self._standardise = STANDARDISERS[name]
         self._check = _fast_check(spec)
         self._plain = _is_plain_string(spec)
+        self._date_format = date_format
         self._cache: dict[str, tuple[str, bool, str | None]] = {}
         self._post = self._build_post()
         self._format = self._build()
 
     def format_array(self, uniques: pa.Array) -> _Formatted:
-        """Formatted value, presence and invalidity of each distinct raw value.
+        """Formatted value, presence and invalidity of each distinct raw value of a chunk.
 
         Clean values take the standardiser's vectorised fast path (and, for plain string
-        formats, a vectorised clkhash step too); the rest are standardised one by one,
-        remembering results across chunks.
+        formats, a vectorised clkhash step too); the rest are standardised one by one, their
+        results remembered across chunks (a cache hit costs less than the scalar path, but
+        more than the vectorised one, which is therefore not cached).
         """
         kind = self.feature.extension.standardise
-        fast = standardise_array(kind, uniques) if kind is not None else None
+        fast = None
+        if kind == "date":
+            # Only when dates are detected (no forced format) and written as %Y%m%d.
+            if self._preformatted and self._date_format is None:
+                iso = standardise_array(kind, uniques)
+                fast = None if iso is None else pc.replace_substring(iso, "-", "")
+        elif kind is not None:
+            fast = standardise_array(kind, uniques)
         if fast is None:
             return _Formatted.of(self.format_many(uniques.to_pylist()))
-        if not self._plain:
-            post, miss = self._post, self._format
-            return _Formatted.of([
-                post(value) if value is not None else miss(raw)
-                for raw, value in zip(uniques.to_pylist(), fast.to_pylist(), strict=True)
-            ])  # fmt: skip
+        if not (self._plain or self._preformatted):
+            post = self._post
+            standardised: list[str | None] = fast.to_pylist()
+            results = [post(v) if v is not None else None for v in standardised]
+            slow_raw = np.flatnonzero(pc.is_null(fast).to_numpy(zero_copy_only=False))
+            if slow_raw.size:
+                raws = uniques.take(pa.array(slow_raw)).to_pylist()
+                for u, result in zip(slow_raw.tolist(), self.format_many(raws), strict=True):
+                    results[u] = result
+            return _Formatted.of(results)  # type: ignore[arg-type]
         # Fast-path output is ASCII, which every encoding clkhash allows can hold, and a plain
-        # string format neither checks nor changes it: only the missing-value rule applies.
+        # string format neither checks nor changes it (nor does a preformatted date): only
+        # the missing-value rule applies.
         missing = self.spec.hashing_properties.missing_value
         if missing is not None:
             is_sentinel = pc.fill_null(pc.equal(fast, missing.sentinel), False)
@@ -216,7 +230,7 @@ class _FeatureFormatter:
         return _Formatted(formatted, present_np, invalid)  # type: ignore[arg-type]
 
     def format_many(self, raws: Sequence[str]) -> list[tuple[str, bool, str | None]]:
-        """(formatted value, present, reason if invalid) for each raw value."""
+        """(formatted value, present, reason if invalid) for each raw value, cached."""
         cache = self._cache
         if len(cache) + len(raws) > _STANDARDISE_CACHE_LIMIT:
             cache.clear()
@@ -415,7 +429,7 @@ class ChunkEncoder:
             formatter = self.formatters[feature.name]
             done = formatter.format_array(column.uniques)
             present, invalid_reason = done.present, done.invalid
-            table = self.hashers[feature.name].filters(done.values)
+            table = self.hashers[feature.name].filters(pa.array(done.values, pa.string()))
             if invalid_reason:
                 bad = np.fromiter(invalid_reason, dtype=np.int64)
                 table[bad] = 0  # an invalid value sets no bits (when kept as missing)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from clkhash.field_formats import BitsPerFeatureStrategy, BitsPerTokenStrategy
 from clkhash.key_derivation import generate_key_lists
 from numba import njit
@@ -133,7 +134,7 @@ class FeatureHasher:
         else:  # pragma: no cover - clkhash has only these two strategies
             raise ValueError(f"unsupported strategy {type(strategy).__name__}")
 
-    def filters(self, values: Sequence[str]) -> U8Array:
+    def filters(self, values: Sequence[str] | pa.Array) -> U8Array:
         """Packed filters `(len(values), hash_length / 8)`, one per formatted value."""
         out = np.zeros((len(values), self.hash_length // 8), dtype=np.uint8)
         tokens = tokenise(values, self._comparator)

@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from clkhash.comparators import AbstractComparison, ExactComparison, NgramComparison
+from numba import njit
 
 __all__ = ["Tokens", "tokenise"]
 
@@ -45,13 +48,24 @@ class Tokens:
         return np.diff(self.offsets)
 
 
-def tokenise(values: Sequence[str], comparator: AbstractComparison) -> Tokens:
+def tokenise(values: Sequence[str] | pa.Array, comparator: AbstractComparison) -> Tokens:
     """Tokenise every value as `comparator.tokenize` would.
 
-    n-gram comparisons (the common case) take a vectorised path; exact comparisons use the
-    value itself; anything else (numeric, n = 0, values with NUL characters) falls back to
-    calling clkhash's own tokenizer value by value.
+    n-gram comparisons (the common case) take a vectorised path, straight from Arrow's
+    buffers when the values are ASCII; exact comparisons use the value itself; anything else
+    (numeric, n = 0, values with NUL characters) falls back to calling clkhash's own
+    tokenizer value by value.
     """
+    if isinstance(values, pa.Array):
+        if (
+            isinstance(comparator, NgramComparison)
+            and comparator.n >= 1
+            and (comparator.n + bool(comparator.positional)) * _CP_BITS <= 64
+            and len(values) > 0
+            and pc.all(pc.string_is_ascii(values)).as_py()
+        ):
+            return _ascii_ngrams(values, int(comparator.n), bool(comparator.positional))
+        values = values.to_pylist()
     if (
         isinstance(comparator, NgramComparison)
         and comparator.n >= 1
@@ -130,3 +144,58 @@ def _ngrams(values: Sequence[str], n: int, positional: bool) -> Tokens:
 def _token_text(row: list[int], n: int, positional: bool) -> str:
     gram = "".join(map(chr, row[:n]))
     return f"{row[n]} {gram}" if positional else gram
+
+
+@njit(cache=True, nogil=True)
+def _ascii_ngram_keys(
+    offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any], n: int, positional: bool
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Token counts per value and packed n-gram keys, read from UTF-8 (ASCII) bytes.
+
+    The value is padded with n - 1 spaces on each side, as clkhash pads it.
+    """
+    n_values = offsets.shape[0] - 1
+    counts = np.zeros(n_values, dtype=np.int64)
+    for v in range(n_values):
+        length = offsets[v + 1] - offsets[v]
+        if length > 0:
+            counts[v] = length + n - 1
+    keys = np.empty(counts.sum(), dtype=np.uint64)
+    out = 0
+    for v in range(n_values):
+        start = offsets[v]
+        length = offsets[v + 1] - start
+        for p in range(counts[v]):
+            key = np.uint64(0)
+            for k in range(n):
+                q = p + k - (n - 1)
+                c = data[start + q] if 0 <= q < length else 32
+                key |= np.uint64(c) << np.uint64(21 * k)
+            if positional:
+                key |= np.uint64(p + 1) << np.uint64(21 * n)
+            keys[out] = key
+            out += 1
+    return counts, keys
+
+
+def _ascii_ngrams(values: pa.Array, n: int, positional: bool) -> Tokens:
+    """n-grams of ASCII values straight from the Arrow buffers (no Python strings)."""
+    values = values.cast(pa.large_string())
+    _, offsets_buf, data_buf = values.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
+    )
+    counts, keys = _ascii_ngram_keys(offsets, data, n, positional)
+    token_offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(counts, out=token_offsets[1:])
+    if keys.size == 0:
+        return Tokens(np.zeros(0, dtype=np.int64), token_offsets, [])
+    inverse, uniq = pd.factorize(keys)
+    mask = np.uint64((1 << _CP_BITS) - 1)
+    width = n + (1 if positional else 0)
+    rows = np.stack([(uniq >> np.uint64(_CP_BITS * k)) & mask for k in range(width)], 1)
+    vocab = [_token_text(row, n, positional) for row in rows.tolist()]
+    return Tokens(inverse.astype(np.int64), token_offsets, vocab)

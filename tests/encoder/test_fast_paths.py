@@ -43,12 +43,32 @@ def test_vectorised_standardisers_equal_the_scalar_ones(kind: str, values: list[
 def test_fast_paths_cover_clean_values() -> None:
     """The fast path must actually be taken for the common shapes, or it is not a fast path."""
     cases = {"name": ["Smith", "McDonald"], "postcode": ["eh11aa", "EH1 1AA"],
+             "date": ["1985-03-12", "12/03/1985", "29.02.2024"],
              "ni_number": ["AB123456C"], "address": ["12 High St."]}  # fmt: skip
     for kind, values in cases.items():
         out = standardise_array(kind, pa.array(values, pa.string()))
         assert out is not None
         assert None not in out.to_pylist(), kind
-    assert standardise_array("date", pa.array(["1985-03-12"])) is None
+    assert standardise_array("sex", pa.array(["M"])) is None  # few distinct values: no need
+
+
+DATE_ALPHABET = "0123456789-/. "
+DATES = [
+    "1985-03-12", "12/03/1985", "31/02/1985", "29/02/2024", "29/02/2023", "1899-12-31",
+    "2099-01-01", "12-03-1985", "12.03.1985", "00/01/1990", "12/13/1985", "1985-3-12",
+    "29/02/1900", "29-02-2000", "12/03.1985",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.text(alphabet=DATE_ALPHABET, min_size=8, max_size=10)
+                       | st.sampled_from(DATES), min_size=1, max_size=40))  # fmt: skip
+def test_vectorised_dates_equal_the_scalar_standardiser(values: list[str]) -> None:
+    out = standardise_array("date", pa.array(values, pa.string()))
+    assert out is not None
+    for value, fast in zip(values, out.to_pylist(), strict=True):
+        if fast is not None:
+            assert fast == STANDARDISERS["date"](value), value
 
 
 def _reference(formatter: _FeatureFormatter, raw: str) -> tuple[str, bool, bool]:
