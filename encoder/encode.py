@@ -443,10 +443,10 @@ class ChunkEncoder:
                     for r in hit_rows.tolist():
                         reason = invalid_reason[int(column.indices[r])]
                         rejects.append((first_row + r, feature.name, reason))
-            full |= table[column.indices]
+            _or_rows(full, table, column.indices)
             present_rows[feature.name] = present[column.indices]
         keep = np.flatnonzero(valid)
-        bits = fold_xor(full[keep], schema.xor_folds)
+        bits = fold_xor(full if keep.size == n_rows else full[keep], schema.xor_folds)
         counts: Counter[str] = Counter(
             {name: int(mask[keep].sum()) for name, mask in present_rows.items()}
         )
@@ -473,6 +473,16 @@ def _encode_in_worker(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+@njit(cache=True, nogil=True)
+def _or_rows(out: _U8, table: _U8, rows: np.ndarray[Any, Any]) -> None:
+    """out[r] |= table[rows[r]] for every r, without the temporary `table[rows]`."""
+    width = out.shape[1]
+    for r in range(out.shape[0]):
+        src = rows[r]
+        for b in range(width):
+            out[r, b] |= table[src, b]
 
 
 @njit(cache=True, nogil=True)
@@ -759,6 +769,9 @@ def encode_file(
             if options.workers > 1 and len(head) > 1:
                 load_kernels()
                 _string_hashes(pa.array(["kernel"]))
+                _or_rows(
+                    np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8), np.zeros(1, np.int32)
+                )
                 context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
                 pool = cf.ProcessPoolExecutor(
                     max_workers=options.workers,

@@ -709,18 +709,9 @@ STANDARDISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(_STANDARDIS
 # Vectorised fast paths
 # ---------------------------------------------------------------------------------------------
 
-# Python's str.split() treats these ASCII characters as whitespace; RE2's \s does not know the
-# last four, so the class is spelled out to split exactly where Python does.
-_ASCII_WS = r"[\t\n\x0b\x0c\r \x1c-\x1f]"
-_ABBREVIATION_KEYS = pa.array(list(_ADDRESS_ABBREVIATIONS), pa.string())
-_ABBREVIATION_VALUES = pa.array(list(_ADDRESS_ABBREVIATIONS.values()), pa.string())
+# The fast paths handle ASCII values of the common shapes, in Arrow compute kernels or in
+# numba kernels over Arrow's buffers; anything else is left to the scalar functions above.
 _MISSING_ARRAY = pa.array(sorted(_MISSING_TOKENS | _MISSING_LETTERS), pa.string())
-_MISSING_LETTERS_OR_EMPTY = pa.array(sorted(_MISSING_LETTERS | {""}), pa.string())
-_NINO_UNALLOCATED_ARRAY = pa.array(sorted(_NINO_UNALLOCATED), pa.string())
-
-
-def _compact_upper(values: pa.Array) -> pa.Array:
-    return pc.utf8_upper(pc.replace_substring_regex(values, _ASCII_WS + "+", ""))
 
 
 def _names(values: pa.Array) -> pa.Array:
@@ -734,44 +725,285 @@ def _names(values: pa.Array) -> pa.Array:
     return pc.if_else(ok, out, pa.scalar(None, pa.string()))
 
 
-def _postcodes(values: pa.Array) -> pa.Array:
-    compact = _compact_upper(values)
-    full = "^([A-Z]{1,2}[0-9][0-9A-Z]?)([0-9][A-Z]{2})$"
-    ok = pc.and_(
-        pc.match_substring_regex(compact, full),
-        pc.invert(pc.starts_with(compact, _PSEUDO_OUTWARD)),
+def _buffers(values: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The 64-bit offsets and the bytes of a string array, without copying the bytes."""
+    values = values.cast(pa.large_string())
+    _, offsets_buf, data_buf = values.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
     )
-    out = pc.replace_substring_regex(compact, full, r"\1 \2")
-    return pc.if_else(ok, out, pa.scalar(None, pa.string()))
+    return offsets, data
+
+
+def _string_array(
+    ok: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any]
+) -> pa.Array:
+    """A string array from a kernel's output: null where not `ok`."""
+    return pa.Array.from_buffers(
+        pa.large_string(),
+        ok.shape[0],
+        [
+            pa.py_buffer(np.packbits(ok, bitorder="little")),
+            pa.py_buffer(offsets),
+            pa.py_buffer(data[: offsets[-1]] if offsets[-1] else np.zeros(1, np.uint8)),
+        ],
+    ).cast(pa.string())
+
+
+@njit(cache=True, nogil=True)
+def _is_ws(c: int) -> bool:
+    # The ASCII characters Python's str.split() treats as whitespace.
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+@njit(cache=True, nogil=True)
+def _compact_upper_kernel(
+    offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Each value without whitespace and in upper case (ASCII), as "".join(v.split()).upper()."""
+    n = offsets.shape[0] - 1
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    out = np.empty(max(offsets[n] - offsets[0], 1), dtype=np.uint8)
+    o = 0
+    for v in range(n):
+        for i in range(offsets[v], offsets[v + 1]):
+            c = data[i]
+            if _is_ws(c):
+                continue
+            out[o] = c - 32 if 97 <= c <= 122 else c
+            o += 1
+        out_offsets[v + 1] = o
+    return out_offsets, out
+
+
+@njit(cache=True, nogil=True)
+def _postcode_kernel(
+    offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Well-formed full postcodes, "OUT IN", from compacted upper-case values."""
+    n = offsets.shape[0] - 1
+    ok = np.zeros(n, dtype=np.bool_)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    out = np.empty(8 * n + 1, dtype=np.uint8)
+    o = 0
+    for v in range(n):
+        s = offsets[v]
+        length = offsets[v + 1] - s
+        good = 5 <= length <= 7
+        if good:
+            # inward code: digit, letter, letter
+            i = s + length - 3
+            good = 48 <= data[i] <= 57 and 65 <= data[i + 1] <= 90 and 65 <= data[i + 2] <= 90
+        if good:
+            # outward code: [A-Z]{1,2}[0-9][0-9A-Z]?
+            k = length - 3
+            c0, c1 = data[s], data[s + 1]
+            if not 65 <= c0 <= 90:
+                good = False
+            elif 48 <= c1 <= 57:
+                rest = k - 2
+                good = rest == 0 or (
+                    rest == 1 and (48 <= data[s + 2] <= 57 or 65 <= data[s + 2] <= 90)
+                )
+            elif 65 <= c1 <= 90 and k >= 3 and 48 <= data[s + 2] <= 57:
+                rest = k - 3
+                good = rest == 0 or (
+                    rest == 1 and (48 <= data[s + 3] <= 57 or 65 <= data[s + 3] <= 90)
+                )
+            else:
+                good = False
+            # NHS ZZ99 pseudo-postcodes are treated as missing by the scalar function
+            if (
+                good
+                and k == 4
+                and c0 == 90
+                and c1 == 90
+                and data[s + 2] == 57
+                and data[s + 3] == 57
+            ):
+                good = False
+        if good:
+            ok[v] = True
+            k = length - 3
+            for j in range(k):
+                out[o] = data[s + j]
+                o += 1
+            out[o] = 32
+            o += 1
+            for j in range(3):
+                out[o] = data[s + k + j]
+                o += 1
+        out_offsets[v + 1] = o
+    return ok, out_offsets, out
+
+
+def _postcodes(values: pa.Array) -> pa.Array:
+    offsets, compact = _compact_upper_kernel(*_buffers(values))
+    return _string_array(*_postcode_kernel(offsets, compact))
+
+
+_NI_FIRST = np.array([c not in "DFIQUV" for c in map(chr, range(65, 91))], dtype=np.bool_)
+_NI_SECOND = np.array([c not in "DFIOQUV" for c in map(chr, range(65, 91))], dtype=np.bool_)
+_NI_BLOCKED = np.array([(ord(p[0]) - 65) * 26 + ord(p[1]) - 65 for p in sorted(_NINO_UNALLOCATED)])
+
+
+@njit(cache=True, nogil=True)
+def _ni_kernel(
+    offsets: np.ndarray[Any, Any],
+    data: np.ndarray[Any, Any],
+    first: np.ndarray[Any, Any],
+    second: np.ndarray[Any, Any],
+    blocked: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """Which compacted upper-case values are well-formed, allocated NI numbers."""
+    n = offsets.shape[0] - 1
+    ok = np.zeros(n, dtype=np.bool_)
+    for v in range(n):
+        s = offsets[v]
+        length = offsets[v + 1] - s
+        if length not in (8, 9):
+            continue
+        a, b = data[s], data[s + 1]
+        if not (65 <= a <= 90 and 65 <= b <= 90 and first[a - 65] and second[b - 65]):
+            continue
+        prefix = (a - 65) * 26 + b - 65
+        if (blocked == prefix).any():
+            continue
+        good = True
+        for i in range(s + 2, s + 8):
+            if not 48 <= data[i] <= 57:
+                good = False
+        if good and length == 9:
+            good = 65 <= data[s + 8] <= 68
+        ok[v] = good
+    return ok
 
 
 def _ni_numbers(values: pa.Array) -> pa.Array:
-    compact = _compact_upper(values)
-    ok = pc.and_(
-        pc.match_substring_regex(compact, "^" + _NINO_RE.pattern + "$"),
-        pc.invert(pc.is_in(pc.utf8_slice_codeunits(compact, 0, 2), _NINO_UNALLOCATED_ARRAY)),
-    )
-    return pc.if_else(ok, compact, pa.scalar(None, pa.string()))
+    offsets, compact = _compact_upper_kernel(*_buffers(values))
+    ok = _ni_kernel(offsets, compact, _NI_FIRST, _NI_SECOND, _NI_BLOCKED)
+    return _string_array(ok, offsets, compact)
+
+
+def _packed(words: list[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Words as (offsets, bytes), the way the kernels take string tables."""
+    data = np.frombuffer("".join(words).encode("ascii"), dtype=np.uint8).copy()
+    offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in words], out=offsets[1:])
+    return offsets, data if data.size else np.zeros(1, np.uint8)
+
+
+_ABBREVIATION_TABLE = (*_packed(list(_ADDRESS_ABBREVIATIONS)),
+                       *_packed(list(_ADDRESS_ABBREVIATIONS.values())))  # fmt: skip
+_MISSING_LETTER_TABLE = _packed(sorted(_MISSING_LETTERS))
+
+
+@njit(cache=True, nogil=True)
+def _find(
+    data: np.ndarray[Any, Any], start: int, end: int,
+    table_offsets: np.ndarray[Any, Any], table: np.ndarray[Any, Any],
+) -> int:  # fmt: skip
+    """Index of data[start:end] in a packed word table, or -1."""
+    length = end - start
+    for w in range(table_offsets.shape[0] - 1):
+        ws = table_offsets[w]
+        if table_offsets[w + 1] - ws != length:
+            continue
+        same = True
+        for i in range(length):
+            if data[start + i] != table[ws + i]:
+                same = False
+                break
+        if same:
+            return w
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _address_kernel(
+    offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any],
+    key_offsets: np.ndarray[Any, Any], keys: np.ndarray[Any, Any],
+    value_offsets: np.ndarray[Any, Any], values: np.ndarray[Any, Any],
+    missing_offsets: np.ndarray[Any, Any], missing: np.ndarray[Any, Any],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:  # fmt: skip
+    """standardise_address for ASCII values: lower case, apostrophes deleted, & as "and",
+    other punctuation as spaces, abbreviations expanded, single spaces."""
+    n = offsets.shape[0] - 1
+    ok = np.zeros(n, dtype=np.bool_)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    total = offsets[n] - offsets[0]
+    # Worst cases: "&" becomes " and " and "st" becomes "street"; one value's words hold at
+    # most three bytes per input byte ("&" as "and").
+    out = np.empty(6 * total + 1, dtype=np.uint8)
+    words = np.empty(3 * total + 3, dtype=np.uint8)
+    o = 0
+    for v in range(n):
+        start_out = o
+        w_start = 0  # current word within `words`
+        w_len = 0
+        letters = 0  # all word bytes so far, for the missing-value check
+        i = offsets[v]
+        end = offsets[v + 1]
+        while i <= end:
+            c = data[i] if i < end else 32
+            if 65 <= c <= 90:
+                c += 32
+            if 97 <= c <= 122 or 48 <= c <= 57:
+                words[w_start + w_len] = c
+                w_len += 1
+            elif c in (39, 96):  # ' and ` join the parts of a word
+                pass
+            else:
+                if w_len:
+                    if o > start_out:
+                        out[o] = 32
+                        o += 1
+                    k = _find(words, w_start, w_start + w_len, key_offsets, keys)
+                    if k >= 0:
+                        for j in range(value_offsets[k], value_offsets[k + 1]):
+                            out[o] = values[j]
+                            o += 1
+                    else:
+                        for j in range(w_start, w_start + w_len):
+                            out[o] = words[j]
+                            o += 1
+                    letters += w_len
+                    w_start += w_len
+                    w_len = 0
+                if c == 38:  # "&" is the word "and"
+                    if o > start_out:
+                        out[o] = 32
+                        o += 1
+                    for ch in (97, 110, 100):
+                        out[o] = ch
+                        o += 1
+                        words[w_start] = ch
+                        w_start += 1
+                    letters += 3
+            i += 1
+        # A value whose letters spell a null token (or nothing) is for the scalar function
+        # to decide, as is a result that spells one.
+        maybe_missing = letters == 0 or _find(words, 0, w_start, missing_offsets, missing) >= 0
+        if not maybe_missing:
+            ok[v] = True
+            out_offsets[v + 1] = o
+        else:
+            o = start_out
+            out_offsets[v + 1] = o
+    return ok, out_offsets, out
 
 
 def _addresses(values: pa.Array) -> pa.Array:
-    text = pc.replace_substring(pc.replace_substring(pc.utf8_lower(values), "'", ""), "`", "")
-    text = pc.replace_substring(text, "&", " and ")
-    text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, "[^a-z0-9]+", " "))
-    words = pc.utf8_split_whitespace(text)
-    flat = pc.list_flatten(words)
-    position = pc.index_in(flat, value_set=_ABBREVIATION_KEYS)
-    expanded = pc.if_else(
-        pc.is_valid(position), pc.take(_ABBREVIATION_VALUES, position.fill_null(0)), flat
+    offsets, data = _buffers(values)
+    ok, out_offsets, out = _address_kernel(
+        offsets, data, *_ABBREVIATION_TABLE, *_MISSING_LETTER_TABLE
     )
-    rebuilt = pa.ListArray.from_arrays(words.offsets, expanded)
-    out = pc.binary_join(rebuilt, " ")
-    # Every value is_missing() accepts has only the letters of a null token (or none) left
-    # in `text`; such values are left to the scalar function, which decides.
-    letters = pc.replace_substring(text, " ", "")
-    maybe_missing = pc.is_in(letters, _MISSING_LETTERS_OR_EMPTY)
-    ok = pc.invert(pc.or_(maybe_missing, pc.is_in(out, _MISSING_ARRAY)))
-    return pc.if_else(ok, out, pa.scalar(None, pa.string()))
+    result = _string_array(ok, out_offsets, out)
+    spelled = pc.fill_null(pc.is_in(result, _MISSING_ARRAY), False)
+    return pc.if_else(spelled, pa.scalar(None, pa.string()), result)
 
 
 @njit(cache=True, nogil=True)

@@ -23,7 +23,8 @@ REALISTIC = [
     "McDonald", "MACDONALD", "Mc", "o'neill", "Smith-Jones", "Mr", "NA", "nan", "None", "",
     "  ", "eh11aa", "EH1 1AA", "ZZ99 3VZ", "gir0aa", "SW1A1AA", "sw1a", "AB 12 34 56 C",
     "TN123456A", "ab123456", "12 High St.", "Flat 2/1, 5 Rose St", "N/A", "St John's Rd & Co",
-    "not known", "Not-Known", "\tEH1\x1c1AA", "Zoë", "12 Mar 1985",
+    "not known", "Not-Known", "\tEH1\x1c1AA", "Zoë", "12 Mar 1985", "&&&&", "st st st",
+    "FL 2/1", "N & A", "'n'a'", "Apt 3, 12 Rd", "AB 12 34 56", "KN123456A", "G1A 1AA", "A1 1AA",
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from clkhash import clk
 from hypothesis import given, settings
@@ -163,10 +164,16 @@ def test_tokenise_matches_clkhash_tokenizer(values: list[str], n: int, positiona
     from clkhash.comparators import NgramComparison
 
     comparator = NgramComparison(n, positional)
-    tokens = tokenise(values, comparator)
-    for i, value in enumerate(values):
-        ids = tokens.token_ids[tokens.offsets[i] : tokens.offsets[i + 1]]
-        assert [tokens.vocab[t] for t in ids] == list(comparator.tokenize(value))
+    ascii_values = [v.encode("ascii", "replace").decode() for v in values]
+    # Python strings, Arrow arrays (ASCII: read from the buffers; else converted back)
+    for given_values, tokens in (
+        (values, tokenise(values, comparator)),
+        (values, tokenise(pa.array(values, pa.string()), comparator)),
+        (ascii_values, tokenise(pa.array(ascii_values, pa.string()), comparator)),
+    ):
+        for i, value in enumerate(given_values):
+            ids = tokens.token_ids[tokens.offsets[i] : tokens.offsets[i + 1]]
+            assert [tokens.vocab[t] for t in ids] == list(comparator.tokenize(value))
 
 
 @settings(max_examples=25, deadline=None)
