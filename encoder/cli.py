@@ -118,7 +118,7 @@ def encode(
     report_path: Annotated[
         Path | None, typer.Option("--report", help="Write the encode report (JSON) here.")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 2,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker threads.")] = 2,
     delimiter: Annotated[
         str | None, typer.Option("--delimiter", help="CSV delimiter (detected if not given).")
     ] = None,

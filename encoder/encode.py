@@ -2,7 +2,7 @@
 
 Work is shared wherever records repeat: each chunk's columns are dictionary-encoded, so a
 value is standardised, validated and hashed once per chunk however many records hold it,
-and token hashes are remembered across chunks. Chunks are spread over worker processes and
+and token hashes are remembered across chunks. Chunks are spread over worker threads and
 written back in input order. Outputs (`.plk`, key map, rejects) are written under temporary
 names and moved into place only when the whole run succeeded.
 """
@@ -13,10 +13,10 @@ import concurrent.futures as cf
 import csv
 import datetime as dt
 import json
-import multiprocessing
 import os
 import re
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +34,7 @@ from clkhash.field_formats import DateSpec, EnumSpec, InvalidEntryError, StringS
 from numba import njit
 
 from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage
-from encoder.hashing import FeatureHasher, fold_xor, hashers_for, load_kernels
+from encoder.hashing import FeatureHasher, fold_xor, hashers_for
 from encoder.keys import Secret, key_check_value
 from encoder.read import Chunk, TableReader, open_table
 from encoder.schema import Feature, LinkageSchema
@@ -77,7 +77,7 @@ class EncodeOptions:
         consent_column: Column recording consent; only records whose value is one of
             `consent_values` are encoded.
         date_format: strptime format forced on every date feature (default: detected).
-        workers: Worker processes (1 runs in this process).
+        workers: Worker threads (1 encodes in the calling thread).
         chunk_rows: Records per chunk; bounds memory.
     """
 
@@ -456,20 +456,21 @@ class ChunkEncoder:
         )
 
 
-# Worker processes hold one ChunkEncoder each, built once by the pool initializer.
-_WORKER: ChunkEncoder | None = None
+# Workers are threads: the heavy steps (Arrow compute, numba kernels with nogil, pandas'
+# factorisation, hashlib) release the GIL, and threads share the chunks without pickling or
+# forking. Each thread owns a ChunkEncoder, so no cache is shared between threads.
+_THREAD = threading.local()
 
 
-def _init_worker(schema: LinkageSchema, secret: Secret, date_format: str | None) -> None:
-    global _WORKER  # noqa: PLW0603 - one encoder per worker process, by design
-    _WORKER = ChunkEncoder(schema, secret, date_format)
+def _init_thread(schema: LinkageSchema, secret: Secret, date_format: str | None) -> None:
+    _THREAD.encoder = ChunkEncoder(schema, secret, date_format)
 
 
 def _encode_in_worker(
     first_row: int, n_rows: int, columns: Mapping[str, pa.Array | None], active: Any
 ) -> _ChunkResult:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER.encode(first_row, n_rows, columns, active)
+    encoder: ChunkEncoder = _THREAD.encoder
+    return encoder.encode(first_row, n_rows, columns, active)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -756,7 +757,7 @@ def encode_file(
     rej_fd, rej_tmp = tempfile.mkstemp(prefix=f".{rejects_path.name}.", suffix=".tmp", dir=tmp_dir)
     os.fchmod(key_fd, 0o600)  # the key map links encodings back to people: owner only
     key_tmp_path, rej_tmp_path = Path(key_tmp), Path(rej_tmp)
-    pool: cf.ProcessPoolExecutor | None = None
+    pool: cf.ThreadPoolExecutor | None = None
     try:
         with (
             os.fdopen(key_fd, "wb") as key_fh,
@@ -767,16 +768,10 @@ def encode_file(
             chunks = reader.chunks(run.wanted_columns(), options.chunk_rows)
             head, rest = _chunks_with_lookahead(chunks)
             if options.workers > 1 and len(head) > 1:
-                load_kernels()
-                _string_hashes(pa.array(["kernel"]))
-                _or_rows(
-                    np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8), np.zeros(1, np.int32)
-                )
-                context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-                pool = cf.ProcessPoolExecutor(
+                pool = cf.ThreadPoolExecutor(
                     max_workers=options.workers,
-                    mp_context=context,
-                    initializer=_init_worker,
+                    thread_name_prefix="pacelink-encode",
+                    initializer=_init_thread,
                     initargs=(schema, secret, options.date_format),
                 )
                 _run_parallel(run, pool, [*head, *rest], outputs, progress)
@@ -817,7 +812,7 @@ def encode_file(
 
 def _run_parallel(
     run: _Run,
-    pool: cf.ProcessPoolExecutor,
+    pool: cf.ThreadPoolExecutor,
     chunks: Iterator[Chunk] | list[Chunk],
     outputs: _Outputs,
     progress: Callable[[int, int, int], None] | None,

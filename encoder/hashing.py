@@ -25,7 +25,7 @@ from encoder.keys import Secret
 from encoder.schema import Feature, LinkageSchema
 from encoder.tokenise import Tokens, tokenise
 
-__all__ = ["FeatureHasher", "derive_keys", "fold_xor", "hashers_for", "load_kernels"]
+__all__ = ["FeatureHasher", "derive_keys", "fold_xor", "hashers_for"]
 
 # Token caches are dropped when they grow past this many tokens, bounding memory on
 # features whose every value is distinct (exact comparisons of ID-like fields).
@@ -220,18 +220,3 @@ def fold_xor(bits: U8Array, folds: int) -> U8Array:
         half = bits.shape[1] // 2
         bits = np.bitwise_xor(bits[:, :half], bits[:, half:])
     return bits
-
-
-def load_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel now.
-
-    Called before worker processes are forked, so they inherit the machine code instead of
-    each loading it again.
-    """
-    one = np.zeros(1, dtype=np.int64)
-    offsets = np.array([0, 1], dtype=np.int64)
-    out = np.zeros((1, 1), dtype=np.uint8)
-    ks = _token_ks(offsets, 1, 0)
-    _token_need(one, ks, 1)
-    _set_bits_listed(one, offsets, ks, one, one, out)
-    _set_bits_double(one, offsets, ks, one, one, 8, out)
