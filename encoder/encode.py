@@ -36,7 +36,7 @@ from numba import njit
 from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage
 from encoder.hashing import FeatureHasher, fold_xor, hashers_for
 from encoder.keys import Secret, key_check_value
-from encoder.read import Chunk, TableReader, open_table
+from encoder.read import Chunk, TableReader, open_table, string_buffers
 from encoder.schema import Feature, LinkageSchema
 from encoder.standardise import (
     STANDARDISERS,
@@ -500,14 +500,7 @@ def _fnv1a(offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any]) -> np.ndar
 
 
 def _string_hashes(array: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    array = array.cast(pa.large_string()) if array.type != pa.large_string() else array
-    _, offsets_buf, data_buf = array.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    )
+    offsets, data = string_buffers(array)
     result: np.ndarray[Any, np.dtype[np.uint64]] = _fnv1a(offsets, data)
     return result
 

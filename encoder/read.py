@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-__all__ = ["CSV_DELIMITERS", "Chunk", "InputError", "TableReader", "open_table"]
+__all__ = ["CSV_DELIMITERS", "Chunk", "InputError", "TableReader", "open_table", "string_buffers"]
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
@@ -382,3 +383,20 @@ def _as_text(column: pa.Array | pa.ChunkedArray, path: Path, name: str) -> pa.Ar
             f"{path}: column {name!r} has type {column.type}, which cannot be read as text"
         ) from None
     return text.fill_null("")
+
+
+def string_buffers(values: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The 64-bit offsets and the UTF-8 bytes of a string array, for kernels that read them.
+
+    Value `v` is `data[offsets[v]:offsets[v + 1]]`. The bytes are not copied (the offsets are
+    when the array must be widened to 64-bit offsets).
+    """
+    values = values.cast(pa.large_string())
+    _, offsets_buf, data_buf = values.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
+    )
+    return offsets, data

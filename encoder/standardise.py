@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from encoder.read import string_buffers
+
 __all__ = [
     "STANDARDISERS",
     "InvalidValue",
@@ -469,6 +471,18 @@ _OUTWARD_ONLY_RE = re.compile(_OUTWARD, re.ASCII)
 _PSEUDO_OUTWARD = "ZZ99"
 
 
+def _compact_ascii_upper(value: str, reason: str) -> str:
+    """NFKC, all whitespace removed, upper case; InvalidValue(reason) if not then ASCII.
+
+    The ASCII check comes before upper(), which would otherwise turn "ß" into "SS".
+    """
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    compact = "".join(text.split())
+    if not compact.isascii():
+        raise InvalidValue(reason)
+    return compact.upper()
+
+
 def standardise_postcode(value: str) -> str:
     """Standardise a UK postcode to upper case with one space before the inward code.
 
@@ -490,12 +504,7 @@ def standardise_postcode(value: str) -> str:
     """
     if is_missing(value):
         return ""
-    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
-    # The ASCII check comes before upper(), which would otherwise turn "ß" into "SS".
-    compact = "".join(text.split())
-    if not compact.isascii():
-        raise InvalidValue(_R_POSTCODE)
-    compact = compact.upper()
+    compact = _compact_ascii_upper(value, _R_POSTCODE)
     if compact == "GIR0AA":
         return "GIR 0AA"
     if match := _FULL_POSTCODE_RE.fullmatch(compact):
@@ -587,11 +596,7 @@ def standardise_ni_number(value: str) -> str:
     """
     if is_missing(value):
         return ""
-    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
-    compact = "".join(text.split())
-    if not compact.isascii():
-        raise InvalidValue(_R_NINO)
-    compact = compact.upper()
+    compact = _compact_ascii_upper(value, _R_NINO)
     match = _NINO_RE.fullmatch(compact)
     if match is None:
         raise InvalidValue(_R_NINO)
@@ -725,19 +730,6 @@ def _names(values: pa.Array) -> pa.Array:
     return pc.if_else(ok, out, pa.scalar(None, pa.string()))
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The 64-bit offsets and the bytes of a string array, without copying the bytes."""
-    values = values.cast(pa.large_string())
-    _, offsets_buf, data_buf = values.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
-        values.offset : values.offset + len(values) + 1
-    ]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
-    )
-    return offsets, data
-
-
 def _string_array(
     ok: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any], data: np.ndarray[Any, Any]
 ) -> pa.Array:
@@ -841,7 +833,7 @@ def _postcode_kernel(
 
 
 def _postcodes(values: pa.Array) -> pa.Array:
-    offsets, compact = _compact_upper_kernel(*_buffers(values))
+    offsets, compact = _compact_upper_kernel(*string_buffers(values))
     return _string_array(*_postcode_kernel(offsets, compact))
 
 
@@ -883,7 +875,7 @@ def _ni_kernel(
 
 
 def _ni_numbers(values: pa.Array) -> pa.Array:
-    offsets, compact = _compact_upper_kernel(*_buffers(values))
+    offsets, compact = _compact_upper_kernel(*string_buffers(values))
     ok = _ni_kernel(offsets, compact, _NI_FIRST, _NI_SECOND, _NI_BLOCKED)
     return _string_array(ok, offsets, compact)
 
@@ -997,7 +989,7 @@ def _address_kernel(
 
 
 def _addresses(values: pa.Array) -> pa.Array:
-    offsets, data = _buffers(values)
+    offsets, data = string_buffers(values)
     ok, out_offsets, out = _address_kernel(
         offsets, data, *_ABBREVIATION_TABLE, *_MISSING_LETTER_TABLE
     )
@@ -1070,14 +1062,7 @@ def _date_kernel(
 def _dates(values: pa.Array) -> pa.Array:
     # ISO and four-digit-year day-first numeric dates, the layouts partners mostly send,
     # parsed straight from Arrow's buffers.
-    values = values.cast(pa.large_string())
-    _, offsets_buf, data_buf = values.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
-        values.offset : values.offset + len(values) + 1
-    ]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
-    )
+    offsets, data = string_buffers(values)
     today = date.today()
     ok, iso_bytes = _date_kernel(offsets, data, today.year * 10000 + today.month * 100 + today.day)
     iso = pa.Array.from_buffers(

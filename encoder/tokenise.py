@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 from clkhash.comparators import AbstractComparison, ExactComparison, NgramComparison
 from numba import njit
 
+from encoder.read import string_buffers
+
 __all__ = ["Tokens", "tokenise"]
 
 # Values are turned into fixed-width code-point arrays a block at a time; this bounds the
@@ -180,14 +182,7 @@ def _ascii_ngram_keys(
 
 def _ascii_ngrams(values: pa.Array, n: int, positional: bool) -> Tokens:
     """n-grams of ASCII values straight from the Arrow buffers (no Python strings)."""
-    values = values.cast(pa.large_string())
-    _, offsets_buf, data_buf = values.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
-        values.offset : values.offset + len(values) + 1
-    ]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
-    )
+    offsets, data = string_buffers(values)
     counts, keys = _ascii_ngram_keys(offsets, data, n, positional)
     token_offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(counts, out=token_offsets[1:])
