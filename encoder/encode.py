@@ -414,10 +414,16 @@ class ChunkEncoder:
         columns: Mapping[str, pa.Array | None],
         active: np.ndarray[Any, np.dtype[np.bool_]],
     ) -> _ChunkResult:
-        """Encode one chunk; `columns` are the raw text columns (None: optional and absent)."""
+        """Encode one chunk; `columns` are the raw text columns (None: optional and absent).
+
+        Only `active` rows (consent given, local ID present) are looked at: the values of
+        the others are never standardised or hashed.
+        """
         schema = self.schema
-        full = np.zeros((n_rows, schema.hash_length // 8), dtype=np.uint8)
-        valid = active.copy()
+        selected = np.flatnonzero(active)
+        take = None if selected.size == n_rows else pa.array(selected)
+        full = np.zeros((selected.size, schema.hash_length // 8), dtype=np.uint8)
+        ok = np.ones(selected.size, dtype=bool)  # over the selected rows
         rejects: list[tuple[int, str, str]] = []
         as_missing: Counter[str] = Counter()
         present_rows: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
@@ -425,7 +431,7 @@ class ChunkEncoder:
             raw = columns.get(feature.name)
             if raw is None:  # optional feature whose column is absent
                 continue
-            column = _dictionary(raw)
+            column = _dictionary(raw if take is None else raw.take(take))
             formatter = self.formatters[feature.name]
             done = formatter.format_array(column.uniques)
             present, invalid_reason = done.present, done.invalid
@@ -435,18 +441,20 @@ class ChunkEncoder:
                 table[bad] = 0  # an invalid value sets no bits (when kept as missing)
                 bad_mask = np.zeros(len(column.uniques), dtype=bool)
                 bad_mask[bad] = True
-                hit_rows = np.flatnonzero(bad_mask[column.indices] & active)
+                hit_rows = np.flatnonzero(bad_mask[column.indices])
                 if feature.extension.on_invalid == "missing":
                     as_missing[feature.name] += int(hit_rows.size)
                 else:
-                    valid[hit_rows] = False
+                    ok[hit_rows] = False
                     for r in hit_rows.tolist():
                         reason = invalid_reason[int(column.indices[r])]
-                        rejects.append((first_row + r, feature.name, reason))
+                        rejects.append((first_row + int(selected[r]), feature.name, reason))
             _or_rows(full, table, column.indices)
             present_rows[feature.name] = present[column.indices]
-        keep = np.flatnonzero(valid)
-        bits = fold_xor(full if keep.size == n_rows else full[keep], schema.xor_folds)
+        keep = np.flatnonzero(ok)
+        bits = fold_xor(full if keep.size == selected.size else full[keep], schema.xor_folds)
+        valid = np.zeros(n_rows, dtype=bool)
+        valid[selected[keep]] = True
         counts: Counter[str] = Counter(
             {name: int(mask[keep].sum()) for name, mask in present_rows.items()}
         )

@@ -253,3 +253,16 @@ def test_encode_dataframe_matches_file(tmp_path: Path) -> None:
 
 def test_output_paths() -> None:
     assert output_paths(Path("d/sds.plk")) == (Path("d/sds.keys.csv"), Path("d/sds.rejects.csv"))
+
+
+def test_rows_without_consent_are_never_looked_at(tmp_path: Path) -> None:
+    rows = [
+        ["C1", "Ann", "Lee", "31/02/1985", "Q", "not a postcode", "N"],  # invalid, no consent
+        ["C2", "Bo", "Ng", "01/02/1985", "M", "G2 4JR", "Y"],
+        ["C3", "Cy", "Li", "30/02/1985", "M", "G2 4JR", ""],  # invalid, blank consent
+    ]
+    report = _encode(tmp_path, _write_csv(tmp_path / "c.csv", rows))
+    assert (report.excluded_no_consent, report.rejected, report.encoded) == (2, 0, 1)
+    assert report.invalid_treated_as_missing == {}
+    assert (tmp_path / "out.rejects.csv").read_text().splitlines() == ["row,field,reason"]
+    assert _key_map(tmp_path / "out.keys.csv") == [("0", "C2")]
