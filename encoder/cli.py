@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import entry_points, version
 from pathlib import Path
@@ -166,8 +167,6 @@ def encode(
             transient=True,
         ) as bar:
             task = bar.add_task("encode", total=None, rate="")
-            import time
-
             started = time.perf_counter()
 
             def progress(records: int, done: int, total: int) -> None:
