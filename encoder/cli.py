@@ -169,9 +169,10 @@ def encode(
             task = bar.add_task("encode", total=None, rate="")
             started = time.perf_counter()
 
-            def progress(records: int, done: int, total: int) -> None:
+            def progress(records: int, expected: int | None) -> None:
                 rate = records / max(time.perf_counter() - started, 1e-9)
-                bar.update(task, completed=done, total=total or None, rate=f"{rate:,.0f} rec/s")
+                total = max(expected, records) if expected is not None else None
+                bar.update(task, completed=records, total=total, rate=f"{rate:,.0f} rec/s")
 
             return encode_file(
                 input_path,

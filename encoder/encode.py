@@ -729,12 +729,12 @@ def encode_file(
     delimiter: str | None = None,
     encoding: str = "auto",
     sheet: str | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> EncodeReport:
     """Encode a partner file into `out` (.plk), its key map and its rejects file.
 
     Args:
-        progress: Called after each chunk with (records done, bytes read, total bytes).
+        progress: Called after each chunk with (records done, records expected or None).
 
     Raises:
         EncodeError, InputError: with a message naming the file, row or column.
@@ -782,7 +782,7 @@ def encode_file(
                     args, extra = run.prepare(chunk)
                     run.absorb(local.encode(*args), extra, outputs)
                     if progress:
-                        progress(report.records_in, reader.bytes_read, reader.total_bytes)
+                        progress(report.records_in, reader.estimated_rows)
             outputs.close()
             key_fh.flush()
             run.check_duplicate_ids(key_tmp_path)
@@ -816,7 +816,7 @@ def _run_parallel(
     pool: cf.ThreadPoolExecutor,
     chunks: Iterator[Chunk] | list[Chunk],
     outputs: _Outputs,
-    progress: Callable[[int, int, int], None] | None,
+    progress: Callable[[int, int | None], None] | None,
 ) -> None:
     """Keep the workers busy, absorbing results strictly in input order."""
     in_flight: list[tuple[cf.Future[_ChunkResult], dict[str, Any]]] = []
@@ -826,7 +826,7 @@ def _run_parallel(
         future, extra = in_flight.pop(0)
         run.absorb(future.result(), extra, outputs)
         if progress:
-            progress(run.report.records_in, run.reader.bytes_read, run.reader.total_bytes)
+            progress(run.report.records_in, run.reader.estimated_rows)
 
     for chunk in chunks:
         args, extra = run.prepare(chunk)
@@ -881,7 +881,7 @@ def encode_dataframe(
 
             yield from self._rechunk(batches(), chunk_rows)
 
-    reader = _FrameReader(Path("DataFrame"), columns, 0)
+    reader = _FrameReader(Path("DataFrame"), columns, len(text))
     run = _Run(schema, secret, options, reader, report, feature_columns)
     encoder = ChunkEncoder(schema, secret, options.date_format)
     outputs = _MemoryOutputs()

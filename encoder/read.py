@@ -10,11 +10,10 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,39 +47,15 @@ class Chunk:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
 
-class _CountingReader(io.RawIOBase):
-    """A binary file wrapper that counts bytes read, for progress bars."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.consumed = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        self.consumed += n or 0
-        return int(n or 0)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
 class TableReader:
     """A partner file opened for chunked reading."""
 
-    def __init__(self, path: Path, columns: list[str], total_bytes: int) -> None:
+    def __init__(self, path: Path, columns: list[str], estimated_rows: int | None) -> None:
         self.path = path
         self.columns = columns
-        self.total_bytes = total_bytes
+        #: Data rows the file holds, exact or estimated (for progress bars); None if unknown.
+        self.estimated_rows = estimated_rows
         self.rows_read = 0
-
-    @property
-    def bytes_read(self) -> int:
-        """How far reading has got, in bytes of the file (for progress)."""
-        return self.total_bytes
 
     def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
         """Yield chunks of at most `chunk_rows` rows holding the `wanted` columns."""
@@ -131,23 +106,23 @@ class _CsvReader(TableReader):
         except LookupError:
             raise InputError(f"{path}: unknown encoding {self.encoding!r}") from None
         text = _decode_sample(path, sample, self.encoding)
-        header_line = text.splitlines()[0] if text.strip() else ""
+        lines = text.splitlines()
+        header_line = lines[0] if text.strip() else ""
         if not header_line.strip():
             raise InputError(f"{path}: the first line is empty (a header row is expected)")
         self.delimiter = delimiter or _sniff_delimiter(text)
         header = next(csv.reader([header_line], delimiter=self.delimiter))
-        super().__init__(path, [h.strip() for h in header], self._size)
+        # Rows estimated from the sample's average line length (exact for small files).
+        data_lines = max(len(lines) - 1, 0)
+        if len(sample) < _SAMPLE_BYTES or not data_lines:
+            estimate = data_lines
+        else:
+            estimate = round(self._size / (len(sample) / len(lines))) - 1
+        super().__init__(path, [h.strip() for h in header], estimate)
         _check_header(path, self.columns)
-        self._counter: _CountingReader | None = None
-
-    @property
-    def bytes_read(self) -> int:
-        return self._counter.consumed if self._counter is not None else 0
 
     def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-        raw = self.path.open("rb")
-        self._counter = _CountingReader(raw)
-        stream = io.BufferedReader(self._counter, buffer_size=1 << 20)
+        stream = self.path.open("rb")
         read_options = pacsv.ReadOptions(
             block_size=1 << 20,  # small blocks: Arrow reads ahead, and memory is the budget
             encoding="utf8"
@@ -219,7 +194,8 @@ class _ExcelReader(TableReader):
         names = [_cell_text(h).strip() for h in header]
         while names and not names[-1]:
             names.pop()
-        super().__init__(path, names, path.stat().st_size)
+        rows = self._sheet.max_row  # from the sheet's stored dimensions; may be absent
+        super().__init__(path, names, rows - 1 if rows else None)
         _check_header(path, self.columns)
 
     def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
@@ -256,7 +232,7 @@ class _ParquetReader(TableReader):
             raise InputError(
                 f"{path}: not a readable Parquet file ({type(exc).__name__})"
             ) from None
-        super().__init__(path, list(self._file.schema_arrow.names), path.stat().st_size)
+        super().__init__(path, list(self._file.schema_arrow.names), self._file.metadata.num_rows)
         _check_header(path, self.columns)
 
     def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
