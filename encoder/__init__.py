@@ -1,14 +1,27 @@
 """pacelink encoder: runs on a partner's premises and turns identifiers into keyed encodings.
 
 The encoder imports nothing from the linkage unit and no web framework: a partner can run it
-without any of the service's code paths.
+without any of the service's code paths. Names are loaded on first use, so that the command
+line starts quickly for commands that need none of the heavy numerical libraries.
 """
 
-from encoder.encode import EncodeError, EncodeOptions, EncodeReport, encode_dataframe, encode_file
-from encoder.fileformat import EncodingFileError, Encodings, read_encodings
-from encoder.keys import Secret, SecretError, key_check_value, load_secret
-from encoder.read import InputError
-from encoder.schema import LinkageSchema, SchemaInvalid, load_schema, parse_schema
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from encoder.encode import (
+        EncodeError,
+        EncodeOptions,
+        EncodeReport,
+        encode_dataframe,
+        encode_file,
+    )
+    from encoder.fileformat import EncodingFileError, Encodings, read_encodings
+    from encoder.keys import Secret, SecretError, key_check_value, load_secret
+    from encoder.read import InputError
+    from encoder.schema import LinkageSchema, SchemaInvalid, load_schema, parse_schema
 
 __all__ = [
     "EncodeError",
@@ -29,3 +42,30 @@ __all__ = [
     "parse_schema",
     "read_encodings",
 ]
+
+_HOMES = {
+    "EncodeError": "encode",
+    "EncodeOptions": "encode",
+    "EncodeReport": "encode",
+    "encode_dataframe": "encode",
+    "encode_file": "encode",
+    "EncodingFileError": "fileformat",
+    "Encodings": "fileformat",
+    "read_encodings": "fileformat",
+    "Secret": "keys",
+    "SecretError": "keys",
+    "key_check_value": "keys",
+    "load_secret": "keys",
+    "InputError": "read",
+    "LinkageSchema": "schema",
+    "SchemaInvalid": "schema",
+    "load_schema": "schema",
+    "parse_schema": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'encoder' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"encoder.{home}"), name)

@@ -28,13 +28,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from encoder.encode import EncodeError, EncodeOptions, encode_file
-from encoder.fileformat import EncodingFileError, read_encodings
 from encoder.keys import SecretError, generate_secret, load_secret, write_secret
-from encoder.read import InputError
-from encoder.schema import SchemaInvalid, load_schema
 
-__all__ = ["app", "main"]
+__all__ = ["app", "fail", "main", "user_errors"]
 
 app = typer.Typer(
     name="pacelink",
@@ -46,14 +42,18 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-#: Errors whose messages are written for people (and never carry identifiers).
-USER_ERRORS: tuple[type[Exception], ...] = (
-    EncodeError,
-    InputError,
-    SchemaInvalid,
-    SecretError,
-    EncodingFileError,
-)
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose messages are written for people (and never carry identifiers).
+
+    The modules are imported here, not at the top, so that light commands start fast.
+    """
+    from encoder.encode import EncodeError
+    from encoder.fileformat import EncodingFileError
+    from encoder.read import InputError
+    from encoder.schema import SchemaInvalid
+
+    return (EncodeError, InputError, SchemaInvalid, SecretError, EncodingFileError)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -65,8 +65,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def _guarded(func: Callable[[], Any]) -> Any:
     try:
         return func()
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, user_errors()):
+            fail(str(exc))
+        raise
 
 
 @app.command()
@@ -139,6 +141,9 @@ def encode(
     OUT.plk goes to the linkage unit. OUT.keys.csv (row → your local ID) and
     OUT.rejects.csv (rows not encoded and why) stay on your premises.
     """
+    from encoder.encode import EncodeOptions, encode_file
+    from encoder.schema import load_schema
+
     if delimiter == "\\t" or (delimiter or "").lower() == "tab":
         delimiter = "\t"
     options = EncodeOptions(
@@ -221,6 +226,8 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
 ) -> None:
     """Show an encoding file's header, popcount histogram and field coverage."""
+    from encoder.fileformat import read_encodings
+
     enc = _guarded(lambda: read_encodings(file))
     header = enc.header
     if as_json:
@@ -256,6 +263,8 @@ def validate_schema(
     schema_path: Annotated[str, typer.Argument(metavar="SCHEMA", help="File or 'pace-default'.")],
 ) -> None:
     """Check a linkage schema; print its features and fingerprint."""
+    from encoder.schema import load_schema
+
     schema = _guarded(lambda: load_schema(schema_path))
     table = Table(title=f"{schema.source}: valid", show_header=True)
     for col in ("feature", "comparison", "strategy", "standardise", "optional"):
