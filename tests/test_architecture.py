@@ -50,3 +50,12 @@ def test_encoder_never_imports_linkage_unit_in_source() -> None:
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
                     node.module or ""]  # fmt: skip
                 assert not any(n.split(".")[0] == "linkage_unit" for n in names), path
+
+
+def test_public_names_resolve() -> None:
+    import encoder
+
+    for name in encoder.__all__:
+        assert getattr(encoder, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = encoder.no_such_name  # type: ignore[attr-defined]
