@@ -1,0 +1,457 @@
+"""Turn candidate pairs into matches: one-to-one for two parties, entities for N parties.
+
+Candidate pairs are what :func:`linkage_unit.matching.similarity.dice_candidates` returns:
+three equal-length arrays ``(i, j, score)``, row ``i`` of one party, row ``j`` of another
+and their Dice coefficient.  Solving decides which of them are accepted as matches.
+
+Two parties: :func:`greedy_solve_two`
+-------------------------------------
+The greedy one-to-one assignment: pairs are visited by descending score and a pair is
+accepted when neither of its records has been accepted before.  It accepts exactly the
+pairs that ``anonlink.solving.greedy_solve`` accepts on the same candidates.
+
+Tie-breaking (how anonlink does it, and so how we do it).  anonlink's solver does not sort:
+it walks the candidates *in the order it is given them*.  That order is fixed by
+``anonlink.candidate_generation.find_candidate_pairs``, which sorts by
+``(-score, dataset_a, dataset_b, row_a, row_b)`` (``dice_coefficient_accelerated`` sorts its
+output by descending score with a stable mergesort over pairs generated in ``(i, j)``
+order, and ``_merge_similarities`` merges blocks with that key).  So among pairs with equal
+scores, the one with the smaller row of the first party wins, then the one with the smaller
+row of the second party.  On two-party candidates anonlink's group-merging rule (merge two
+groups only when every cross pair has been seen) never merges anything but two unmatched
+records, which is why a single pass with two "taken" arrays reproduces it exactly.
+
+N parties: :func:`cluster`
+--------------------------
+Candidate pairs between every pair of parties are merged into one list and visited by
+descending score (ties: by ``(party_a, row_a, party_b, row_b)`` ascending).  Each record
+starts as its own entity; a pair joins the two entities of its records (union-find) unless
+that is forbidden:
+
+* ``duplicates="forbid"`` (the default): an entity holds at most one record per party.  A
+  merge that would put two records of the same party into one entity is refused; the pair is
+  skipped.  Every component keeps the set of parties it holds (a 64-bit mask per 64
+  parties), so the check costs a few word operations.  With two parties this gives exactly
+  the pairs of :func:`greedy_solve_two`.
+* ``duplicates="allow"``: no party constraint; entities are the connected components of the
+  candidate graph (single linkage), so two records of the same party can share an entity,
+  either through a within-party candidate pair (key ``(p, p)``) or through records of other
+  parties.  Use it when a partner's file is known to hold duplicate clients (the same person
+  registered twice) and those should be reported as one entity.  Single linkage chains: one
+  spurious pair joins two whole entities, so prefer a higher threshold with this option and
+  review large entities.
+
+Unlike anonlink's N-party ``greedy_solve``, :func:`cluster` does not require every pair of
+records in an entity to be a candidate; a record joins an entity through its best pair.
+
+Everything is deterministic: the same candidates give the same result, independent of the
+order in which the ``candidates_by_pair`` mapping lists its keys.  The passes are compiled
+with numba and take a few seconds for tens of millions of candidates, most of it sorting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import numpy as np
+from numba import njit
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "Duplicates",
+    "Groups",
+    "cluster",
+    "greedy_solve_two",
+]
+
+#: How :func:`cluster` treats several records of one party in one entity.
+Duplicates = Literal["forbid", "allow"]
+
+CandidateArrays = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+
+_MASK_BITS: Final = 64
+#: Hash-table sizes (log2) tried by the counting sort of scores, smallest first.
+_TABLE_BITS: Final = (12, 15, 18, 21, 24)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_candidates(i: ArrayLike, j: ArrayLike, score: ArrayLike, what: str) -> CandidateArrays:
+    """Check and convert one set of candidate arrays to ``(int64, int64, float64)``."""
+    ii = np.asarray(i)
+    jj = np.asarray(j)
+    ss = np.asarray(score)
+    if ii.ndim != 1 or jj.ndim != 1 or ss.ndim != 1:
+        raise ValueError(f"{what}: i, j and score must be 1-D arrays")
+    if not (len(ii) == len(jj) == len(ss)):
+        raise ValueError(
+            f"{what}: i, j and score must have the same length, got {len(ii)}, {len(jj)}, {len(ss)}"
+        )
+    for name, arr in (("i", ii), ("j", jj)):
+        if len(arr) and arr.dtype.kind not in "iu":
+            raise ValueError(f"{what}: {name} must hold integers, got dtype {arr.dtype}")
+    if len(ss) and ss.dtype.kind not in "fiu":
+        raise ValueError(f"{what}: score must hold real numbers, got dtype {ss.dtype}")
+    i64 = ii.astype(np.int64, copy=False)
+    j64 = jj.astype(np.int64, copy=False)
+    s64 = ss.astype(np.float64, copy=False)
+    if len(i64) and (i64.min() < 0 or j64.min() < 0):
+        raise ValueError(f"{what}: row indices must be non-negative")
+    if not np.isfinite(s64).all():
+        raise ValueError(f"{what}: scores must be finite")
+    return i64, j64, s64
+
+
+def _order_by_score(score: NDArray[np.float64], key: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Permutation visiting pairs by descending ``score``, ties by ascending ``key``.
+
+    A stable sort by key (skipped when the pairs already come sorted by key, as
+    :func:`dice_candidates` returns them), then a stable counting sort by score rank: the
+    distinct scores are found with a hash table, which is much faster than a comparison
+    sort because similarity scores take few distinct values.  Falls back to numpy's stable
+    sort when there are too many distinct scores.
+    """
+    n = len(score)
+    by_key: NDArray[np.int64] | None = None
+    if n > 1 and not bool(np.all(key[1:] >= key[:-1])):
+        by_key = np.argsort(key, kind="stable").astype(np.int64, copy=False)
+        score = score[by_key]
+    order = np.zeros(0, dtype=np.int64)
+    if n:
+        for table_bits in _TABLE_BITS:
+            order = _rank_order(score, table_bits)
+            if len(order) == n:
+                break
+        else:
+            order = np.argsort(-score, kind="stable").astype(np.int64, copy=False)
+    return order if by_key is None else by_key[order]
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, nogil=True)
+def _rank_order(
+    score: NDArray[np.float64], table_bits: int
+) -> NDArray[np.int64]:  # pragma: no cover
+    """Stable sort of finite ``score`` descending; an empty result if too many distinct values.
+
+    Each score is mapped to a uint64 key whose ascending order is descending score order
+    (the IEEE bit pattern, flipped).  Distinct keys go into an open-addressing hash table
+    of ``2 ** table_bits`` slots (at most half full), are ranked, and the positions are
+    scattered by rank (a counting sort).
+    """
+    n = len(score)
+    sign = np.uint64(1) << np.uint64(63)
+    cap = 1 << table_bits
+    empty = np.uint64(0xFFFFFFFFFFFFFFFF)  # ~0 is the key of no finite double
+    table = np.full(cap, empty, dtype=np.uint64)
+    slot = np.empty(n, dtype=np.int32)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    shift = np.uint64(64 - table_bits)
+    wrap = np.uint64(cap - 1)
+    distinct = 0
+    for t in range(n):
+        bits = np.float64(score[t] + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into +0.0
+        k = bits if bits & sign else ~(bits | sign)
+        h = (k * mult) >> shift
+        while True:
+            current = table[h]
+            if current == k:
+                break
+            if current == empty:
+                table[h] = k
+                distinct += 1
+                if distinct * 2 > cap:
+                    return np.empty(0, dtype=np.int64)
+                break
+            h = (h + np.uint64(1)) & wrap
+        slot[t] = h
+    used = np.nonzero(table != empty)[0]
+    by_value = np.argsort(table[used])
+    rank = np.empty(cap, dtype=np.int32)
+    for r in range(len(by_value)):
+        rank[used[by_value[r]]] = r
+    start = np.zeros(len(by_value) + 1, dtype=np.int64)
+    for t in range(n):
+        r = rank[slot[t]]
+        slot[t] = r
+        start[r + 1] += 1
+    for r in range(len(by_value)):
+        start[r + 1] += start[r]
+    out = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        r = slot[t]
+        out[start[r]] = t
+        start[r] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _greedy_two_pass(
+    i: NDArray[np.int64],
+    j: NDArray[np.int64],
+    order: NDArray[np.int64],
+    n_a: int,
+    n_b: int,
+) -> NDArray[np.int64]:  # pragma: no cover - compiled
+    taken_a = np.zeros(n_a, dtype=np.bool_)
+    taken_b = np.zeros(n_b, dtype=np.bool_)
+    limit = min(n_a, n_b)
+    keep = np.empty(min(len(order), limit), dtype=np.int64)
+    k = 0
+    for t in range(len(order)):
+        e = order[t]
+        a = i[e]
+        b = j[e]
+        if not taken_a[a] and not taken_b[b]:
+            taken_a[a] = True
+            taken_b[b] = True
+            keep[k] = e
+            k += 1
+            if k == limit:
+                break
+    return keep[:k]
+
+
+@njit(cache=True, nogil=True)
+def _find(parent: NDArray[np.int64], x: int) -> int:  # pragma: no cover - compiled
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:
+        nxt = parent[x]
+        parent[x] = root
+        x = nxt
+    return root
+
+
+@njit(cache=True, nogil=True)
+def _greedy_union(
+    u: NDArray[np.int64],
+    v: NDArray[np.int64],
+    order: NDArray[np.int64],
+    masks: NDArray[np.uint64],
+    anchored: NDArray[np.bool_],
+    forbid: bool,
+    allow_anchor_merge: bool,
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:  # pragma: no cover - compiled
+    """Greedy agglomeration of nodes along edges ``(u[e], v[e])`` visited in ``order``.
+
+    ``masks`` (nodes x words) holds each node's party set and ``anchored`` whether it is
+    an existing entity; both are updated in place for the roots.  An edge is refused when
+    ``forbid`` and the two components share a party, or when both are anchored and
+    ``allow_anchor_merge`` is false.  Returns every node's root (fully compressed) and
+    which edges were accepted.
+    """
+    n = masks.shape[0]
+    words = masks.shape[1]
+    parent = np.arange(n, dtype=np.int64)
+    size = np.ones(n, dtype=np.int64)
+    accepted = np.zeros(len(u), dtype=np.bool_)
+    for t in range(len(order)):
+        e = order[t]
+        ru = _find(parent, u[e])
+        rv = _find(parent, v[e])
+        if ru == rv:
+            continue
+        if forbid:
+            clash = False
+            for w in range(words):
+                if masks[ru, w] & masks[rv, w]:
+                    clash = True
+                    break
+            if clash:
+                continue
+        if not allow_anchor_merge and anchored[ru] and anchored[rv]:
+            continue
+        if size[ru] < size[rv] or (size[ru] == size[rv] and rv < ru):
+            ru, rv = rv, ru
+        parent[rv] = ru
+        size[ru] += size[rv]
+        for w in range(words):
+            masks[ru, w] |= masks[rv, w]
+        anchored[ru] = anchored[ru] or anchored[rv]
+        accepted[e] = True
+    for x in range(n):
+        parent[x] = _find(parent, x)
+    return parent, accepted
+
+
+def _party_masks(parties: NDArray[np.int64], n_parties: int) -> NDArray[np.uint64]:
+    """One row per node: the bit of its party set, ``ceil(n_parties / 64)`` words wide."""
+    words = max(1, -(-n_parties // _MASK_BITS))
+    masks = np.zeros((len(parties), words), dtype=np.uint64)
+    if len(parties):
+        rows = np.arange(len(parties))
+        masks[rows, parties // _MASK_BITS] = np.left_shift(
+            np.uint64(1), (parties % _MASK_BITS).astype(np.uint64)
+        )
+    return masks
+
+
+def _labels_by_first_appearance(roots: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Relabel root ids as ``0..k-1`` in order of their first occurrence."""
+    if not len(roots):
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
+    return rank[inverse.reshape(-1)]
+
+
+# --------------------------------------------------------------------------- two parties
+
+
+def greedy_solve_two(i: ArrayLike, j: ArrayLike, score: ArrayLike) -> CandidateArrays:
+    """Greedy one-to-one matching of two parties' records from their candidate pairs.
+
+    Pairs are visited by descending score, ties by ascending ``i`` and then ascending
+    ``j`` (anonlink's order, see the module docstring); a pair is accepted when neither
+    record has been matched yet.  The accepted pairs are exactly those of
+    ``anonlink.solving.greedy_solve`` given the same candidates in anonlink's format.
+
+    Args:
+        i: Row indices into the first party's records (non-negative integers).
+        j: Row indices into the second party's records, same length as ``i``.
+        score: Similarity of each pair (finite), same length as ``i``.  Pairs need not be
+            sorted; duplicated pairs are harmless.
+
+    Returns:
+        ``(i, j, score)`` of the accepted pairs as int64, int64, float64 arrays, in the
+        order they were accepted (descending score, then ``i``, then ``j``).  Every row of
+        either party appears at most once.
+
+    Raises:
+        ValueError: If the arrays differ in length or are not 1-D, an index is negative or
+            a score is not finite.
+    """
+    ii, jj, ss = _as_candidates(i, j, score, "greedy_solve_two")
+    if not len(ii):
+        return ii.copy(), jj.copy(), ss.copy()
+    n_a = int(ii.max()) + 1
+    n_b = int(jj.max()) + 1
+    order = _order_by_score(ss, ii * n_b + jj)
+    keep = _greedy_two_pass(ii, jj, order, n_a, n_b)
+    return ii[keep], jj[keep], ss[keep]
+
+
+# --------------------------------------------------------------------------- N parties
+
+
+@dataclass(frozen=True, eq=False)
+class Groups:
+    """Every record of every party, with the entity it belongs to.
+
+    Rows are ordered by ``(party, row)``: all records of party 0, then party 1, and so on.
+    Entity labels are ``0..n_entities-1``, numbered in order of first appearance in that
+    order, so they are deterministic.  Records that matched nothing are entities of their
+    own (singletons).
+
+    Attributes:
+        party: Party of each record (int64).
+        row: Row of each record within its party (int64).
+        entity: Entity label of each record (int64, ``0..n_entities-1``).
+    """
+
+    party: NDArray[np.int64]
+    row: NDArray[np.int64]
+    entity: NDArray[np.int64]
+
+    @property
+    def n_entities(self) -> int:
+        """Number of entities, singletons included."""
+        return int(self.entity.max()) + 1 if len(self.entity) else 0
+
+    def entity_of(self, party: int) -> NDArray[np.int64]:
+        """Entity label of each record of ``party``, indexed by row."""
+        labels: NDArray[np.int64] = self.entity[self.party == party]
+        return labels
+
+    def sizes(self) -> NDArray[np.int64]:
+        """Number of records in each entity, indexed by entity label."""
+        return np.bincount(self.entity, minlength=self.n_entities).astype(np.int64)
+
+
+def cluster(
+    candidates_by_pair: Mapping[tuple[int, int], tuple[ArrayLike, ArrayLike, ArrayLike]],
+    sizes: Sequence[int],
+    *,
+    duplicates: Duplicates = "forbid",
+) -> Groups:
+    """Group the records of N parties into entities by greedy agglomeration.
+
+    Candidate pairs of all party pairs are visited together by descending score (ties by
+    ``(party_a, row_a, party_b, row_b)`` ascending).  Each pair merges the entities of its
+    two records unless they already are one, or ``duplicates="forbid"`` and the merged
+    entity would hold two records of the same party.  See the module docstring for when
+    to use ``duplicates="allow"``.
+
+    Args:
+        candidates_by_pair: For a pair of parties ``(a, b)`` with ``a < b``, the candidate
+            pairs ``(i, j, score)`` between row ``i`` of party ``a`` and row ``j`` of party
+            ``b`` (as :func:`dice_candidates` returns them).  A key ``(p, p)`` gives
+            within-party candidates; they can only merge anything with
+            ``duplicates="allow"``, and pairs with ``i == j`` are ignored.  Missing party
+            pairs have no candidates.
+        sizes: Number of records of each party; parties are ``0..len(sizes)-1``.
+        duplicates: ``"forbid"`` (at most one record per party per entity) or ``"allow"``.
+
+    Returns:
+        A :class:`Groups` with every record of every party.
+
+    Raises:
+        ValueError: On a bad key, an index outside its party's size, mismatched arrays or
+            an unknown ``duplicates`` value.
+    """
+    if duplicates not in ("forbid", "allow"):
+        raise ValueError(f'duplicates must be "forbid" or "allow", got {duplicates!r}')
+    n_per_party = np.asarray([int(s) for s in sizes], dtype=np.int64)
+    if len(n_per_party) and n_per_party.min() < 0:
+        raise ValueError("sizes must be non-negative")
+    n_parties = len(n_per_party)
+    offsets = np.zeros(n_parties + 1, dtype=np.int64)
+    np.cumsum(n_per_party, out=offsets[1:])
+    n = int(offsets[-1])
+
+    us: list[NDArray[np.int64]] = []
+    vs: list[NDArray[np.int64]] = []
+    scores: list[NDArray[np.float64]] = []
+    for key in sorted(candidates_by_pair):
+        a, b = int(key[0]), int(key[1])
+        if not (0 <= a <= b < n_parties):
+            raise ValueError(f"bad party pair {key!r}: need 0 <= a <= b < {n_parties}")
+        i, j, s = _as_candidates(*candidates_by_pair[key], f"candidates {key!r}")
+        if len(i) and (i.max() >= n_per_party[a] or j.max() >= n_per_party[b]):
+            raise ValueError(f"candidates {key!r}: row index outside the party's size")
+        if a == b:
+            if duplicates == "forbid":
+                continue
+            keep = i != j
+            i, j, s = i[keep], j[keep], s[keep]
+        us.append(i + offsets[a])
+        vs.append(j + offsets[b])
+        scores.append(s)
+
+    party = np.repeat(np.arange(n_parties, dtype=np.int64), n_per_party)
+    row = np.arange(n, dtype=np.int64) - offsets[party]
+    if us:
+        u = np.concatenate(us)
+        v = np.concatenate(vs)
+        sc = np.concatenate(scores)
+    else:
+        u = np.zeros(0, dtype=np.int64)
+        v = np.zeros(0, dtype=np.int64)
+        sc = np.zeros(0, dtype=np.float64)
+    # Within-party pairs may come as (j, i); put the smaller node first for the tie order.
+    lo = np.minimum(u, v)
+    hi = np.maximum(u, v)
+    order = _order_by_score(sc, lo * max(n, 1) + hi)
+    forbid = duplicates == "forbid"
+    masks = _party_masks(party, n_parties) if forbid else np.zeros((n, 1), dtype=np.uint64)
+    anchored = np.zeros(n, dtype=np.bool_)
+    roots, _ = _greedy_union(lo, hi, order, masks, anchored, forbid, True)
+    return Groups(party=party, row=row, entity=_labels_by_first_appearance(roots))
