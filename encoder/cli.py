@@ -30,7 +30,7 @@ from rich.table import Table
 
 from encoder.keys import SecretError, generate_secret, load_secret, write_secret
 
-__all__ = ["app", "fail", "main", "user_errors"]
+__all__ = ["app", "fail", "load_plugins", "main", "user_errors"]
 
 app = typer.Typer(
     name="pacelink",
@@ -291,8 +291,15 @@ def _root(
         raise typer.Exit(0)
 
 
-def _load_plugins() -> None:
+_PLUGINS_LOADED: list[str] = []
+
+
+def load_plugins() -> None:
+    """Add the command groups other packages register under `pacelink.commands` (once)."""
+    if _PLUGINS_LOADED:
+        return
     for ep in entry_points(group="pacelink.commands"):
+        _PLUGINS_LOADED.append(ep.name)
         plugin = ep.load()
         if isinstance(plugin, typer.Typer):
             app.add_typer(plugin, name=ep.name)
@@ -302,7 +309,7 @@ def _load_plugins() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    _load_plugins()
+    load_plugins()
     try:
         app()
     except SystemExit:

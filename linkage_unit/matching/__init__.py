@@ -1,6 +1,52 @@
-"""Matching: finds the candidate record pairs whose encodings are similar enough to compare."""
+"""Matching: from encodings to candidate pairs, a threshold, and entities with stable IDs.
 
+Pipeline order: `similarity` (the Dice kernel), `blocking`, `distributed` (scale-out),
+`threshold` (label-free choice), `solving` (one-to-one and N-party grouping), `entities`
+(persistent index of linkage IDs), and `linkage`, which runs them end to end.
+"""
+
+from linkage_unit.matching.blocking import (
+    DEFAULT_BLOCKING,
+    BlockingConfig,
+    BlockingStats,
+    blocking_stats,
+    candidate_pairs,
+    pair_completeness,
+)
 from linkage_unit.matching.distributed import compare_in_chunks
-from linkage_unit.matching.similarity import CandidateLimitExceeded, dice_candidates
+from linkage_unit.matching.entities import EntityIndex, LinkResult
+from linkage_unit.matching.linkage import LinkSummary, link_encodings
+from linkage_unit.matching.similarity import (
+    CandidateLimitExceeded,
+    dice_candidates,
+    iter_dice_candidates,
+)
+from linkage_unit.matching.solving import Groups, cluster, greedy_solve_two
+from linkage_unit.matching.threshold import (
+    ThresholdEstimate,
+    estimate_threshold,
+    runner_up_scores,
+)
 
-__all__ = ["CandidateLimitExceeded", "compare_in_chunks", "dice_candidates"]
+__all__ = [
+    "DEFAULT_BLOCKING",
+    "BlockingConfig",
+    "BlockingStats",
+    "CandidateLimitExceeded",
+    "EntityIndex",
+    "Groups",
+    "LinkResult",
+    "LinkSummary",
+    "ThresholdEstimate",
+    "blocking_stats",
+    "candidate_pairs",
+    "cluster",
+    "compare_in_chunks",
+    "dice_candidates",
+    "estimate_threshold",
+    "greedy_solve_two",
+    "iter_dice_candidates",
+    "link_encodings",
+    "pair_completeness",
+    "runner_up_scores",
+]

@@ -1,0 +1,130 @@
+"""Linkage-unit commands for the `pacelink` command line (registered as entry-point plug-ins).
+
+`pacelink link` links encoding files offline, on the operator's side: it checks that every
+file was made with the same schema and secret, links them, and writes GROUPS.csv
+(`entity_id,party,row`: party is the file's position, 0-based; row is the row in that file).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from encoder.cli import fail, user_errors
+
+__all__ = ["check_compatible", "link"]
+
+err = Console(stderr=True)
+out = Console()
+
+
+def check_compatible(headers: list[dict[str, Any]], paths: list[Path]) -> None:
+    """Refuse files that cannot be linked together, saying which file differs and how."""
+    first, first_path = headers[0], paths[0]
+    for header, path in zip(headers[1:], paths[1:], strict=True):
+        if header["schema_fingerprint"] != first["schema_fingerprint"]:
+            fail(f"{path} was encoded with a different schema than {first_path}")
+        if header["key_check_value"] != first["key_check_value"]:
+            fail(f"{path} was encoded with a different secret than {first_path}")
+        if header["bit_length"] != first["bit_length"]:
+            fail(f"{path} has {header['bit_length']}-bit encodings, {first_path} "
+                 f"{first['bit_length']}-bit")  # fmt: skip
+
+
+def _threshold(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        fail(f"--threshold {text!r}: expected a number in (0, 1] or 'auto'")
+    if not 0 < value <= 1:
+        fail(f"--threshold {value}: must be in (0, 1]")
+    return value
+
+
+def link(
+    files: Annotated[list[Path], typer.Argument(metavar="A.plk B.plk [C.plk ...]")],
+    out_path: Annotated[Path, typer.Option("--out", help="GROUPS.csv to write.")],
+    threshold: Annotated[
+        str, typer.Option("--threshold", help="Dice threshold in (0, 1], or 'auto'.")
+    ] = "auto",
+    exhaustive: Annotated[
+        bool, typer.Option("--exhaustive", help="Compare every pair (no blocking).")
+    ] = False,
+    duplicates: Annotated[
+        str, typer.Option("--duplicates", help="forbid: one record per party per entity.")
+    ] = "forbid",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address (exhaustive).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Threads.")] = None,
+) -> None:
+    """Link encoding files offline and write GROUPS.csv (entity_id,party,row)."""
+    from encoder.fileformat import read_encodings
+    from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
+    from linkage_unit.matching.linkage import link_encodings
+
+    if len(files) < 2:
+        fail("link needs at least two encoding files")
+    if duplicates not in ("forbid", "allow"):
+        fail(f"--duplicates {duplicates!r}: expected 'forbid' or 'allow'")
+    if scheduler is not None and not exhaustive:
+        fail("--scheduler runs exhaustive comparisons: add --exhaustive")
+    if not out_path.parent.is_dir():
+        fail(f"{out_path.parent}: output folder does not exist")
+    chosen = _threshold(threshold)
+    try:
+        encodings = [read_encodings(path) for path in files]
+    except user_errors() as exc:
+        fail(str(exc))
+    check_compatible([e.header for e in encodings], files)
+    blocking = BlockingConfig(exhaustive=True) if exhaustive else DEFAULT_BLOCKING
+    with err.status("linking") as status:
+        groups, summary = link_encodings(
+            [e.bits for e in encodings],
+            chosen,  # type: ignore[arg-type]  # validated above
+            blocking=blocking,
+            duplicates=duplicates,  # type: ignore[arg-type]
+            scheduler=scheduler,
+            workers=workers,
+            progress=status.update,
+        )
+    _write_groups(out_path, groups.entity, groups.party, groups.row)
+    table = Table(title="linkage", show_header=False)
+    table.add_row("records", " + ".join(f"{n:,}" for n in summary.records))
+    table.add_row("blocking", summary.blocking)
+    table.add_row("comparisons", f"{summary.comparisons:,}")
+    table.add_row("candidates", f"{summary.candidates:,}")
+    table.add_row("threshold", f"{summary.threshold:.4f} ({summary.threshold_method})")
+    if summary.estimated_precision is not None and summary.estimated_recall is not None:
+        table.add_row(
+            "estimated precision / recall",
+            f"{summary.estimated_precision:.4f} / {summary.estimated_recall:.4f}",
+        )
+    table.add_row("entities", f"{summary.entities:,}")
+    table.add_row("records linked to another", f"{summary.linked_records:,}")
+    table.add_row("time", f"{summary.seconds:.1f} s")
+    table.add_row("written", str(out_path))
+    out.print(table)
+
+
+def _write_groups(path: Path, entity: Any, party: Any, row: Any) -> None:
+    """GROUPS.csv, written under a temporary name and moved into place when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("entity_id", "party", "row"))
+            writer.writerows(zip(entity.tolist(), party.tolist(), row.tolist(), strict=True))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

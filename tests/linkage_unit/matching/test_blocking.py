@@ -1,0 +1,228 @@
+"""Hamming-LSH blocking: a deduplicated subset of dice_candidates that keeps the matches."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.typing import NDArray
+
+import encoder
+from linkage_unit.matching.blocking import (
+    DEFAULT_BLOCKING,
+    BlockingConfig,
+    blocking_stats,
+    candidate_pairs,
+    pair_completeness,
+)
+from linkage_unit.matching.similarity import dice_candidates
+from tests.conftest import TEST_SECRET
+
+Result = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+
+SEED = 20261123
+N_PEOPLE = 800
+
+GIVEN = ["james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda",
+         "david", "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica",
+         "thomas", "sarah", "fiona", "callum", "ewan", "morag", "agnieszka", "priya"]  # fmt: skip
+SURNAMES = ["smith", "brown", "wilson", "thomson", "robertson", "campbell", "stewart",
+            "anderson", "macdonald", "scott", "reid", "murray", "taylor", "clark",
+            "mitchell", "ross", "walker", "paterson", "young", "watson", "kowalski", "khan",
+            "morrison", "fraser", "mcleod", "grant"]  # fmt: skip
+AREAS = ["G1", "G12", "EH3", "EH11", "AB10", "DD1", "KY16", "PA2", "FK8", "IV2"]
+
+
+def _perturb(value: str, rng: np.random.Generator) -> str:
+    """One typo: substitute, delete, insert or transpose a letter."""
+    if len(value) < 3:
+        return value
+    k = int(rng.integers(1, len(value) - 1))
+    letter = str(rng.choice(list(string.ascii_lowercase)))
+    kind = int(rng.integers(4))
+    if kind == 0:
+        return value[:k] + letter + value[k + 1 :]
+    if kind == 1:
+        return value[:k] + value[k + 1 :]
+    if kind == 2:
+        return value[:k] + letter + value[k:]
+    return value[: k - 1] + value[k] + value[k - 1] + value[k + 1 :]
+
+
+def _people(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    given = [str(g) + str(rng.choice(["", "a", "e", "ie", "o"])) for g in rng.choice(GIVEN, n)]
+    surname = [str(s) for s in rng.choice(SURNAMES, n)]
+    days = rng.integers(0, 365 * 50, n)
+    dob = (pd.Timestamp("1960-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d")
+    postcode = [
+        f"{a} {rng.integers(1, 10)}{rng.choice(list('ABDEFGHJ'))}{rng.choice(list('LNPQRSTU'))}"
+        for a in rng.choice(AREAS, n)
+    ]
+    sex = rng.choice(["M", "F"], n)
+    return pd.DataFrame(
+        {"local_id": [f"P{k}" for k in range(n)], "given_name": given, "surname": surname,
+         "date_of_birth": list(dob), "sex": sex, "postcode": postcode}
+    )  # fmt: skip
+
+
+def _near_duplicates(people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The same people with a typo in one or two of their names (and some date errors)."""
+    out = people.copy()
+    for k in range(len(out)):
+        fields = rng.choice(["given_name", "surname"], int(rng.integers(1, 3)), replace=False)
+        for f in fields:
+            out.loc[k, f] = _perturb(str(out.loc[k, f]), rng)
+        if rng.random() < 0.1:  # a day-of-month typo
+            dob = str(out.loc[k, "date_of_birth"])
+            out.loc[k, "date_of_birth"] = dob[:8] + f"{(int(dob[8:]) % 28) + 1:02d}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def encodings() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """A: people; B: the same people with typos, shuffled; plus extra unrelated people.
+
+    Row r of B holds person ``perm[r]`` of A for r < N_PEOPLE (see ``truth``).
+    """
+    rng = np.random.default_rng(SEED)
+    people = _people(rng, N_PEOPLE)
+    dupes = _near_duplicates(people, rng)
+    others = _people(rng, N_PEOPLE // 2)
+    others["local_id"] = [f"Q{k}" for k in range(len(others))]
+    schema = encoder.load_schema("pace-default")
+    secret = encoder.Secret(TEST_SECRET)
+    options = encoder.EncodeOptions(id_column="local_id", workers=1)
+    a = encoder.encode_dataframe(people, schema, secret, options).bits
+    b = encoder.encode_dataframe(pd.concat([dupes, others]), schema, secret, options).bits
+    assert a.shape[0] == N_PEOPLE and b.shape[0] == N_PEOPLE + N_PEOPLE // 2
+    return np.asarray(a), np.asarray(b)
+
+
+def _codes(pairs: Result, width: int) -> NDArray[np.int64]:
+    return pairs[0] * width + pairs[1]
+
+
+def test_blocked_pairs_are_a_deduplicated_subset_with_identical_scores(
+    encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+) -> None:
+    a, b = encodings
+    exhaustive = dice_candidates(a, b, 0.7)
+    blocked = candidate_pairs(a, b, 0.7, BlockingConfig(tables=30, bits_per_table=12, seed=3))
+    assert [x.dtype for x in blocked] == [np.dtype(np.int64)] * 2 + [np.dtype(np.float64)]
+    codes = _codes(blocked, b.shape[0])
+    assert codes.size > 0
+    assert np.all(np.diff(codes) > 0), "sorted by (i, j) and each pair once"
+    ex_codes = _codes(exhaustive, b.shape[0])
+    pos = np.searchsorted(ex_codes, codes)
+    assert np.all(pos < ex_codes.size)
+    np.testing.assert_array_equal(ex_codes[pos], codes)
+    # Scores bit-identical to dice_candidates'.
+    np.testing.assert_array_equal(exhaustive[2][pos].view(np.uint64), blocked[2].view(np.uint64))
+
+
+def test_exhaustive_config_equals_dice_candidates(
+    encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+) -> None:
+    a, b = encodings
+    got = candidate_pairs(a, b, 0.75, BlockingConfig(exhaustive=True))
+    expected = dice_candidates(a, b, 0.75)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_one_table_of_all_bits_finds_only_identical_filters(
+    encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+) -> None:
+    a, _ = encodings
+    # Comparing A with itself: keys of all 63 sampled bits agree for the diagonal at least.
+    i, j, s = candidate_pairs(a, a, 1.0, BlockingConfig(tables=1, bits_per_table=63))
+    assert np.all(s == 1.0)
+    assert np.all(np.isin(np.arange(a.shape[0]), i[i == j]))
+
+
+def test_default_blocking_keeps_the_true_matches_and_cuts_comparisons(
+    encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+) -> None:
+    a, b = encodings
+    exhaustive = dice_candidates(a, b, 0.8)
+    blocked = candidate_pairs(a, b, 0.8)
+    true_ex = exhaustive[0] == exhaustive[1]  # row r of B is person r of A
+    true_bl = blocked[0] == blocked[1]
+    assert true_ex.sum() >= 0.95 * N_PEOPLE
+    assert true_bl.sum() / true_ex.sum() >= 0.995
+    assert pair_completeness(blocked, exhaustive) >= 0.99
+    stats = blocking_stats(a, b)
+    assert stats.exhaustive_comparisons == a.shape[0] * b.shape[0]
+    assert stats.reduction_ratio >= 0.8
+
+
+def test_blocking_is_deterministic_and_batch_size_invariant(
+    encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+) -> None:
+    a, b = encodings
+    cfg = BlockingConfig(tables=8, bits_per_table=10, seed=11)
+    small = BlockingConfig(tables=8, bits_per_table=10, seed=11, max_batch_pairs=7)
+    first = candidate_pairs(a, b, 0.6, cfg)
+    for other in (candidate_pairs(a, b, 0.6, cfg), candidate_pairs(a, b, 0.6, small, workers=1)):
+        for x, y in zip(first, other, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_positions_are_seeded_and_distinct_within_a_table() -> None:
+    p = DEFAULT_BLOCKING.positions(1024)
+    assert p.shape == (DEFAULT_BLOCKING.tables, DEFAULT_BLOCKING.bits_per_table)
+    assert all(len(set(row)) == row.size for row in p)
+    np.testing.assert_array_equal(p, BlockingConfig().positions(1024))
+    assert not np.array_equal(p, BlockingConfig(seed=1).positions(1024))
+    assert p.min() >= 0 and p.max() < 1024
+
+
+def test_odd_widths_and_empty_inputs() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (50, 5), dtype=np.uint8)  # 40-bit filters, not whole words
+    b = np.concatenate([a[:20], rng.integers(0, 256, (30, 5), dtype=np.uint8)])
+    cfg = BlockingConfig(tables=20, bits_per_table=4)
+    got = candidate_pairs(a, b, 0.5, cfg)
+    ex = dice_candidates(a, b, 0.5)
+    codes, ex_codes = _codes(got, 50), _codes(ex, 50)
+    assert np.all(np.isin(codes, ex_codes))
+    assert np.all(np.isin(np.arange(20) * 50 + np.arange(20), codes))
+    empty = candidate_pairs(a[:0], b, 0.5, cfg)
+    assert all(x.size == 0 for x in empty)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"tables": 0},
+        {"bits_per_table": 64},
+        {"bits_per_table": 0},
+        {"seed": -1},
+        {"max_batch_pairs": 0},
+        {"tables": 1.5},
+    ],
+)
+def test_config_is_validated(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        BlockingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_inputs_are_validated() -> None:
+    a = np.zeros((3, 8), np.uint8)
+    with pytest.raises(ValueError, match="width"):
+        candidate_pairs(a, np.zeros((3, 16), np.uint8), 0.8)
+    with pytest.raises(ValueError, match="threshold"):
+        candidate_pairs(a, a, 0.0)
+    with pytest.raises(ValueError, match="uint8"):
+        candidate_pairs(a.astype(np.int32), a, 0.8)
+
+
+def test_pair_completeness() -> None:
+    ex = (np.array([0, 1, 2, 3]), np.array([5, 6, 7, 8]), np.ones(4))
+    blocked = (np.array([0, 2, 9]), np.array([5, 7, 9]), np.ones(3))
+    assert pair_completeness(blocked, ex) == 0.5
+    none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    assert pair_completeness(none, none) == 1.0
+    assert pair_completeness(none, ex) == 0.0

