@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-records", type=int, default=2_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs per tool (best kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool (best kept)")
     parser.add_argument("--quick", action="store_true", help="20,000 records, no memory run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "schema": schema.fingerprint,
         "repeat": args.repeat,
+        "clkhash_runs_seconds": [seconds for seconds, _ in runs],
+        "pacelink_runs_seconds": timings,
         "clkhash_seconds": clk_seconds,
         "clkhash_records_per_second": args.records / clk_seconds,
         "pacelink_seconds": pl_seconds,
