@@ -97,9 +97,32 @@ def _compare_speed(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _link_scale(r: dict[str, Any]) -> list[str]:
+    t = r["targets"]
+    a, b = r["records"]
+    return [
+        "Command: `python -m benchmarks.link_scale`.",
+        "",
+        f"Machine: {_machine(r['machine'])}. Two synthetic partners of {a:,} and {b:,} "
+        f"records (two-party scenario, typical errors), encoded with `pace-default`, linked "
+        f"from their `.plk` files at threshold {r['threshold']} with {r['blocking']}.",
+        "",
+        f"- Linking time: **{r['link_seconds']:.1f} s** (target <= {t['seconds']} s); "
+        f"{r['comparisons']:,} comparisons, {r['candidates']:,} candidates, "
+        f"{r['entities']:,} entities.",
+        f"- Peak memory of the linking process: **{r['link_peak_rss_gib']:.2f} GiB** "
+        f"(target <= {t['peak_gib']} GiB).",
+        f"- Blocking kept **{r['true_match_completeness']:.2%}** of the true matches that "
+        f"exhaustive comparison finds, and {r['pair_completeness']:.2%} of all exhaustive "
+        f"candidates (measured on {r['sample_rows']:,} sampled rows of A against all of B; "
+        f"target: lose at most {t['max_true_match_loss']:.1%}).",
+    ]
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "encode_speed": ("Encoding speed and memory", _encode_speed),
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
+    "link_scale": ("Linkage at scale", _link_scale),
 }
 
 
