@@ -60,11 +60,18 @@ from typing import Any, Final
 
 import numba
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 from numpy.typing import NDArray
 
-from linkage_unit.matching.similarity import DEFAULT_MAX_CANDIDATES, dice_candidates
+# The popcount intrinsic, row popcounts and input checks are the similarity kernel's own,
+# so that blocked scores and dice_candidates' scores come from the same code.
+from linkage_unit.matching.similarity import (
+    DEFAULT_MAX_CANDIDATES,
+    _check_bits,
+    _popcount,
+    _row_popcounts,
+    dice_candidates,
+)
 
 __all__ = [
     "DEFAULT_BITS_PER_TABLE",
@@ -164,31 +171,6 @@ class BlockingStats:
 # --------------------------------------------------------------------------------------
 
 
-def _popcount_typer(typingctx: Any, x: Any) -> Any:
-    sig = types.uint64(types.uint64)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.ctpop(args[0])
-
-    return sig, codegen
-
-
-# Bound as Any: intrinsics are callable only inside jitted code.
-_popcount: Any = intrinsic(_popcount_typer)
-
-
-@njit(cache=True, parallel=True)
-def _row_popcounts(words: Any) -> Any:  # pragma: no cover - compiled
-    n, w = words.shape
-    out = np.empty(n, np.int64)
-    for r in prange(n):
-        c = 0
-        for k in range(w):
-            c += _popcount(words[r, k])
-        out[r] = c
-    return out
-
-
 @njit(cache=True, parallel=True)
 def _keys(bits: Any, byte_idx: Any, shifts: Any) -> Any:  # pragma: no cover - compiled
     # Key = the sampled bits, first sampled position in the highest key bit.
@@ -239,13 +221,6 @@ def _score_blocks(
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def _check_bits(name: str, bits: Any) -> NDArray[np.uint8]:
-    arr = np.asarray(bits)
-    if arr.dtype != np.uint8 or arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D uint8 array of packed filters")
-    return np.ascontiguousarray(arr)
 
 
 def _to_words(bits: NDArray[np.uint8]) -> NDArray[np.uint64]:
