@@ -81,6 +81,7 @@ __all__ = [
     "BlockingStats",
     "blocking_stats",
     "candidate_pairs",
+    "candidate_pairs_and_stats",
     "pair_completeness",
 ]
 
@@ -458,12 +459,28 @@ def candidate_pairs(
         function's, sorted by ``(i, j)``, each pair once however many tables found it.
         The result is always a subset of ``dice_candidates(a_bits, b_bits, threshold)``.
     """
+    return candidate_pairs_and_stats(
+        a_bits, b_bits, threshold, config, workers=workers, max_candidates=max_candidates
+    )[0]
+
+
+def candidate_pairs_and_stats(
+    a_bits: NDArray[np.uint8],
+    b_bits: NDArray[np.uint8],
+    threshold: float,
+    config: BlockingConfig = DEFAULT_BLOCKING,
+    *,
+    workers: int | None = None,
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+) -> tuple[CandidateArrays, BlockingStats]:
+    """:func:`candidate_pairs` and the :class:`BlockingStats` of the same pass."""
     if config.exhaustive:
-        return dice_candidates(
+        n = a_bits.shape[0] * b_bits.shape[0]
+        found = dice_candidates(
             a_bits, b_bits, threshold, max_candidates=max_candidates, workers=workers
         )
-    pairs, _ = _run(a_bits, b_bits, threshold, config, workers, want_pairs=True)
-    return pairs
+        return found, BlockingStats(n, n, 0.0, n)
+    return _run(a_bits, b_bits, threshold, config, workers, want_pairs=True)
 
 
 def blocking_stats(

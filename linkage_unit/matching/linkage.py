@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 from linkage_unit.matching.blocking import (
     DEFAULT_BLOCKING,
     BlockingConfig,
-    blocking_stats,
     candidate_pairs,
+    candidate_pairs_and_stats,
 )
 from linkage_unit.matching.distributed import compare_in_chunks
 from linkage_unit.matching.solving import Duplicates, Groups, cluster, greedy_solve_two
@@ -66,8 +66,8 @@ def _candidates(
             else candidate_pairs(a, b, floor, blocking, workers=workers)
         )
         return found, a.shape[0] * b.shape[0]
-    stats = blocking_stats(a, b, blocking, workers=workers)
-    return candidate_pairs(a, b, floor, blocking, workers=workers), int(stats.comparisons)
+    found, stats = candidate_pairs_and_stats(a, b, floor, blocking, workers=workers)
+    return found, int(stats.comparisons)
 
 
 def link_encodings(

@@ -15,6 +15,7 @@ from linkage_unit.matching.blocking import (
     BlockingConfig,
     blocking_stats,
     candidate_pairs,
+    candidate_pairs_and_stats,
     pair_completeness,
 )
 from linkage_unit.matching.similarity import dice_candidates
@@ -226,3 +227,15 @@ def test_pair_completeness() -> None:
     none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     assert pair_completeness(none, none) == 1.0
     assert pair_completeness(none, ex) == 0.0
+
+
+def test_pairs_and_stats_in_one_pass_equal_the_separate_calls(
+    encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
+) -> None:
+    a, b = encodings
+    config = BlockingConfig(tables=30, bits_per_table=12, seed=3)
+    pairs, stats = candidate_pairs_and_stats(a, b, 0.7, config)
+    for got, expected in zip(pairs, candidate_pairs(a, b, 0.7, config), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert stats == blocking_stats(a, b, config)
+    assert 0 < stats.comparisons < a.shape[0] * b.shape[0]
