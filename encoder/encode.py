@@ -759,6 +759,7 @@ def encode_file(
     os.fchmod(key_fd, 0o600)  # the key map links encodings back to people: owner only
     key_tmp_path, rej_tmp_path = Path(key_tmp), Path(rej_tmp)
     pool: cf.ThreadPoolExecutor | None = None
+    placed = False  # the .plk has been moved into place
     try:
         with (
             os.fdopen(key_fd, "wb") as key_fh,
@@ -793,13 +794,14 @@ def encode_file(
                 key_check_value=report.key_check_value,
                 features=[(f.name, run.present[f.name]) for f in schema.hashed_features],
             )
+            placed = True
         os.replace(key_tmp_path, keys_path)
         os.replace(rej_tmp_path, rejects_path)
     except BaseException:
         key_tmp_path.unlink(missing_ok=True)
         rej_tmp_path.unlink(missing_ok=True)
-        if out.exists() and writer.header is not None:
-            out.unlink()  # the .plk was moved into place but a later step failed
+        if placed:
+            out.unlink(missing_ok=True)  # the .plk was moved into place but a later step failed
         raise
     finally:
         if pool is not None:
