@@ -70,6 +70,7 @@ __all__ = [
     "ID_LENGTH",
     "EntityIndex",
     "LinkResult",
+    "content_keys",
 ]
 
 #: Version of the on-disk layout written by :meth:`EntityIndex.save`.
@@ -106,7 +107,7 @@ def _entity_id(salt: bytes, number: int) -> str:
     return hmac.new(salt, message, hashlib.sha256).hexdigest()[:ID_LENGTH]
 
 
-def _content_keys(bits: NDArray[np.uint8]) -> NDArray[np.str_]:
+def content_keys(bits: NDArray[np.uint8]) -> NDArray[np.str_]:
     """Default record keys: a 128-bit hash of each encoding."""
     keys = [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in bits]
     return np.asarray(keys, dtype=f"<U{2 * 16}")
@@ -637,7 +638,7 @@ class EntityIndex:
     ) -> tuple[NDArray[np.str_], NDArray[np.int64], NDArray[np.int64]]:
         """Keys of the rows, the first row of each distinct key, and each row's key slot."""
         if keys is None:
-            batch_keys = _content_keys(bits)
+            batch_keys = content_keys(bits)
         else:
             batch_keys = _strings(keys)
             if len(batch_keys) != len(bits):

@@ -1,0 +1,43 @@
+"""The audit log over HTTP: the operator reads entries and checks the chain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from linkage_unit import audit as audit_log
+from linkage_unit.api.deps import CallerDep, SessionDep, require_admin, state
+from linkage_unit.api.models import AuditEntryOut, AuditVerifyOut
+from linkage_unit.database import AuditEntry
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+@router.get("", response_model=list[AuditEntryOut])
+def entries(
+    session: SessionDep,
+    caller: CallerDep,
+    project_id: str | None = Query(default=None),
+    after: int = Query(default=0, ge=0, description="Only entries after this sequence number."),
+    limit: int = Query(default=1000, ge=1, le=10_000),
+) -> list[AuditEntryOut]:
+    """Audit entries in order."""
+    require_admin(caller)
+    query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
+    if project_id is not None:
+        query = query.where(AuditEntry.project_id == project_id)
+    return [
+        AuditEntryOut(entry_hash=e.entry_hash, **audit_log.entry_dict(e))
+        for e in session.scalars(query.limit(limit))
+    ]
+
+
+@router.get("/verify", response_model=AuditVerifyOut)
+def verify(request: Request, session: SessionDep, caller: CallerDep) -> AuditVerifyOut:
+    """Check every entry's hash and link, and the recorded head."""
+    require_admin(caller)
+    unit = state(request)
+    report = audit_log.verify(session, unit.audit_key, unit.data_dir)
+    return AuditVerifyOut(ok=report.ok, entries=report.entries, problems=report.problems)

@@ -1,0 +1,158 @@
+"""Request and response bodies of the HTTP API (pydantic, at the boundary only)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from linkage_unit.policy import SharingPolicy
+
+__all__ = [
+    "AuditEntryOut",
+    "AuditVerifyOut",
+    "CountsOut",
+    "ProjectCreate",
+    "ProjectCreated",
+    "ProjectOut",
+    "RunCreate",
+    "RunOut",
+    "ScoresOut",
+    "UploadOut",
+]
+
+PartyName = str
+_PARTY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+Threshold = float | Literal["auto"]
+
+
+class ProjectCreate(BaseModel):
+    """A new project."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=1, max_length=2000, description="Shown in every release.")
+    linkage_schema: dict[str, Any] = Field(
+        alias="schema", description="The linkage schema the parties encode with (JSON object)."
+    )
+    parties: list[str] = Field(min_length=2, max_length=63)
+    policy: SharingPolicy = Field(default_factory=SharingPolicy)
+    retention_days: int = Field(default=365, ge=1, le=3650)
+    threshold: Threshold = Field(default="auto")
+    key_check_value: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{32}$",
+        description="Pin the secret's key check value now (else the first upload pins it).",
+    )  # fmt: skip
+
+
+class ProjectCreated(BaseModel):
+    """The new project and its party tokens (shown once, stored only as hashes)."""
+
+    project_id: str
+    parties: dict[str, str]
+    schema_fingerprint: str
+
+
+class ProjectOut(BaseModel):
+    """A project as its operator or parties see it."""
+
+    id: str
+    name: str
+    purpose: str
+    parties: list[str]
+    schema_fingerprint: str
+    bit_length: int
+    key_check_value: str | None
+    policy: SharingPolicy
+    threshold: str
+    threshold_pinned: float | None
+    retention_days: int
+    created_at: float
+    expires_at: float
+    current_run_id: str | None
+    your_party: str | None = None
+    your_grants: list[str] | None = None
+
+
+class UploadOut(BaseModel):
+    """An accepted upload."""
+
+    id: str
+    party: str
+    seq: int
+    record_count: int
+    content_digest: str
+    created_at: float
+    linked_run_id: str | None
+
+
+class RunCreate(BaseModel):
+    """Start a run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: Threshold | None = Field(
+        default=None, description="Override the project's threshold for this run."
+    )
+
+
+class RunOut(BaseModel):
+    """A run's state (the summary is for the operator only)."""
+
+    id: str
+    project_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str
+    progress: float
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    threshold_used: float | None
+    threshold_method: str | None
+    summary: dict[str, Any] | None = None
+
+
+class CountsOut(BaseModel):
+    """Overlap counts, suppressed and rounded."""
+
+    project_id: str
+    purpose: str
+    run_id: str
+    min_count: int
+    round_to: int
+    counts: list[dict[str, Any]]
+
+
+class ScoresOut(BaseModel):
+    """For the operator's threshold review."""
+
+    project_id: str
+    run_id: str
+    threshold: float
+    bin_edges: list[float]
+    histogram: list[int]
+    near_pairs: list[dict[str, Any]]
+
+
+class AuditEntryOut(BaseModel):
+    """One audit entry."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    project_id: str | None
+    policy: str | None
+    detail: dict[str, Any]
+    entry_hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    """The result of checking the audit chain."""
+
+    ok: bool
+    entries: int
+    problems: list[str]

@@ -1,0 +1,199 @@
+"""Releases: what a party (or the operator) may fetch, enforced by the project's policy.
+
+Every release is recorded in the audit log — who, what, when, under which policy — before
+any of it is sent. Mappings and flags are CSV (they can have millions of rows); counts and
+scores are JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linkage_unit import audit
+from linkage_unit.api.deps import (
+    Caller,
+    CallerDep,
+    SessionDep,
+    UnitState,
+    get_project,
+    require_admin,
+    require_member,
+    state,
+)
+from linkage_unit.api.models import CountsOut, ScoresOut
+from linkage_unit.database import Party, Project, Upload
+from linkage_unit.policy import SharingPolicy, overlap_counts
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
+
+_ROWS_PER_CHUNK = 65_536
+
+
+def _granted(caller: Caller, project: Project, release: str) -> str:
+    """Refuse unless the policy grants ``release``; returns how it was granted."""
+    if caller.is_admin:
+        raise HTTPException(403, f"'{release}' is released to parties; use a party token")
+    policy = SharingPolicy.model_validate_json(project.policy_json)
+    grants = policy.grants_for(str(caller.party_name))
+    if release not in grants:
+        raise HTTPException(403, f"the project's sharing policy does not release '{release}' "
+                                 f"to {caller.party_name}")  # fmt: skip
+    how = "party grant" if caller.party_name in policy.grants else "default grant"
+    return f"{release} ({how}); policy {project.policy_json}"
+
+
+def _run_dir(unit: UnitState, project: Project) -> tuple[str, Path]:
+    if project.current_run_id is None:
+        raise HTTPException(409, "nothing released yet: no run of this project has completed")
+    return project.current_run_id, unit.storage.run_dir(project.id, project.current_run_id)
+
+
+def _own_uploads(session: Session, caller: Caller, project: Project,
+                 upload: str | None) -> list[Upload]:  # fmt: skip
+    query = (
+        select(Upload)
+        .where(Upload.project_id == project.id, Upload.party_id == caller.party_id)
+        .order_by(Upload.seq)
+    )
+    uploads = list(session.scalars(query))
+    if upload is not None:
+        uploads = [u for u in uploads if u.id == upload]
+        if not uploads:
+            raise HTTPException(404, f"no upload {upload!r} of yours in this project")
+    if not uploads:
+        raise HTTPException(409, "you have not uploaded anything to this project")
+    pending = [u.id for u in uploads if u.linked_run_id is None]
+    if pending:
+        raise HTTPException(
+            409, f"upload {pending[0]} has not been linked yet: a run must complete first"
+        )
+    return uploads
+
+
+def _ids(run_dir: Path, upload_id: str) -> NDArray[np.str_]:
+    ids: NDArray[np.str_] = np.load(run_dir / "ids" / f"{upload_id}.npy", allow_pickle=False)
+    return ids
+
+
+def _csv(header: str, parts: list[tuple[str, NDArray[Any]]]) -> Iterator[bytes]:
+    yield (header + "\n").encode()
+    for upload_id, values in parts:
+        for start in range(0, len(values), _ROWS_PER_CHUNK):
+            chunk = values[start : start + _ROWS_PER_CHUNK]
+            rows = np.arange(start, start + len(chunk))
+            buf = io.StringIO()
+            for row, value in zip(rows.tolist(), chunk.tolist(), strict=True):
+                buf.write(f"{upload_id},{row},{value}\n")
+            yield buf.getvalue().encode()
+
+
+def _record(session: Session, unit: UnitState, caller: Caller, project: Project, action: str,
+            policy: str, detail: dict[str, Any]) -> None:  # fmt: skip
+    audit.append(session, unit.audit_key, actor=caller.actor, action=action,
+                 project_id=project.id, policy=policy,
+                 detail={"purpose": project.purpose, **detail}, data_dir=unit.data_dir)  # fmt: skip
+    session.commit()
+
+
+@router.get("/mapping", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
+def mapping(project_id: str, request: Request, session: SessionDep, caller: CallerDep,
+            upload: str | None = Query(default=None, description="One upload (default: all)."),
+            ) -> StreamingResponse:  # fmt: skip
+    """The linkage ID of each of your rows: CSV ``upload_id,row,linkage_id``."""
+    require_member(caller, project_id)
+    unit = state(request)
+    project = get_project(session, project_id)
+    policy = _granted(caller, project, "mapping")
+    uploads = _own_uploads(session, caller, project, upload)
+    run_id, run_dir = _run_dir(unit, project)
+    parts = [(u.id, _ids(run_dir, u.id)) for u in uploads]
+    _record(session, unit, caller, project, "release.mapping", policy,
+            {"run": run_id, "uploads": [u.id for u in uploads],
+             "rows": sum(len(p[1]) for p in parts)})  # fmt: skip
+    return StreamingResponse(_csv("upload_id,row,linkage_id", parts), media_type="text/csv")
+
+
+@router.get("/flags/{other}", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
+def flags(project_id: str, other: str, request: Request, session: SessionDep,
+          caller: CallerDep,
+          upload: str | None = Query(default=None, description="One upload (default: all)."),
+          ) -> StreamingResponse:  # fmt: skip
+    """Whether each of your rows also appears in ``other``'s data: CSV ``upload_id,row,flag``."""
+    require_member(caller, project_id)
+    unit = state(request)
+    project = get_project(session, project_id)
+    policy = _granted(caller, project, f"flags:{other}")
+    other_party = session.scalar(
+        select(Party).where(Party.project_id == project.id, Party.name == other)
+    )
+    if other_party is None:  # the policy names only parties, so this is a stale policy
+        raise HTTPException(404, f"no party {other!r} in this project")
+    uploads = _own_uploads(session, caller, project, upload)
+    run_id, run_dir = _run_dir(unit, project)
+    theirs = session.scalars(
+        select(Upload.id).where(
+            Upload.party_id == other_party.id, Upload.linked_run_id.is_not(None)
+        )
+    ).all()
+    their_ids = (
+        np.unique(np.concatenate([_ids(run_dir, u) for u in theirs]))
+        if theirs else np.zeros(0, dtype="<U32")
+    )  # fmt: skip
+    parts = [(u.id, np.isin(_ids(run_dir, u.id), their_ids).astype(np.int8)) for u in uploads]
+    _record(session, unit, caller, project, f"release.flags:{other}", policy,
+            {"run": run_id, "uploads": [u.id for u in uploads],
+             "rows": sum(len(p[1]) for p in parts)})  # fmt: skip
+    return StreamingResponse(_csv("upload_id,row,flag", parts), media_type="text/csv")
+
+
+@router.get("/counts", response_model=CountsOut)
+def counts(project_id: str, request: Request, session: SessionDep,
+           caller: CallerDep) -> CountsOut:  # fmt: skip
+    """Overlap counts between parties and party combinations, suppressed and rounded."""
+    require_member(caller, project_id)
+    unit = state(request)
+    project = get_project(session, project_id)
+    policy_model = SharingPolicy.model_validate_json(project.policy_json)
+    policy = (f"counts (operator); policy {project.policy_json}" if caller.is_admin
+              else _granted(caller, project, "counts"))  # fmt: skip
+    run_id, run_dir = _run_dir(unit, project)
+    raw = json.loads((run_dir / "counts.json").read_text())
+    names = list(session.scalars(
+        select(Party.name).where(Party.project_id == project.id).order_by(Party.position)
+    ))  # fmt: skip
+    rule = policy_model.suppression
+    rows = overlap_counts({int(k): int(v) for k, v in raw.items()}, names, rule)
+    _record(session, unit, caller, project, "release.counts", policy,
+            {"run": run_id, "combinations": len(rows)})  # fmt: skip
+    return CountsOut(project_id=project.id, purpose=project.purpose, run_id=run_id,
+                     min_count=rule.min_count, round_to=rule.round_to, counts=rows)  # fmt: skip
+
+
+@router.get("/scores", response_model=ScoresOut)
+def scores(project_id: str, request: Request, session: SessionDep,
+           caller: CallerDep) -> ScoresOut:  # fmt: skip
+    """For the operator's threshold review: the score histogram and pairs near the threshold."""
+    require_member(caller, project_id)
+    require_admin(caller)
+    unit = state(request)
+    project = get_project(session, project_id)
+    run_id, run_dir = _run_dir(unit, project)
+    data = json.loads((run_dir / "scores.json").read_text())
+    _record(session, unit, caller, project, "release.scores", "scores (operator only)",
+            {"run": run_id, "near_pairs": len(data["near_pairs"])})  # fmt: skip
+    return ScoresOut(project_id=project.id, run_id=run_id, **data)

@@ -1,0 +1,550 @@
+"""Service commands of the `pacelink` command line (registered as entry-point plug-ins).
+
+Operator: `pacelink unit serve|worker|project|run|status|scores|audit`. Partner: `pacelink
+upload` and `pacelink results`. Everyone: `pacelink demo`. Tokens are read from files or
+the environment (`PACELINK_ADMIN_TOKEN`, `PACELINK_TOKEN`), never from the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from encoder.cli import fail, user_errors
+
+if TYPE_CHECKING:
+    from linkage_unit.client import UnitClient
+
+__all__ = ["demo", "results", "unit", "upload"]
+
+err = Console(stderr=True)
+out = Console()
+
+unit = typer.Typer(help="Run and operate a linkage unit.", no_args_is_help=True)
+project_app = typer.Typer(help="Create, show and delete projects.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
+unit.add_typer(project_app, name="project")
+unit.add_typer(audit_app, name="audit")
+
+UnitUrl = Annotated[str, typer.Option("--unit", help="The linkage unit's URL.")]
+ProjectId = Annotated[str, typer.Option("--project", help="The project's ID.")]
+CaCert = Annotated[
+    Path | None, typer.Option("--ca-cert", help="CA bundle to trust (self-signed unit).")
+]
+DataDir = Annotated[Path, typer.Option("--data-dir", help="The unit's data folder.")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the data folder)."),
+]
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _admin_token() -> str:
+    from linkage_unit.settings import AdminTokenError, check_admin_token
+
+    try:
+        return check_admin_token(os.environ.get("PACELINK_ADMIN_TOKEN"))
+    except AdminTokenError as exc:
+        fail(str(exc))
+
+
+def _party_token(token_file: Path | None) -> str:
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            fail(f"{token_file}: cannot read the token: {exc.strerror}")
+        if not token:
+            fail(f"{token_file}: the token file is empty")
+        return token
+    token = os.environ.get("PACELINK_TOKEN", "").strip()
+    if not token:
+        fail("no party token: pass --token-file FILE or set PACELINK_TOKEN")
+    return token
+
+
+@contextmanager
+def _client(url: str, token: str, ca_cert: Path | None) -> Iterator[UnitClient]:
+    from linkage_unit.client import UnitClient, UnitError
+
+    try:
+        with UnitClient(url, token, verify=str(ca_cert) if ca_cert else True) as client:
+            yield client
+    except UnitError as exc:
+        fail(str(exc))
+
+
+def _settings(data_dir: Path, database_url: str | None) -> Any:
+    from pydantic import ValidationError
+
+    from linkage_unit.settings import UnitSettings
+
+    try:
+        return UnitSettings(data_dir=data_dir, database_url=database_url)
+    except ValidationError as exc:
+        fail(f"settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (mode 0600) under a temporary name, then move it."""
+    if not path.parent.is_dir():
+        fail(f"{path.parent}: output folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _threshold(text: str | None) -> float | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        fail(f"--threshold {text!r}: expected a number in (0, 1] or 'auto'")
+    if not 0 < value <= 1:
+        fail(f"--threshold {value}: must be in (0, 1]")
+    return value
+
+
+# ---------------------------------------------------------------------------------- service
+
+
+@unit.command()
+def serve(
+    data_dir: DataDir,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    database_url: DatabaseUrl = None,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes to start.")] = 1,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    ssl_ca_certs: Annotated[Path | None, typer.Option(help="CA bundle for clients.")] = None,
+) -> None:
+    """Run the linkage unit's API, with worker processes (needs PACELINK_ADMIN_TOKEN)."""
+    import logging
+
+    import uvicorn
+    from pydantic import SecretStr
+
+    from linkage_unit.api import create_app
+
+    token = _admin_token()
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        fail("--ssl-certfile and --ssl-keyfile go together")
+    settings = _settings(data_dir, database_url)
+    settings.admin_token = SecretStr(token)  # workers get no copy: they do not need it
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(settings)
+    argv = [sys.executable, "-m", "encoder", "unit", "worker", "--data-dir", str(data_dir)]
+    if database_url:
+        argv += ["--database-url", database_url]
+    env = {k: v for k, v in os.environ.items() if k != "PACELINK_ADMIN_TOKEN"}
+    children = [subprocess.Popen(argv, env=env) for _ in range(workers)]
+    try:
+        uvicorn.run(
+            app, host=host, port=port, log_level="info",
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+            ssl_ca_certs=str(ssl_ca_certs) if ssl_ca_certs else None,
+        )  # fmt: skip
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=30)
+
+
+@unit.command()
+def worker(data_dir: DataDir, database_url: DatabaseUrl = None) -> None:
+    """Run a worker: claims queued runs and executes them (any number may run)."""
+    import logging
+    import signal
+    import threading
+
+    from linkage_unit.jobs.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    Worker(_settings(data_dir, database_url)).serve(stop)
+
+
+# ---------------------------------------------------------------------------------- operator
+
+
+@project_app.command("create")
+def project_create(
+    unit_url: UnitUrl,
+    name: Annotated[str, typer.Option("--name", help="Project name.")],
+    party: Annotated[list[str], typer.Option("--party", help="A party's name (repeat).")],
+    out_path: Annotated[Path, typer.Option("--out", help="TOKENS.json to write (mode 0600).")],
+    purpose: Annotated[str, typer.Option(help="Why the data are linked; shown in releases.")],
+    schema: Annotated[str, typer.Option(help="Linkage schema file, or pace-default.")] = (
+        "pace-default"
+    ),
+    policy: Annotated[Path | None, typer.Option(help="Sharing policy JSON file.")] = None,
+    retention_days: Annotated[int, typer.Option(min=1, help="Days before purging.")] = 365,
+    threshold: Annotated[str, typer.Option(help="Dice threshold or 'auto'.")] = "auto",
+    ca_cert: CaCert = None,
+) -> None:
+    """Create a project; writes each party's token to TOKENS.json (shown only once)."""
+    from encoder.schema import load_schema
+
+    try:
+        schema_doc = load_schema(schema).raw
+    except user_errors() as exc:
+        fail(str(exc))
+    body: dict[str, Any] = {
+        "name": name, "purpose": purpose, "schema": schema_doc, "parties": party,
+        "retention_days": retention_days, "threshold": _threshold(threshold),
+    }  # fmt: skip
+    if policy is not None:
+        try:
+            body["policy"] = json.loads(policy.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            fail(f"{policy}: cannot read the policy: {exc}")
+    if out_path.exists():
+        fail(f"{out_path}: already exists (tokens are shown once; not overwriting)")
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        created = client.create_project(body)
+    _write_private(out_path, json.dumps(
+        {"project_id": created["project_id"], "parties": created["parties"]}, indent=2
+    ) + "\n")  # fmt: skip
+    out.print(f"project [bold]{created['project_id']}[/] created; party tokens in {out_path}")
+
+
+@project_app.command("show")
+def project_show(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> None:
+    """Show a project's settings and state."""
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        out.print_json(json.dumps(client.project(project)))
+
+
+@project_app.command("delete")
+def project_delete(
+    unit_url: UnitUrl,
+    project: ProjectId,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    ca_cert: CaCert = None,
+) -> None:
+    """Delete a project: erases its encodings, indexes and results (the audit remains)."""
+    if not yes:
+        typer.confirm(f"Erase project {project} and all its data?", abort=True)
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        client.delete_project(project)
+    out.print(f"project {project} deleted")
+
+
+def _wait_with_progress(client: UnitClient, project: str, run_id: str) -> dict[str, Any]:
+    with Progress(
+        TextColumn("[bold]run[/] {task.fields[stage]}"), BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=err,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("run", total=1.0, stage="queued")
+
+        def update(run: dict[str, Any]) -> None:
+            bar.update(task, completed=run["progress"], stage=run["stage"])
+
+        return client.wait(project, run_id, on_update=update)
+
+
+@unit.command("run")
+def run_command(
+    unit_url: UnitUrl,
+    project: ProjectId,
+    threshold: Annotated[
+        str | None, typer.Option(help="Override the project's threshold (number or auto).")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait, with progress, until done.")] = False,
+    ca_cert: CaCert = None,
+) -> None:
+    """Queue a run that links every upload received so far."""
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        run = client.start_run(project, _threshold(threshold))
+        out.print(f"run [bold]{run['id']}[/] queued")
+        if not wait:
+            return
+        run = _wait_with_progress(client, project, run["id"])
+    _print_run(run)
+    if run["status"] == "failed":
+        fail(f"run {run['id']} failed: {run['error']}")
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    table = Table(title=f"run {run['id']}", show_header=False)
+    table.add_row("status", run["status"])
+    if run.get("threshold_used") is not None:
+        table.add_row("threshold", f"{run['threshold_used']:.4f} ({run['threshold_method']})")
+    for key, value in (run.get("summary") or {}).items():
+        if key not in ("threshold", "threshold_method"):
+            table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+@unit.command()
+def status(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> None:
+    """Show a project's uploads and runs."""
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        uploads, runs = client.uploads(project), client.runs(project)
+    table = Table(title="uploads")
+    for col in ("upload", "party", "records", "linked by run"):
+        table.add_column(col)
+    for u in uploads:
+        table.add_row(u["id"], u["party"], f"{u['record_count']:,}", u["linked_run_id"] or "-")
+    out.print(table)
+    table = Table(title="runs")
+    for col in ("run", "status", "stage", "progress", "threshold", "error"):
+        table.add_column(col)
+    for r in runs:
+        threshold = f"{r['threshold_used']:.4f}" if r["threshold_used"] is not None else "-"
+        table.add_row(r["id"], r["status"], r["stage"], f"{r['progress']:.0%}", threshold,
+                      r["error"] or "")  # fmt: skip
+    out.print(table)
+
+
+@unit.command()
+def scores(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> None:
+    """Threshold review: the score histogram and the pairs nearest the threshold."""
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        data = client.scores(project)
+    peak = max(data["histogram"], default=0) or 1
+    table = Table(title=f"candidate scores (threshold {data['threshold']:.4f})")
+    table.add_column("score")
+    table.add_column("pairs", justify="right")
+    table.add_column("")
+    for lo, n in zip(data["bin_edges"], data["histogram"], strict=False):
+        table.add_row(f"{lo:.2f}", f"{n:,}", "#" * round(40 * n / peak))
+    out.print(table)
+    near = Table(title="pairs nearest the threshold")
+    for col in ("score", "party", "linkage ID", "party", "linkage ID"):
+        near.add_column(col)
+    for p in data["near_pairs"][:20]:
+        near.add_row(f"{p['score']:.4f}", p["party_a"], p["id_a"], p["party_b"], p["id_b"])
+    out.print(near)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Verify locally, from the unit's files.")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    unit_url: Annotated[
+        str | None, typer.Option("--unit", help="Or ask a running unit to verify.")
+    ] = None,
+    ca_cert: CaCert = None,
+) -> None:
+    """Check that no audit entry was edited or deleted; exits 1 if one was."""
+    if (data_dir is None) == (unit_url is None):
+        fail("give either --data-dir (verify locally) or --unit (ask the unit)")
+    if data_dir is not None:
+        from linkage_unit import audit
+        from linkage_unit.database import make_engine, session_factory
+
+        settings = _settings(data_dir, database_url)
+        if not (settings.data_dir / "audit.key").exists():
+            fail(f"{data_dir}: no audit key here; is this a unit's data folder?")
+        key = audit.load_audit_key(settings.data_dir)
+        with session_factory(make_engine(settings.url()))() as session:
+            report = audit.verify(session, key, settings.data_dir)
+        ok, entries, problems = report.ok, report.entries, report.problems
+    else:
+        assert unit_url is not None
+        with _client(unit_url, _admin_token(), ca_cert) as client:
+            result = client.verify_audit()
+        ok, entries, problems = result["ok"], result["entries"], result["problems"]
+    if ok:
+        out.print(f"audit log intact: {entries} entries")
+        return
+    for problem in problems:
+        err.print(f"[bold red]tampered:[/] {problem}", highlight=False)
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    unit_url: UnitUrl,
+    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ca_cert: CaCert = None,
+) -> None:
+    """Print audit entries: who did what, when, under which policy."""
+    with _client(unit_url, _admin_token(), ca_cert) as client:
+        entries = client.audit(project)
+    if as_json:
+        out.print_json(json.dumps(entries))
+        return
+    table = Table(title="audit log")
+    for col in ("seq", "when (UTC)", "who", "what", "project", "detail"):
+        table.add_column(col)
+    import datetime as dt
+
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(str(e["seq"]), when, e["actor"], e["action"], e["project_id"] or "",
+                      json.dumps(e["detail"])[:80])  # fmt: skip
+    out.print(table)
+
+
+# ---------------------------------------------------------------------------------- partner
+
+TokenFile = Annotated[
+    Path | None, typer.Option("--token-file", help="File holding your party token.")
+]
+
+
+def upload(
+    file: Annotated[Path, typer.Argument(help="The .plk file made by `pacelink encode`.")],
+    unit_url: UnitUrl,
+    project: ProjectId,
+    token_file: TokenFile = None,
+    ca_cert: CaCert = None,
+) -> None:
+    """Upload an encoding file to a project (a new batch; upload again for new data)."""
+    from encoder.fileformat import read_encodings
+
+    try:
+        header = read_encodings(file).header  # refuse a damaged file before sending it
+    except user_errors() as exc:
+        fail(str(exc))
+    size = file.stat().st_size
+    with (
+        _client(unit_url, _party_token(token_file), ca_cert) as client,
+        err.status(f"uploading {file.name} ({size:,} bytes)"),
+    ):
+        result = client.upload(project, file)
+    out.print(f"uploaded {header['record_count']:,} records as upload [bold]{result['id']}[/]")
+
+
+def _read_keys(path: Path) -> list[str]:
+    """Local IDs by row from the key map ``row,local_id`` (stays on premises)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            head = next(reader, None)
+            if head != ["row", "local_id"]:
+                fail(f"{path}: not a key map (expected the header row,local_id)")
+            ids: list[str] = []
+            for n, rec in enumerate(reader, start=2):
+                if len(rec) != 2 or rec[0] != str(len(ids)):
+                    fail(f"{path}: line {n}: expected row {len(ids)}")
+                ids.append(rec[1])
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror}")
+    return ids
+
+
+def _find_upload(client: UnitClient, project: str, keys: Path, upload_id: str | None) -> str:
+    """The upload the key map belongs to: given, or found by the sibling .plk's digest."""
+    if upload_id:
+        return upload_id
+    mine = client.uploads(project)
+    sibling = keys.with_name(keys.name.removesuffix(".keys.csv") + ".plk")
+    if keys.name.endswith(".keys.csv") and sibling.exists():
+        from encoder.fileformat import read_header
+
+        digest = read_header(sibling).content_digest
+        for u in mine:
+            if u["content_digest"] == digest:
+                return str(u["id"])
+        fail(f"{sibling} has not been uploaded to project {project}")
+    if len(mine) == 1:
+        return str(mine[0]["id"])
+    fail(f"cannot tell which upload {keys} belongs to: pass --upload ID")
+
+
+def results(
+    unit_url: UnitUrl,
+    project: ProjectId,
+    out_path: Annotated[Path, typer.Option("--out", help="File to write (mode 0600).")],
+    keys: Annotated[
+        Path | None, typer.Option("--keys", help="OUT.keys.csv from `pacelink encode`.")
+    ] = None,
+    release: Annotated[
+        str, typer.Option(help="mapping, counts or flags:<party> (as your policy allows).")
+    ] = "mapping",
+    upload_id: Annotated[
+        str | None, typer.Option("--upload", help="The upload the key map belongs to.")
+    ] = None,
+    token_file: TokenFile = None,
+    ca_cert: CaCert = None,
+) -> None:
+    """Fetch a release; mappings and flags are joined back to your local IDs."""
+    kind, _, other = release.partition(":")
+    if kind not in ("mapping", "counts", "flags") or (kind == "flags") != bool(other):
+        fail(f"--release {release!r}: expected mapping, counts or flags:<party>")
+    with _client(unit_url, _party_token(token_file), ca_cert) as client:
+        if kind == "counts":
+            data = client.counts(project)
+            _write_private(out_path, json.dumps(data, indent=2) + "\n")
+            _print_counts(data)
+            return
+        if keys is None:
+            fail(f"--release {kind} needs --keys OUT.keys.csv to join back to your IDs")
+        local = _read_keys(keys)
+        chosen = _find_upload(client, project, keys, upload_id)
+        text = client.mapping(project, chosen) if kind == "mapping" else client.flags(
+            project, other, chosen
+        )  # fmt: skip
+    rows = list(csv.reader(text.splitlines()))[1:]
+    if len(rows) != len(local):
+        fail(f"{keys} has {len(local):,} rows but upload {chosen} has {len(rows):,}: "
+             "is this the key map of that upload?")  # fmt: skip
+    column = "linkage_id" if kind == "mapping" else f"in_{other}"
+    buf = tempfile.SpooledTemporaryFile(mode="w+", newline="", encoding="utf-8")  # noqa: SIM115
+    writer = csv.writer(buf)
+    writer.writerow(("local_id", column))
+    for n, ((_, row, value), local_id) in enumerate(zip(rows, local, strict=True)):
+        if row != str(n):
+            fail(f"the unit's answer is out of order at row {n}; try again")
+        writer.writerow((local_id, value))
+    buf.seek(0)
+    _write_private(out_path, buf.read())
+    out.print(f"wrote {len(rows):,} rows to {out_path}")
+
+
+def _print_counts(data: dict[str, Any]) -> None:
+    table = Table(title=f"overlap counts ({data['purpose']})")
+    table.add_column("parties")
+    table.add_column("in all of them", justify="right")
+    table.add_column("in exactly these", justify="right")
+    for row in data["counts"]:
+        table.add_row(" + ".join(row["parties"]), str(row["count"]), str(row["only"]))
+    out.print(table)
+    out.print(f"counts below {data['min_count']} shown as <{data['min_count']}; "
+              f"others rounded to the nearest {data['round_to']}")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- demo
+
+
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep the demo's files here (default: temporary).")
+    ] = None,
+) -> None:
+    """Run the main job end to end: three partners encode, upload; the unit links; releases."""
+    from linkage_unit.demo import run_demo
+
+    run_demo(workdir, out)

@@ -1,0 +1,1 @@
+"""Jobs: the linkage work of a run (`pipeline`) and the worker processes that claim runs."""
