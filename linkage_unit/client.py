@@ -7,6 +7,7 @@ identifiers), the HTTP status and the request that failed.
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,10 +49,14 @@ class UnitClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:  # fmt: skip
         self.url = url.rstrip("/")
+        # A CA bundle (a unit with its own certificate) becomes an SSL context.
+        trust: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
-            verify=verify,
+            verify=trust,
             timeout=timeout,
             transport=transport,
         )

@@ -8,6 +8,7 @@ the environment (`PACELINK_ADMIN_TOKEN`, `PACELINK_TOKEN`), never from the comma
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -512,15 +513,14 @@ def results(
         fail(f"{keys} has {len(local):,} rows but upload {chosen} has {len(rows):,}: "
              "is this the key map of that upload?")  # fmt: skip
     column = "linkage_id" if kind == "mapping" else f"in_{other}"
-    buf = tempfile.SpooledTemporaryFile(mode="w+", newline="", encoding="utf-8")  # noqa: SIM115
+    buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(("local_id", column))
     for n, ((_, row, value), local_id) in enumerate(zip(rows, local, strict=True)):
         if row != str(n):
             fail(f"the unit's answer is out of order at row {n}; try again")
         writer.writerow((local_id, value))
-    buf.seek(0)
-    _write_private(out_path, buf.read())
+    _write_private(out_path, buf.getvalue())
     out.print(f"wrote {len(rows):,} rows to {out_path}")
 
 

@@ -160,7 +160,6 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
                 f"{summary['entities']:,} entities, {summary['linked_entities']:,} held by "
                 "more than one partner"
             )
-            audit_report = admin.verify_audit()
 
         console.print("\n[bold]4. Each partner fetches what the policy releases to it[/]")
         linked: dict[tuple[str, str], str] = {}
@@ -194,6 +193,8 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
                     console.print(f"  flags:{other}: {hits:,} of {len(flags):,} of its rows "
                                   f"are also known to {other}")  # fmt: skip
 
+        with UnitClient(unit.url, unit.admin_token) as admin:
+            audit_report = admin.verify_audit()
         truth = {(r["partner"], r["local_id"]): r["person"]
                  for r in csv.DictReader(io.StringIO(_data("truth.csv")))}  # fmt: skip
         # The council holds no mapping under the policy; the evaluator's view of the

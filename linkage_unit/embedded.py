@@ -52,6 +52,8 @@ class EmbeddedUnit:
 
     def __enter__(self) -> EmbeddedUnit:
         app = create_app(self.settings)
+        self.app = app
+        self._state = app.state.unit
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -86,3 +88,4 @@ class EmbeddedUnit:
             self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=30)
+        self._state.engine.dispose()

@@ -36,6 +36,7 @@ def create_app(settings: UnitSettings) -> FastAPI:
     )
     app.state.unit = UnitState(
         settings=settings,
+        engine=engine,
         sessions=session_factory(engine),
         storage=storage,
         audit_key=load_audit_key(settings.data_dir),

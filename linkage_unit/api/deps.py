@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from linkage_unit.database import Party, Project
@@ -46,6 +47,7 @@ class UnitState:
     """The unit's long-lived objects, kept on ``app.state.unit``."""
 
     settings: UnitSettings
+    engine: Engine
     sessions: sessionmaker[Session]
     storage: Storage
     audit_key: bytes

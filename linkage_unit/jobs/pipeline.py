@@ -132,6 +132,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     histogram = np.zeros(len(edges) - 1, dtype=np.int64)
     near: list[tuple[float, int, str, int, int]] = []
     new_records = 0
+    merges = 0
     for k, (batch, bits) in enumerate(new):
         progress(f"linking batch {k + 1} of {len(new)}", 0.1 + 0.7 * k / max(len(new), 1))
         others = np.flatnonzero(index.party != batch.party)
@@ -146,6 +147,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         result = index.link_candidates(batch.party, bits, (i[keep], j[keep], s[keep]))
         index = result.index
         new_records += index.n_records - before
+        merges += len(result.merged_from)
         close = np.flatnonzero(np.abs(s - threshold) < NEAR)
         for c in close[np.argsort(np.abs(s[close] - threshold), kind="stable")][:_MAX_NEAR_PAIRS]:
             near.append((float(s[c]), batch.party, str(result.ids[i[c]]),
@@ -198,6 +200,9 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         "new_records": int(new_records),
         "entities": index.n_entities,
         "linked_entities": int(np.count_nonzero(sizes > 1)),
+        # Entities merged into older ones by new records that matched both; their IDs now
+        # stand for the older entity's (docs/entities.md).
+        "merged_entities": int(merges),
         "threshold": threshold,
         "threshold_method": method,
         **estimates,

@@ -288,11 +288,14 @@ class Worker:
         stop = stop or threading.Event()
         self.prepare()
         log.info("worker %s ready", self.name)
-        while not stop.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:
-                log.exception("worker loop error")
-                busy = False
-            if not busy:
-                stop.wait(self.settings.poll_seconds)
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception:
+                    log.exception("worker loop error")
+                    busy = False
+                if not busy:
+                    stop.wait(self.settings.poll_seconds)
+        finally:
+            self.engine.dispose()
