@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 BIN := $(VENV)/bin
 DEMO_DIR ?= out/demo
 
-.PHONY: demo test lint typecheck pytest bench-encode schemas clean
+.PHONY: demo encode-sample test lint typecheck pytest bench-encode schemas clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ $(TOOLS)/.installed:
 	$(TOOLS)/bin/pip install --quiet 'ruff==0.17.6' 'mypy==2.4.1' 'pandas-stubs'
 	touch $@
 
-## The main job: encode the bundled synthetic partner file, as a partner would.
+## The main job end to end: partners encode and upload, the embedded unit links, releases.
 demo: $(VENV)/.installed
+	$(BIN)/pacelink demo
+
+## The partner's side only: encode the bundled synthetic sample file.
+encode-sample: $(VENV)/.installed
 	mkdir -p $(DEMO_DIR)
 	rm -f $(DEMO_DIR)/partnership.key
 	$(BIN)/pacelink keygen --out $(DEMO_DIR)/partnership.key
