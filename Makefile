@@ -53,6 +53,7 @@ bench-encode: $(VENV)/.installed
 
 schemas: $(VENV)/.installed
 	$(BIN)/python -m encoder.exports schemas
+	$(BIN)/python -m linkage_unit.exports schemas
 
 clean:
 	rm -rf $(VENV) $(TOOLS) out benchmarks/work
