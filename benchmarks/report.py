@@ -3,12 +3,14 @@
     python -m benchmarks.report
 
 Every figure in the page comes from a results file written by a benchmark script; nothing
-is typed in by hand. A benchmark whose results file is absent is listed as not yet run.
+is typed in by hand (the match-quality plots in `docs/img/` are drawn here too, from
+`quality.json`). A benchmark whose results file is absent is listed as not yet run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ __all__ = ["build", "main"]
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "benchmarks.md"
+IMG = DOC.parent / "img"
 
 
 def _machine(m: dict[str, Any]) -> str:
@@ -119,10 +122,149 @@ def _link_scale(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _quality_plots(name: str, r: dict[str, Any]) -> list[str]:
+    """Draw one scenario's two figures into docs/img; the Markdown lines showing them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    IMG.mkdir(parents=True, exist_ok=True)
+    pl = r["pacelink"]
+    auto = pl["auto"]["threshold"]
+    out = []
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curve = pl["curve"]
+    t = [row["threshold"] for row in curve]
+    for key, style in (("precision", "-"), ("recall", "-"), ("f1", "-")):
+        ax.plot(t, [row[key] for row in curve], style, label=f"pacelink {key}")
+    if "anonlink" in r:
+        an = r["anonlink"]["curve"]
+        ax.plot([row["threshold"] for row in an], [row["f1"] for row in an], "--",
+                label="clkhash + anonlink F1")  # fmt: skip
+    if "splink" in r:
+        ax.axhline(r["splink"]["at_0_5"]["f1"], color="grey", linestyle=":",
+                   label="Splink F1 (plain text, p >= 0.5)")  # fmt: skip
+    ax.axvline(auto, color="black", linewidth=1, label=f"auto threshold {auto:.3f}")
+    ax.set_ylim(0.5, 1.005)
+    ax.set_xlabel("Dice threshold")
+    ax.set_ylabel("pairwise measure")
+    ax.set_title(f"{name}: precision, recall and F1 against the threshold")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    curves = IMG / f"quality-{name}-threshold.png"
+    fig.savefig(curves, dpi=90)
+    plt.close(fig)
+    out.append(f"![{name}: measures against the threshold](img/{curves.name})")
+
+    hist = pl["histogram"]
+    edges = hist["edges"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.stairs(hist["nonmatch"], edges, fill=True, alpha=0.5, label="non-matches")
+    ax.stairs(hist["match"], edges, fill=True, alpha=0.5, label="true matches")
+    ax.axvline(auto, color="black", linewidth=1, label=f"auto threshold {auto:.3f}")
+    ax.axvline(pl["best"]["threshold"], color="black", linestyle="--", linewidth=1,
+               label=f"best fixed threshold {pl['best']['threshold']:.2f}")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("Dice score of the pair (one-to-one solved at 0.5)")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"{name}: scores of solved pairs by truth")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    scores = IMG / f"quality-{name}-scores.png"
+    fig.savefig(scores, dpi=90)
+    plt.close(fig)
+    out.append(f"![{name}: score histogram](img/{scores.name})")
+    return out
+
+
+def _quality(r: dict[str, Any]) -> list[str]:
+    from benchmarks.quality import table
+
+    scenarios = r["scenarios"]
+    lines = [
+        f"Command: `{r['command'].strip()}` ({r['seconds'] / 60:.1f} minutes). Method and "
+        "definitions: the docstring of `benchmarks/quality.py`.",
+        "",
+        f"Machine: {_machine(r['machine'])}. Synthetic scenarios of {r['people']:,} people "
+        f"(seed {r['seed']}); pacelink encodes with the bundled `pace-default` schema "
+        "(FEBRL4: the clkhash tutorial's FEBRL schema). Pairwise measures count pairs of "
+        "records from different files; cluster measures count entities that hold exactly "
+        "one person's records.",
+        "",
+    ]
+    for name, s in scenarios.items():
+        records = " + ".join(f"{n:,}" for n in s["records"])
+        extra = ""
+        if "pacelink" in s:
+            pl = s["pacelink"]
+            extra = (
+                f"; {pl['rejected_records']} records rejected by the encoder; "
+                f"{pl['density']:.0%} of bits set; auto: {pl['auto_method']}"
+            )
+        lines.append(f"- **{name}**: {s['description']} ({records} records{extra}).")
+    lines += ["", *table(scenarios), ""]
+    if "febrl4" in scenarios and "published_clkhash_anonlink" in scenarios["febrl4"]:
+        pub = scenarios["febrl4"]["published_clkhash_anonlink"]
+        lines += [
+            f"FEBRL4, published clkhash/anonlink tutorial figures: precision "
+            f"{pub['precision']:.3f}, recall {pub['recall']:.3f} at threshold "
+            f"{pub['threshold']}.",
+            "",
+        ]
+    lines += [
+        "Targets (pacelink at `auto`): F1 within 0.5 % of its best fixed threshold's; within "
+        "1 % of Splink's (p >= 0.5); above clkhash + anonlink's best fixed threshold.",
+        "",
+        "| scenario | auto F1 | best fixed F1 | within 0.5 % | Splink F1 | within 1 % "
+        "| anonlink best F1 | above |",
+        "|---|---:|---:|---|---:|---|---:|---|",
+    ]
+
+    def yes(value: Any) -> str:
+        return "n/a" if value is None else ("**yes**" if value else "**no**")
+
+    for name, tg in r["targets"].items():
+        lines.append(
+            f"| {name} | {tg['auto_f1']:.4f} | {tg['best_fixed_f1']:.4f} "
+            f"| {yes(tg['auto_within_0.5%_of_best'])} | {tg.get('splink_f1', math.nan):.4f} "
+            f"| {yes(tg.get('auto_within_1%_of_splink'))} "
+            f"| {tg.get('anonlink_best_f1', math.nan):.4f} "
+            f"| {yes(tg.get('auto_above_anonlink_best'))} |"
+        )
+    inc = scenarios.get("incremental", {}).get("incremental")
+    if inc:
+        lines += [
+            "",
+            f"Incremental linkage (`EntityIndex.add_batch`, threshold {inc['threshold']:.3f} "
+            f"chosen by `auto` on batch 1): **{inc['stable_share']:.2%}** of the "
+            f"{inc['people_batch1']:,} people of batch 1 keep their linkage ID after batch 2 "
+            f"({inc['records']:,} records, {inc['entities']:,} entities).",
+        ]
+    lines += ["", "Estimated (label-free) against true quality at the auto threshold:", ""]
+    lines += ["| scenario | threshold | estimated P / R | true P / R |", "|---|---:|---|---|"]
+    for name, s in scenarios.items():
+        if "pacelink" not in s:
+            continue
+        pl = s["pacelink"]
+        est_p, est_r = pl["estimated_precision"], pl["estimated_recall"]
+        est = "n/a" if est_p is None else f"{est_p:.3f} / {est_r:.3f}"
+        lines.append(
+            f"| {name} | {pl['auto']['threshold']:.3f} | {est} "
+            f"| {pl['auto']['precision']:.3f} / {pl['auto']['recall']:.3f} |"
+        )
+    for name, s in scenarios.items():
+        if "pacelink" in s and "curve" in s["pacelink"]:
+            lines += ["", f"### {name}", "", *_quality_plots(name, s)]
+    return lines
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "encode_speed": ("Encoding speed and memory", _encode_speed),
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
     "link_scale": ("Linkage at scale", _link_scale),
+    "quality": ("Match quality", _quality),
 }
 
 

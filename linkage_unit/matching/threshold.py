@@ -20,10 +20,14 @@ of the candidate pairs before solving:
   its score is like the *best* non-match score of a record.  The runner-up score of a
   record (its second-best candidate) is, under one-to-one linkage, the best score of a
   non-match, so the runner-ups sample the non-match component directly, label-free.
-  When they are given, the non-match component is fitted to them and held fixed, and EM
-  fits only the mixing weight and the match component.  This is what keeps the estimate
-  right when nearly every solved pair is a match (then a free two-component fit would cut
-  the match distribution in two).
+  When they are given, the non-match component takes its spread from them, and EM fits
+  its location (while the solved scores hold at least ``min_scores`` of non-match weight;
+  otherwise it stays at the runner-ups' mean), the mixing weight and the match component.
+  The location is not taken from the runner-ups because they are maxima over *all* the
+  other side's records, and surviving non-matches over the *unclaimed* ones only: lower
+  when most records match, higher when few do.  The fixed spread is what keeps the
+  estimate right when nearly every solved pair is a match (then a free two-component fit
+  would cut the match distribution in two).
 
 Without runner-ups both components are fitted freely (the plain two-component EM); then a
 clear bimodality is required, or a documented default is returned.
@@ -182,11 +186,18 @@ def _normal_logpdf(z: NDArray[np.float64], mean: float, sd: float) -> NDArray[np
 def _em(
     z: NDArray[np.float64],
     init: tuple[float, float, float, float, float],
-    fixed_nonmatch: bool,
+    nonmatch: str,
     max_iter: int,
     tol: float,
+    min_nonmatch: float = 0.0,
 ) -> MixtureParameters:
-    """EM for a two-normal mixture; with ``fixed_nonmatch`` only pi and component 1 move."""
+    """EM for a two-normal mixture.
+
+    ``nonmatch`` says what of the non-match component EM may move: ``"free"`` (mean and
+    sd), ``"mean"`` (the mean only: the sd stays at its initial value, and the mean moves
+    only while the component holds at least ``min_nonmatch`` scores' worth of weight) or
+    ``"fixed"`` (nothing).  Pi and the match component always move.
+    """
     pi1, m0, s0, m1, s1 = init
     previous = -math.inf
     ll = -math.inf
@@ -206,9 +217,11 @@ def _em(
         if w1 > 1e-9:
             m1 = float((r1 * z).sum() / w1)
             s1 = max(math.sqrt(float((r1 * (z - m1) ** 2).sum() / w1)), _MIN_SD)
-        if not fixed_nonmatch and w0 > 1e-9:
+        if nonmatch == "free" and w0 > 1e-9:
             m0 = float((r0 * z).sum() / w0)
             s0 = max(math.sqrt(float((r0 * (z - m0) ** 2).sum() / w0)), _MIN_SD)
+        elif nonmatch == "mean" and w0 >= max(min_nonmatch, 1e-9):
+            m0 = float((r0 * z).sum() / w0)
         if abs(ll - previous) <= tol * max(1.0, abs(ll)):
             converged = True
             break
@@ -382,7 +395,14 @@ def estimate_threshold(
         above = z[z > m0 + 2 * s0]
         m1 = float(above.mean()) if above.size else float(z.max())
         s1 = max(float(above.std()) if above.size > 1 else s0, _MIN_SD)
-        mix = _em(z, (0.5, m0, s0, m1, s1), True, max_iter, tol)
+        # The runner-ups give the non-match component's spread, but not its location: a
+        # runner-up is a record's best non-match over all the other side's records, while
+        # a non-match that survives solving is the best over the records still unclaimed
+        # (fewer when many records match, so lower; more candidates per record when few
+        # match, so higher).  The mean is therefore left to EM, which places it from the
+        # non-match bump of the solved scores when there is one (at least min_scores of
+        # weight); with next to no non-matches it stays at the runner-ups' mean.
+        mix = _em(z, (0.5, m0, s0, m1, s1), "mean", max_iter, tol, float(min_scores))
         diagnostics["separation"] = mix.separation
         if mix.mean_match <= mix.mean_nonmatch or mix.weight_match * s.size < 1.0:
             return _default("no-match-component", default, diagnostics, mix, int(s.size))
@@ -390,7 +410,7 @@ def estimate_threshold(
     else:
         lo, hi = np.quantile(z, [0.25, 0.9])
         spread = max(float(z.std()) / 2, _MIN_SD)
-        mix = _em(z, (0.5, float(lo), spread, float(hi), spread), False, max_iter, tol)
+        mix = _em(z, (0.5, float(lo), spread, float(hi), spread), "free", max_iter, tol)
         if mix.mean_match < mix.mean_nonmatch:  # label switching: the higher is the match
             mix = MixtureParameters(
                 weight_nonmatch=mix.weight_match,

