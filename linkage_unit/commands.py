@@ -151,13 +151,15 @@ def serve(
     from linkage_unit.api import create_app
 
     token = _admin_token()
+    os.umask(0o077)  # everything the unit writes is for its own eyes (salts, encodings)
     if (ssl_certfile is None) != (ssl_keyfile is None):
         fail("--ssl-certfile and --ssl-keyfile go together")
     settings = _settings(data_dir, database_url)
     settings.admin_token = SecretStr(token)  # workers get no copy: they do not need it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(settings)
-    argv = [sys.executable, "-m", "encoder", "unit", "worker", "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "encoder", "unit", "worker", "--data-dir", str(data_dir),
+            "--parent-pid", str(os.getpid())]  # fmt: skip
     if database_url:
         argv += ["--database-url", database_url]
     env = {k: v for k, v in os.environ.items() if k != "PACELINK_ADMIN_TOKEN"}
@@ -177,7 +179,11 @@ def serve(
 
 
 @unit.command()
-def worker(data_dir: DataDir, database_url: DatabaseUrl = None) -> None:
+def worker(
+    data_dir: DataDir,
+    database_url: DatabaseUrl = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
     """Run a worker: claims queued runs and executes them (any number may run)."""
     import logging
     import signal
@@ -185,9 +191,19 @@ def worker(data_dir: DataDir, database_url: DatabaseUrl = None) -> None:
 
     from linkage_unit.jobs.worker import Worker
 
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if parent_pid is not None:
+        # Started by `serve`: stop when it is gone, however it ended (uvicorn re-raises
+        # SIGTERM after shutting down, so serve cannot always stop its workers itself).
+        def watch() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != parent_pid:
+                    stop.set()
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
     Worker(_settings(data_dir, database_url)).serve(stop)
 
 

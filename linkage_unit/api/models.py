@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,7 +36,9 @@ class ProjectCreate(BaseModel):
     linkage_schema: dict[str, Any] = Field(
         alias="schema", description="The linkage schema the parties encode with (JSON object)."
     )
-    parties: list[str] = Field(min_length=2, max_length=63)
+    parties: list[Annotated[str, Field(pattern=_PARTY_PATTERN)]] = Field(
+        min_length=2, max_length=63, description="Party names: letters, digits, '.', '_', '-'."
+    )
     policy: SharingPolicy = Field(default_factory=SharingPolicy)
     retention_days: int = Field(default=365, ge=1, le=3650)
     threshold: Threshold = Field(default="auto")

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import BinaryIO
 
 from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Request, status
@@ -37,6 +38,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/projects/{project_id}/uploads", tags=["uploads"])
 
 _DIGEST_HEADER = "X-Content-SHA256"
+_WRITE_BLOCK = 1 << 20
 
 
 def _refuse(code: int, message: str) -> HTTPException:
@@ -70,6 +72,12 @@ def _check(path: Path, project: Project) -> dict[str, object]:
     return header
 
 
+def _finish_file(fh: BinaryIO, tail: bytes) -> None:
+    fh.write(tail)
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
 async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
     """Stream the body to a temporary file; returns its path, size and SHA-256."""
     limit = unit.settings.max_upload_bytes
@@ -80,16 +88,21 @@ async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
     digest = hashlib.sha256()
     size = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    pending = bytearray()
     try:
         with os.fdopen(fd, "wb") as fh:
+            # Disk writes go to a thread, in blocks: on the event loop they would stall
+            # every other request (status polls) while uploads arrive.
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
                     raise _refuse(413, f"larger than the unit accepts ({limit} bytes)")
                 digest.update(chunk)
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+                pending += chunk
+                if len(pending) >= _WRITE_BLOCK:
+                    await to_thread.run_sync(fh.write, bytes(pending))
+                    pending.clear()
+            await to_thread.run_sync(_finish_file, fh, bytes(pending))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -222,9 +222,28 @@ def test_serve_over_tls_with_its_worker(tmp_path: Path) -> None:
         # serve started one worker process beside itself
         children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "unit worker"],
                                   capture_output=True, text=True, check=False)  # fmt: skip
-        assert children.stdout.strip(), "no worker process"
+        workers = [int(pid) for pid in children.stdout.split()]
+        assert workers, "no worker process"
     finally:
         server.terminate()
         server.wait(timeout=60)
         if server.stdout is not None:
             server.stdout.close()
+    # Its workers go with it (they watch their parent).
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "worker outlived `pacelink unit serve`"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has ended; only its parent (gone) would reap it.
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return status != "Z"
