@@ -379,3 +379,38 @@ def test_deleted_project_leaves_no_encodings(unit: EmbeddedUnit, encoded: Encode
     with UnitClient(unit.url, tokens["council"]) as council, pytest.raises(UnitError) as gone:
         council.uploads(project)
     assert gone.value.status == 401  # the party's token went with the project
+
+
+def test_two_projects_ids_for_the_same_people_cannot_be_joined(
+    unit: EmbeddedUnit, encoded: Encoded
+) -> None:
+    mappings = []
+    for _ in range(2):
+        project, tokens = _setup(unit, encoded, threshold=0.8)
+        _upload_all(unit, project, tokens, encoded)
+        assert _run(unit, project)["status"] == "done"
+        with UnitClient(unit.url, tokens["benefits_dept"]) as party:
+            mappings.append([i for _, _, i in _rows(party.mapping(project))])
+    first, second = mappings
+    # The same rows are grouped the same way (same data, same rules) …
+    assert len(set(first)) == len(set(second))
+    # … under unrelated pseudonyms: not one ID in common.
+    assert not set(first) & set(second)
+
+
+def test_a_failed_run_reports_a_safe_error(unit: EmbeddedUnit, encoded: Encoded) -> None:
+    project, tokens = _setup(unit, encoded, threshold=0.8)
+    uploads = _upload_all(unit, project, tokens, encoded)
+    stored = unit.settings.data_dir / "projects" / project / "uploads" / f"{uploads['council']}.plk"
+    stored.chmod(0o600)
+    stored.write_bytes(b"damaged on the unit's disk")
+    run = _run(unit, project)
+    assert run["status"] == "failed"
+    assert run["error"] == f"the encodings of upload {uploads['council']} cannot be read"
+    with UnitClient(unit.url, tokens["council"]) as council, pytest.raises(UnitError) as exc:
+        council.mapping(project)
+    assert exc.value.status == 409  # nothing released from a failed run
+    with UnitClient(unit.url, unit.admin_token) as admin:
+        assert admin.audit(project)[-1]["action"] == "run.failed"
+    runs_dir = unit.settings.data_dir / "projects" / project / "runs"
+    assert list(runs_dir.iterdir()) == []  # the failed run's partial outputs are gone
