@@ -383,8 +383,12 @@ def audit_verify(
         if not (settings.data_dir / "audit.key").exists():
             fail(f"{data_dir}: no audit key here; is this a unit's data folder?")
         key = audit.load_audit_key(settings.data_dir)
-        with session_factory(make_engine(settings.url()))() as session:
-            report = audit.verify(session, key, settings.data_dir)
+        engine = make_engine(settings.url())
+        try:
+            with session_factory(engine)() as session:
+                report = audit.verify(session, key, settings.data_dir)
+        finally:
+            engine.dispose()
         ok, entries, problems = report.ok, report.entries, report.problems
     else:
         assert unit_url is not None

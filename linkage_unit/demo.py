@@ -230,11 +230,15 @@ def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dic
 
     from linkage_unit.database import Project, Upload, make_engine, session_factory
 
-    with session_factory(make_engine(f"sqlite:///{data_dir / 'unit.db'}"))() as session:
-        p = session.get(Project, project)
-        assert p is not None and p.current_run_id is not None
-        uploads = session.query(Upload).filter(Upload.project_id == project).all()
-        run_dir = data_dir / "projects" / project / "runs" / p.current_run_id / "ids"
+    engine = make_engine(f"sqlite:///{data_dir / 'unit.db'}")
+    try:
+        with session_factory(engine)() as session:
+            p = session.get(Project, project)
+            assert p is not None and p.current_run_id is not None
+            uploads = session.query(Upload).filter(Upload.project_id == project).all()
+            run_dir = data_dir / "projects" / project / "runs" / p.current_run_id / "ids"
+    finally:
+        engine.dispose()
     keys = _keys(partners["council"] / "council.keys.csv")
     digest = _digest(partners["council"] / "council.plk")
     (upload,) = [u for u in uploads if u.content_digest == digest]
