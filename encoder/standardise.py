@@ -201,6 +201,27 @@ _TITLES = frozenset(
 )
 
 _UNICODE_DIGIT_RE = re.compile(r"\d")
+
+# Digits that OCR commonly produces from letters, read back as those letters. Only confusions
+# that published OCR confusion tables agree on are listed (the GeCo/crptr OCR look-up table:
+# 5/S, 2/Z, 1/l, 6/G; OCR post-correction lists: 0/O, 8/B, 6/b): a digit whose reading is
+# ambiguous (9 as g or q) or that OCR rarely produces from a letter (3, 4, 7 are look-alikes
+# only in hand-typed "leetspeak") is not guessed, and the name is still rejected.
+#
+# 1 and 6 resemble different letters in capitals (I, G) and in lower case (l, b), so the reading
+# depends on where the digit stands: in a value without lower-case letters (block capitals, as
+# forms ask for and many systems store), and at the start of a word, where names have their
+# capital, the capital reading; elsewhere the lower-case one. "W1LLIAM" -> william,
+# "Wi11iam" -> william, "1sla" -> isla.
+_OCR_CAPITAL_READING = str.maketrans("012568", "oizsgb")
+_OCR_SMALL_READING = str.maketrans("012568", "olzsbb")
+_OCR_DIGITS = "012568"
+# Any digit that has no reading above, including non-ASCII digits NFKC leaves alone (Arabic-Indic).
+_UNREADABLE_DIGIT_RE = re.compile(r"[^\D012568]")
+# A digit at the start of a word: not preceded by a letter or digit.
+_WORD_INITIAL_DIGIT_RE = re.compile(r"(?<![a-z0-9])[0-9]")
+# Words as _NAME_WORD_RE sees them once digits are letters, for the "mostly digits" rule.
+_NAME_DIGIT_WORD_RE = re.compile(r"[a-z0-9'`\-]+")
 # A word is a run of ASCII letters, apostrophes and hyphens: apostrophes and hyphens join the
 # parts of one name (O'Neill, Smith-Jones), anything else (spaces, dots, commas) separates words.
 _NAME_WORD_RE = re.compile(r"[a-z'`\-]+")
@@ -215,6 +236,30 @@ def _drop_joiners(word: str) -> str:
     return word.replace("'", "").replace("-", "").replace("`", "")
 
 
+def _read_ocr_digits(folded: str, capitals: bool) -> str:
+    """Replace each digit of a folded name by the letter OCR most likely misread as it.
+
+    Args:
+        folded: The name after _fold(), containing at least one digit.
+        capitals: Whether the raw value has no lower-case letters (is in block capitals).
+
+    Raises:
+        InvalidValue: If a digit has no reading, or a word is not mostly letters: a word with at
+            least as many digits as letters ("1985", "AB12", "Smith 2") is a number, an ID or a
+            shifted column, not a misread name, and encoding it as one would be false evidence.
+    """
+    if _UNREADABLE_DIGIT_RE.search(folded):
+        raise InvalidValue(_R_NAME_DIGITS)
+    for word in _NAME_DIGIT_WORD_RE.findall(folded):
+        digits = sum(word.count(d) for d in _OCR_DIGITS)
+        if digits and digits >= len(_drop_joiners(word)) - digits:
+            raise InvalidValue(_R_NAME_DIGITS)
+    if capitals:
+        return folded.translate(_OCR_CAPITAL_READING)
+    initial = _WORD_INITIAL_DIGIT_RE.sub(lambda m: m[0].translate(_OCR_CAPITAL_READING), folded)
+    return initial.translate(_OCR_SMALL_READING)
+
+
 def _mac(part: str) -> str:
     """Apply the Mc/Mac rule to one name part: a leading "mc", or "m'" before a letter, -> "mac"."""
     if part.startswith("mc") or (len(part) > 2 and part[2] not in "'`"):
@@ -226,10 +271,12 @@ def standardise_name(value: str) -> str:
     """Standardise a given name or surname to lower-case ASCII letters only.
 
     Steps: Unicode NFKC, case-fold, transliterate letters NFKD cannot decompose (ł -> l, æ -> ae),
-    NFKD with combining marks removed (Seán -> sean); drop title words (Mr, Dr, Jnr ...) if
-    another word remains; rewrite a leading "Mc" or "M'" of each word to "Mac"; finally remove
-    everything that is not a-z, so spacing, hyphens and apostrophes cannot stop two spellings of
-    the same name agreeing ("O'Neill", "O Neill" and "ONeill" all give "oneill").
+    NFKD with combining marks removed (Seán -> sean); read digits that OCR produces from letters
+    back as those letters ("J0HN" -> john, "5MITH" -> smith; see _read_ocr_digits); drop title
+    words (Mr, Dr, Jnr ...) if another word remains; rewrite a leading "Mc" or "M'" of each word
+    to "Mac"; finally remove everything that is not a-z, so spacing, hyphens and apostrophes
+    cannot stop two spellings of the same name agreeing ("O'Neill", "O Neill" and "ONeill" all
+    give "oneill").
 
     Args:
         value: A raw given name or surname.
@@ -239,14 +286,16 @@ def standardise_name(value: str) -> str:
         remains (for example a name written only in a non-Latin script).
 
     Raises:
-        InvalidValue: If the name contains digits, which means the field holds something other
-            than a name (a date, an ID, a mis-keyed column) and should be looked at, not matched.
+        InvalidValue: If the name contains a digit OCR does not produce from a letter (3, 4, 7,
+            9, non-ASCII digits), or a word that is at least half digits ("1985", "Smith 2"):
+            then the field holds something other than a name (a date, an ID, a mis-keyed
+            column) and should be looked at, not matched.
     """
     if is_missing(value):
         return ""
     folded = _fold(value)
     if _UNICODE_DIGIT_RE.search(folded):
-        raise InvalidValue(_R_NAME_DIGITS)
+        folded = _read_ocr_digits(folded, not any(ch.islower() for ch in value))
 
     words = _NAME_WORD_RE.findall(folded)
     letters = [word if word.isalpha() else _drop_joiners(word) for word in words]
@@ -719,12 +768,45 @@ STANDARDISERS: Mapping[str, Callable[[str], str]] = MappingProxyType(_STANDARDIS
 _MISSING_ARRAY = pa.array(sorted(_MISSING_TOKENS | _MISSING_LETTERS), pa.string())
 
 
+def _replace_chars(values: pa.Array, table: dict[str, str]) -> pa.Array:
+    for digit, letter in table.items():
+        values = pc.replace_substring(values, digit, letter)
+    return values
+
+
+_CAPITAL_READING = {d: chr(_OCR_CAPITAL_READING[ord(d)]) for d in _OCR_DIGITS}
+_SMALL_READING = {d: chr(_OCR_SMALL_READING[ord(d)]) for d in _OCR_DIGITS}
+
+
+def _read_digits(values: pa.Array, lower: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """_read_ocr_digits for single ASCII words of letters and readable digits.
+
+    Returns the read values and which values qualify: more letters than digits (the whole value
+    is one word). In a value with a lower-case letter, only a first-character 1 or 6 takes the
+    capital reading.
+    """
+    digits = pc.count_substring_regex(values, "[0-9]")
+    mostly_letters = pc.greater(pc.utf8_length(values), pc.multiply(digits, 2))
+    capitals = _replace_chars(lower, _CAPITAL_READING)
+    first = pc.replace_substring_regex(lower, "^1", "i")
+    small = _replace_chars(pc.replace_substring_regex(first, "^6", "g"), _SMALL_READING)
+    has_small = pc.match_substring_regex(values, "[a-z]")
+    return pc.if_else(has_small, small, capitals), mostly_letters
+
+
 def _names(values: pa.Array) -> pa.Array:
-    # A single ASCII word of letters: folding is lower(), no titles can be dropped (nothing
-    # else remains), and only the leading-Mc rule applies.
+    # A single ASCII word of letters (and digits OCR makes of letters): folding is lower(), no
+    # titles can be dropped (nothing else remains), and only the leading-Mc rule applies.
     lower = pc.utf8_lower(values)
-    out = pc.replace_substring_regex(lower, "^mc", "mac")
-    ok = pc.and_(pc.match_substring_regex(values, "^[A-Za-z]+$"), pc.invert(
+    read = lower
+    ok = pc.match_substring_regex(values, "^[A-Za-z]+$")
+    # Clean names (nearly all) skip the digit passes; the scalar function is the reference.
+    if pc.any(pc.match_substring_regex(values, "[0-9]")).as_py():
+        read, mostly_letters = _read_digits(values, lower)
+        ok = pc.or_(ok, pc.and_(pc.match_substring_regex(values, "^[A-Za-z012568]+$"),
+                                mostly_letters))  # fmt: skip
+    out = pc.replace_substring_regex(read, "^mc", "mac")
+    ok = pc.and_(ok, pc.invert(
         pc.or_(pc.is_in(lower, _MISSING_ARRAY), pc.is_in(out, _MISSING_ARRAY))
     ))  # fmt: skip
     return pc.if_else(ok, out, pa.scalar(None, pa.string()))

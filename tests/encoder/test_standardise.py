@@ -7,6 +7,7 @@ import string
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
+from unittest.mock import patch
 
 import pytest
 from hypothesis import assume, given
@@ -98,9 +99,12 @@ def reason(function: Standardiser, value: str) -> str | None:
 NAME_ALPHABET = (
     string.ascii_letters + " '-.`,\u2019\u00b4\u00e9\u00eb\u00f8\u0142\u00df\u00c6\u0130\u0131"
 )
+# Words with their own rules: titles, Mc/Mac, joiners, and digits OCR makes of letters.
+NAME_WORDS = ["Mr", "Dr.", "Lord", "Mc", "Mac", "M'", "O'", "Donald", "Jnr", "III"]
+NAME_WORDS += ["J0HN", "5mith", "Wi11iam", "0'", "6ARY"]
 name_like = st.lists(
     st.one_of(
-        st.sampled_from(["Mr", "Dr.", "Lord", "Mc", "Mac", "M'", "O'", "Donald", "Jnr", "III"]),
+        st.sampled_from(NAME_WORDS),
         st.text(alphabet=NAME_ALPHABET, max_size=8),
     ),
     max_size=5,
@@ -365,10 +369,81 @@ def test_name_with_no_latin_letters_is_missing(raw: str) -> None:
     assert standardise_name(raw) == ""
 
 
-@pytest.mark.parametrize("raw", ["Smith2", "John 3rd", "1985", "\uff11Ann", "Ann\u00b2"])
-def test_name_with_digits_is_rejected(raw: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("J0HN", "john"),
+        ("5MITH", "smith"),
+        ("GE0RGE", "george"),
+        ("8ARBARA", "barbara"),
+        ("ELI2ABETH", "elizabeth"),
+        ("6RAHAM", "graham"),  # block capitals: 6 is G
+        ("Ro6ert", "robert"),  # lower case: 6 is b
+        ("W1LLIAM", "william"),  # block capitals: 1 is I
+        ("Wi11iam", "william"),  # lower case: 1 is l
+        ("1sla", "isla"),  # start of a word, where the capital is: 1 is I
+        ("Mary-1sabel", "maryisabel"),
+        ("0'NEILL", "oneill"),
+        ("MC D0NALD", "macdonald"),  # digits are read before the Mc rule
+        ("Mr J0hn", "john"),  # ... and before titles are dropped
+        ("\uff2a\uff10\uff28\uff2e", "john"),  # full-width digit (NFKC makes it ASCII)
+        ("Smith2", "smithz"),  # a lone trailing digit is read as well (documented)
+        ("N0NE", ""),  # reads as a null token, so missing like "None"
+    ],
+)
+def test_ocr_digits_are_read_as_letters(raw: str, expected: str) -> None:
+    assert standardise_name(raw) == expected
+
+
+def test_ocr_reading_agrees_with_the_clean_spelling() -> None:
+    """What the reading is for: the misread name and the clean one give the same string."""
+    pairs = [("J0HN", "John"), ("5MITH", "Smith"), ("C0NN0R", "Connor"), ("Ki11ian", "Killian")]
+    for misread, clean in pairs:
+        assert standardise_name(misread) == standardise_name(clean)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "John 3rd",  # 3 has no reading
+        "1985",  # all digits
+        "12345",
+        "2001-05-06",  # a date in a name field: only readable digits, but no letters
+        "Smith 2",  # a word made only of digits
+        "AB12",  # half digits: an ID, not a misread name
+        "J0",  # half digits, even though "Jo" is a name (documented limitation)
+        "Nu11",
+        "5M17H",  # 7 has no reading
+        "Ann9",  # 9 could be g or q: not guessed
+        "Sm\u0663th",  # Arabic-Indic digit, which NFKC leaves a digit
+    ],
+)
+def test_name_with_unreadable_or_mostly_digits_is_rejected(raw: str) -> None:
     with pytest.raises(InvalidValue, match=r"^name contains digits$"):
         standardise_name(raw)
+
+
+@given(value=st.text(alphabet=string.ascii_letters[::3] + " '-" + string.digits, max_size=12))
+def test_digits_are_read_exactly_when_the_rule_allows(value: str) -> None:
+    """An independent statement of the rule: rejected iff a digit has no reading or some word
+    is at least half digits; otherwise the output has no digits left."""
+    words_with_digits = [w for w in re.findall(r"[A-Za-z0-9'-]+", value) if re.search(r"\d", w)]
+    rejected = bool(re.search(r"[3479]", value)) or any(
+        2 * len(re.findall(r"\d", w)) >= len(w.replace("'", "").replace("-", ""))
+        for w in words_with_digits
+    )
+    result = run(standardise_name, value)
+    assert (result is None) == rejected, value
+    if result is not None:
+        assert re.fullmatch(r"[a-z]*", result)
+
+
+@given(value=name_like)
+def test_names_without_digits_never_reach_the_ocr_reading(value: str) -> None:
+    """Canonical (digit-free) names are standardised as before, so clkhash bit-identity holds."""
+    assume(not re.search(r"\d", value))
+    with patch("encoder.standardise._read_ocr_digits", side_effect=AssertionError(value)):
+        run(standardise_name, value)
 
 
 # ---------------------------------------------------------------------------------------------
