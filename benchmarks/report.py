@@ -122,6 +122,27 @@ def _link_scale(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _service_load(r: dict[str, Any]) -> list[str]:
+    setup, lat = r["setup"], r["status_poll_latency_ms"]
+    return [
+        f"Command: `{r['command']}`.",
+        "",
+        f"Machine: {_machine(r['machine'])}. {setup['unit']}, {setup['transport']}; "
+        f"{setup['partners']} partners upload {setup['records_per_partner']:,}-record "
+        f"{setup['bit_length']}-bit encoding files concurrently while {setup['pollers']} "
+        "clients poll project and run status with party tokens. There is no reference tool "
+        "for a linkage unit's API, so these are absolute figures.",
+        "",
+        f"- Errors: **{r['errors']}** (target {r['targets']['errors']}).",
+        f"- Uploads: {r['uploads']} files, {r['upload_bytes_total'] / 1e6:,.0f} MB in "
+        f"{r['upload_seconds_total']:.2f} s: **{r['uploads_per_second']:.2f} uploads/s**, "
+        f"{r['upload_megabytes_per_second']:.0f} MB/s.",
+        f"- Status polls during the uploads: {r['status_polls']}; latency p50 "
+        f"{lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, **p99 {lat['p99']:.0f} ms**.",
+        f"- Peak memory of the unit (server and worker): {r['server_peak_rss_mib']:.0f} MiB.",
+    ]
+
+
 def _quality_plots(name: str, r: dict[str, Any]) -> list[str]:
     """Draw one scenario's two figures into docs/img; the Markdown lines showing them."""
     import matplotlib
@@ -265,6 +286,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
     "link_scale": ("Linkage at scale", _link_scale),
     "quality": ("Match quality", _quality),
+    "service_load": ("Linkage unit under load", _service_load),
 }
 
 
