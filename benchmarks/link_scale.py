@@ -6,16 +6,20 @@
 The two-party scenario of `benchmarks.synthetic` (70% coverage each, typical errors) is
 written as CSV, encoded by `encode_file` with the bundled schema, and the two `.plk` files
 are linked with `link_encodings` (default blocking, fixed threshold 0.8): the time and the
-peak resident memory of the linking step are measured. Blocking's loss is measured on a
-random sample of A's rows compared exhaustively with the whole of B: the share of the
-exhaustive candidate pairs (score >= threshold) that blocking also found, and the same for
-the true matches among them. Results go to `benchmarks/results/link_scale.json`.
+peak resident memory of the linking step are measured, and the load average before and
+after it (the machine may be shared). Blocking's loss is measured on a random sample of
+A's rows compared exhaustively with the whole of B: the share of the exhaustive candidate
+pairs (score >= threshold) that blocking also found, and the same for the true matches
+among them. The sample is blocked with the bit frequencies of the whole files, so its
+blocked pairs are exactly the full run's pairs of those rows (keys depend only on a row
+and the sampled positions). Results go to `benchmarks/results/link_scale.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -30,7 +34,7 @@ from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
 from encoder.keys import generate_secret
 from encoder.schema import load_schema
-from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
+from linkage_unit.matching.blocking import DEFAULT_BLOCKING, bit_frequencies, candidate_pairs
 from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.similarity import dice_candidates
 
@@ -98,16 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         bits.append(np.asarray(read_encodings(out).bits))
     a, b = bits
     print(f"linking {len(a):,} x {len(b):,} ...", flush=True)
+    load_before = os.getloadavg()
     with _PeakMemory() as memory:
         started = time.perf_counter()
         _, summary = link_encodings([a, b], args.threshold, blocking=DEFAULT_BLOCKING)
         seconds = time.perf_counter() - started
+    load_after = os.getloadavg()
 
     print("measuring blocking's loss on a sample ...", flush=True)
     rng = np.random.default_rng(args.seed)
     sample = np.sort(rng.choice(len(a), size=min(args.sample_rows, len(a)), replace=False))
     ei, ej, _ = dice_candidates(a[sample], b, args.threshold)
-    bi, bj, _ = candidate_pairs(a[sample], b, args.threshold, DEFAULT_BLOCKING)
+    # The whole files' frequencies choose the same positions as the timed run did.
+    bi, bj, _ = candidate_pairs(
+        a[sample], b, args.threshold, DEFAULT_BLOCKING, frequencies=bit_frequencies(a, b)
+    )
     exhaustive, blocked = _pairs(ei, ej), _pairs(bi, bj)
     true_exhaustive = {(i, j) for i, j in exhaustive if truth[0][sample[i]] == truth[1][j]}
     result: dict[str, Any] = {
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "entities": summary.entities,
         "link_seconds": seconds,
         "link_peak_rss_gib": memory.peak / 2**30,
+        "load_average_1min_before_after": [load_before[0], load_after[0]],
         "sample_rows": int(sample.size),
         "pair_completeness": len(exhaustive & blocked) / len(exhaustive) if exhaustive else 1.0,
         "true_match_completeness": (

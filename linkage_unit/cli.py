@@ -15,6 +15,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from encoder.cli import fail, user_errors
@@ -87,7 +96,20 @@ def link(
         fail(str(exc))
     check_compatible([e.header for e in encodings], files)
     blocking = BlockingConfig(exhaustive=True) if exhaustive else DEFAULT_BLOCKING
-    with err.status("linking") as status:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("reading encodings", total=1.0)
+
+        def report(description: str, fraction: float) -> None:
+            bar.update(task, description=description, completed=fraction)
+
         groups, summary = link_encodings(
             [e.bits for e in encodings],
             chosen,  # type: ignore[arg-type]  # validated above
@@ -95,7 +117,7 @@ def link(
             duplicates=duplicates,  # type: ignore[arg-type]
             scheduler=scheduler,
             workers=workers,
-            progress=status.update,
+            progress=report,
         )
     _write_groups(out_path, groups.entity, groups.party, groups.row)
     table = Table(title="linkage", show_header=False)

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from linkage_unit.matching.blocking import (
     DEFAULT_BLOCKING,
     BlockingConfig,
+    BlockingProgress,
     candidate_pairs,
     candidate_pairs_and_stats,
 )
@@ -32,9 +33,19 @@ from linkage_unit.matching.threshold import (
     runner_up_scores,
 )
 
-__all__ = ["LinkSummary", "link_encodings"]
+__all__ = ["LinkProgress", "LinkSummary", "link_encodings"]
 
 Candidates = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+
+#: A progress callback: ``(description of the current step, share of the whole linkage
+#: done, in [0, 1])``.  The share never decreases within one linkage.
+LinkProgress = Callable[[str, float], None]
+
+# Shares of the progress bar: comparing (split between pairs of parties by their
+# len(A) * len(B)), then estimating the threshold and grouping.  Comparing is nearly all
+# of the time at scale.
+_COMPARE_SHARE = 0.9
+_THRESHOLD_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -57,17 +68,50 @@ class LinkSummary:
 def _candidates(
     a: NDArray[np.uint8], b: NDArray[np.uint8], floor: float, blocking: BlockingConfig,
     scheduler: str | Any | None, workers: int | None,
+    report: Callable[[float, str], None] | None,
 ) -> tuple[Candidates, int]:  # fmt: skip
-    """Candidate pairs of one pair of parties at the floor, and the comparisons made."""
-    if blocking.exhaustive:
-        found = (
-            compare_in_chunks(a, b, floor, scheduler=scheduler)
-            if scheduler is not None
-            else candidate_pairs(a, b, floor, blocking, workers=workers)
-        )
-        return found, a.shape[0] * b.shape[0]
-    found, stats = candidate_pairs_and_stats(a, b, floor, blocking, workers=workers)
+    """Candidate pairs of one pair of parties at the floor, and the comparisons made.
+
+    ``report`` is called with the share of this pair's work done and a detail line.
+    """
+    if blocking.compares_all(a.shape[0], b.shape[0]):
+        n = a.shape[0] * b.shape[0]
+        if scheduler is not None:
+
+            def chunks(done: int, total: int) -> None:
+                if report is not None:
+                    report(done / total, f"chunk {done}/{total} of {n:,} comparisons")
+
+            found = compare_in_chunks(a, b, floor, scheduler=scheduler, progress=chunks)
+        else:
+            if report is not None:
+                report(0.0, f"{n:,} comparisons")
+            found = candidate_pairs(a, b, floor, blocking, workers=workers)
+        return found, n
+
+    def tables(p: BlockingProgress) -> None:
+        if report is not None:
+            report(
+                p.fraction,
+                f"table {p.tables_done}/{p.tables}, {p.comparisons:,} comparisons, "
+                f"{p.candidates:,} candidates",
+            )
+
+    found, stats = candidate_pairs_and_stats(
+        a, b, floor, blocking, workers=workers, progress=tables
+    )
     return found, int(stats.comparisons)
+
+
+def _pair_reporter(
+    progress: LinkProgress, prefix: str, start: float, share: float
+) -> Callable[[float, str], None]:
+    """Turns the share done of one pair of parties into the share done of the linkage."""
+
+    def report(fraction: float, detail: str) -> None:
+        progress(f"{prefix}: {detail}", _COMPARE_SHARE * (start + share * fraction))
+
+    return report
 
 
 def link_encodings(
@@ -78,7 +122,7 @@ def link_encodings(
     duplicates: Duplicates = "forbid",
     scheduler: str | Any | None = None,
     workers: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: LinkProgress | None = None,
 ) -> tuple[Groups, LinkSummary]:
     """Link the encodings of N parties into entities.
 
@@ -86,11 +130,15 @@ def link_encodings(
         parties: Each party's packed filters, `(n_p, l / 8)` uint8, all of one bit length.
         threshold: Dice threshold, or "auto" to estimate it from the scores without labels
             (candidates are then gathered from a lower floor and the mixture fitted).
-        blocking: Blocking configuration; `BlockingConfig(exhaustive=True)` compares all.
+        blocking: Blocking configuration; `BlockingConfig(exhaustive=True)` compares all
+            pairs, as does any config for two parties with at most its
+            `exhaustive_up_to` pairs.
         duplicates: "forbid" (at most one record per party per entity) or "allow".
         scheduler: Dask scheduler (address or client) for exhaustive comparisons.
         workers: Threads for the comparison kernels (None: all cores).
-        progress: Called with a short description of each step.
+        progress: Called as blocking and the later steps proceed with a description of
+            the current step (with counts of comparisons and candidates while comparing)
+            and the share of the whole linkage done, in [0, 1].
 
     Returns:
         The entities (every record of every party, singletons included) and a summary.
@@ -105,11 +153,21 @@ def link_encodings(
     floor = DEFAULT_FLOOR if auto else float(threshold)
     found: dict[tuple[int, int], Candidates] = {}
     comparisons = 0
-    for a, b in itertools.combinations(range(len(parties)), 2):
-        if progress:
-            progress(f"comparing party {a} with party {b}")
+    pairs = list(itertools.combinations(range(len(parties)), 2))
+    # Each pair of parties gets a share of the comparing step proportional to its work.
+    work = np.array([parties[a].shape[0] * parties[b].shape[0] for a, b in pairs], np.float64)
+    shares = work / work.sum() if work.sum() > 0 else np.full(len(pairs), 1 / len(pairs))
+    done_before = np.concatenate([[0.0], np.cumsum(shares)[:-1]])
+    for number, (a, b) in enumerate(pairs):
+        report = None
+        if progress is not None:
+            report = _pair_reporter(
+                progress, f"comparing party {a} with party {b}", done_before[number],
+                shares[number],
+            )  # fmt: skip
+            report(0.0, "starting")
         found[(a, b)], made = _candidates(
-            parties[a], parties[b], floor, blocking, scheduler, workers
+            parties[a], parties[b], floor, blocking, scheduler, workers, report
         )
         comparisons += made
     n_candidates = sum(c[0].size for c in found.values())
@@ -117,8 +175,8 @@ def link_encodings(
     precision: float | None = None
     recall: float | None = None
     if auto:
-        if progress:
-            progress("estimating the threshold")
+        if progress is not None:
+            progress(f"estimating the threshold from {n_candidates:,} candidates", _COMPARE_SHARE)
         solved = [greedy_solve_two(*c)[2] for c in found.values()]
         runner_ups = [runner_up_scores(*c, floor=floor) for c in found.values()]
         estimate = estimate_threshold(
@@ -132,8 +190,8 @@ def link_encodings(
     else:
         chosen, method = floor, "fixed"
     kept = {key: _at_least(c, chosen) for key, c in found.items()}
-    if progress:
-        progress("grouping records into entities")
+    if progress is not None:
+        progress("grouping records into entities", _COMPARE_SHARE + _THRESHOLD_SHARE)
     groups = cluster(kept, [p.shape[0] for p in parties], duplicates=duplicates)
     sizes = np.bincount(groups.entity, minlength=groups.n_entities)
     summary = LinkSummary(
@@ -146,11 +204,15 @@ def link_encodings(
         threshold_method=method,
         estimated_precision=precision,
         estimated_recall=recall,
-        blocking="exhaustive"
-        if blocking.exhaustive
-        else f"Hamming LSH, {blocking.tables} tables x {blocking.bits_per_table} bits",
+        blocking="; ".join(
+            dict.fromkeys(
+                blocking.describe(parties[a].shape[0], parties[b].shape[0]) for a, b in pairs
+            )
+        ),
         seconds=time.perf_counter() - started,
     )
+    if progress is not None:
+        progress(f"linked: {summary.entities:,} entities", 1.0)
     return groups, summary
 
 

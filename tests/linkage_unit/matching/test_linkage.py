@@ -1,0 +1,60 @@
+"""link_encodings: progress reported as fractions with counts, and the blocking it names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from linkage_unit.matching.blocking import BlockingConfig
+from linkage_unit.matching.linkage import link_encodings
+
+
+def _parties(seed: int = 3) -> list[NDArray[np.uint8]]:
+    """Three parties: the same 150 random filters with a few bits flipped, plus strangers."""
+    rng = np.random.default_rng(seed)
+    people = rng.random((150, 512)) < 0.5
+    parties = []
+    for _ in range(3):
+        noisy = people ^ (rng.random(people.shape) < 0.03)
+        strangers = rng.random((50, 512)) < 0.5
+        parties.append(np.packbits(np.concatenate([noisy, strangers]), axis=1))
+    return parties
+
+
+LSH = BlockingConfig(tables=30, bits_per_table=12, exhaustive_up_to=0)
+
+
+@pytest.mark.parametrize("blocking", [LSH, BlockingConfig(exhaustive=True)])
+def test_progress_rises_to_one_with_counts_of_comparisons(blocking: BlockingConfig) -> None:
+    seen: list[tuple[str, float]] = []
+    groups, summary = link_encodings(
+        _parties(), 0.8, blocking=blocking, progress=lambda text, done: seen.append((text, done))
+    )
+    fractions = [done for _, done in seen]
+    assert fractions == sorted(fractions), "progress never goes back"
+    assert fractions[0] >= 0.0 and fractions[-1] == 1.0
+    texts = " | ".join(text for text, _ in seen)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert f"comparing party {a} with party {b}" in texts
+    assert "comparisons" in texts and "grouping" in texts
+    if not blocking.exhaustive:
+        # One report per round of tables, the last with the pass's totals.
+        assert "table 30/30" in texts
+        assert len(seen) > 3 * 2
+    assert summary.blocking == blocking.describe(200, 200)
+    # The 150 shared people are linked across the three parties.
+    sizes = np.bincount(groups.entity)
+    assert (sizes == 3).sum() >= 145
+
+
+def test_auto_threshold_reports_the_estimation_step() -> None:
+    seen: list[str] = []
+    _, summary = link_encodings(
+        _parties(),
+        "auto",
+        blocking=LSH,
+        progress=lambda text, done: seen.append(text),
+    )
+    assert any(text.startswith("estimating the threshold") for text in seen)
+    assert summary.threshold_method.startswith("auto")
