@@ -235,3 +235,25 @@ def test_anchored_fit_moves_the_nonmatch_location_to_the_solved_scores() -> None
     assert est.mixture is not None
     assert est.mixture.mean_nonmatch == pytest.approx(math.log(0.58 / 0.42), abs=0.1)
     assert est.mixture.sd_nonmatch == pytest.approx(0.3, abs=0.03)  # from the runner-ups
+
+
+def test_runner_ups_with_within_file_duplicates_keep_the_nonmatch_spread() -> None:
+    # A record whose person appears twice in the other file has a true match as its
+    # runner-up.  About 1 % of such runner-ups near 1 (the synthetic scenarios have
+    # 0.8-1.2 %) multiply the standard deviation of the logit runner-ups; the spread is
+    # taken from their upper quantile instead, so the threshold stays near the best one.
+    rng = np.random.default_rng(SEED)
+    non = _logit_normal(rng, 5_000, math.log(0.62 / 0.38), 0.17)
+    match = _logit_normal(rng, 5_000, math.log(0.95 / 0.05), 1.5)
+    scores = np.concatenate([non, match])
+    is_match = np.concatenate([np.zeros(5_000, bool), np.ones(5_000, bool)])
+    clean = _logit_normal(rng, 14_800, math.log(0.62 / 0.38), 0.17)
+    duplicates = _logit_normal(rng, 200, math.log(0.95 / 0.05), 1.5)
+    runner_ups = np.concatenate([clean, duplicates])
+    assert np.std(np.log(runner_ups / (1 - runner_ups))) > 0.3  # the outliers dominate it
+    est = estimate_threshold(scores, nonmatch_scores=runner_ups)
+    assert est.method == "mixture-anchored"
+    assert est.mixture is not None
+    assert est.mixture.sd_nonmatch == pytest.approx(0.17, abs=0.02)
+    best_f1 = max(_truth(scores, is_match, t)[2] for t in np.linspace(0.5, 1.0, 501))
+    assert _truth(scores, is_match, est.threshold)[2] >= best_f1 - 0.005
