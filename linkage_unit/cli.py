@@ -69,7 +69,12 @@ def link(
         bool, typer.Option("--exhaustive", help="Compare every pair (no blocking).")
     ] = False,
     duplicates: Annotated[
-        str, typer.Option("--duplicates", help="forbid: one record per party per entity.")
+        str,
+        typer.Option(
+            "--duplicates",
+            help="forbid: one record per party per entity; linked: a party's duplicate "
+            "records (matching each other) share an entity; allow: no party constraint.",
+        ),
     ] = "forbid",
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address (exhaustive).")
@@ -83,8 +88,8 @@ def link(
 
     if len(files) < 2:
         fail("link needs at least two encoding files")
-    if duplicates not in ("forbid", "allow"):
-        fail(f"--duplicates {duplicates!r}: expected 'forbid' or 'allow'")
+    if duplicates not in ("forbid", "linked", "allow"):
+        fail(f"--duplicates {duplicates!r}: expected 'forbid', 'linked' or 'allow'")
     if scheduler is not None and not exhaustive:
         fail("--scheduler runs exhaustive comparisons: add --exhaustive")
     if not out_path.parent.is_dir():

@@ -478,8 +478,9 @@ class EntityIndex:
         anchored[:n_ent] = True
         order = _order_by_score(sc, (u - n_ent) * max(n_nodes, 1) + v)
         roots, _ = _greedy_union(
-            u, v, order, masks, anchored, duplicates == "forbid", bool(allow_merges)
-        )
+            u, v, order, masks, anchored, duplicates == "forbid", bool(allow_merges),
+            np.full(len(u), -1, dtype=np.int64),
+        )  # fmt: skip
 
         # Oldest existing entity of each component (n_nodes: none).
         oldest = np.full(n_nodes, n_nodes, dtype=np.int64)

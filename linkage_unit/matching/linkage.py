@@ -133,7 +133,9 @@ def link_encodings(
         blocking: Blocking configuration; `BlockingConfig(exhaustive=True)` compares all
             pairs, as does any config for two parties with at most its
             `exhaustive_up_to` pairs.
-        duplicates: "forbid" (at most one record per party per entity) or "allow".
+        duplicates: "forbid" (at most one record per party per entity), "linked" (two
+            records of one party share an entity only when they match each other: a
+            partner's duplicate clients) or "allow" (no party constraint).
         scheduler: Dask scheduler (address or client) for exhaustive comparisons.
         workers: Threads for the comparison kernels (None: all cores).
         progress: Called as blocking and the later steps proceed with a description of
@@ -190,6 +192,18 @@ def link_encodings(
     else:
         chosen, method = floor, "fixed"
     kept = {key: _at_least(c, chosen) for key, c in found.items()}
+    if duplicates != "forbid":
+        # Duplicate clients within one partner's file: pairs of a party's own records at
+        # the chosen threshold ("linked" joins two records of one party only through such
+        # a pair; "allow" also chains through other parties' records).
+        for p, bits in enumerate(parties):
+            if progress is not None:
+                progress(f"finding duplicates within party {p}", _COMPARE_SHARE)
+            (i, j, s), stats = candidate_pairs_and_stats(bits, bits, chosen, blocking,
+                                                         workers=workers)  # fmt: skip
+            upper = i < j
+            kept[(p, p)] = (i[upper], j[upper], s[upper])
+            comparisons += int(stats.comparisons)
     if progress is not None:
         progress("grouping records into entities", _COMPARE_SHARE + _THRESHOLD_SHARE)
     groups = cluster(kept, [p.shape[0] for p in parties], duplicates=duplicates)

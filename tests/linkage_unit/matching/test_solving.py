@@ -245,6 +245,64 @@ def test_cluster_within_party_pairs_only_with_allow() -> None:
     assert cluster(cands, [3], duplicates="allow").entity.tolist() == [0, 0, 1]
 
 
+def test_cluster_linked_joins_duplicates_only_through_their_own_pair() -> None:
+    # Party 1 holds person X twice (rows 0 and 1, similar to each other) and party 0 holds
+    # X once; party 1 row 2 is someone else who also resembles party 0 row 0.
+    cands = {
+        (0, 1): (np.array([0, 0, 0]), np.array([0, 1, 2]), np.array([0.95, 0.9, 0.85])),
+        (1, 1): (np.array([0]), np.array([1]), np.array([0.92])),
+    }
+    forbid = cluster(cands, [1, 3])
+    linked = cluster(cands, [1, 3], duplicates="linked")
+    allowed = cluster(cands, [1, 3], duplicates="allow")
+    assert forbid.entity.tolist() == [0, 0, 1, 2]  # the duplicate is left alone
+    assert linked.entity.tolist() == [0, 0, 0, 1]  # ... joins through its own pair
+    assert allowed.entity.tolist() == [0, 0, 0, 0]  # single linkage chains everything
+
+
+def test_cluster_linked_never_puts_two_records_of_another_party_together() -> None:
+    # Two duplicates of party 1 already matched different records of party 0: joining
+    # them would put two records of party 0 into one entity, which "linked" refuses.
+    cands = {
+        (0, 1): (np.array([0, 1]), np.array([0, 1]), np.array([0.99, 0.98])),
+        (1, 1): (np.array([0]), np.array([1]), np.array([0.9])),
+    }
+    assert cluster(cands, [2, 2], duplicates="linked").entity.tolist() == [0, 1, 0, 1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(multiparty())
+def test_cluster_linked_invariants(data: tuple[dict[tuple[int, int], Cands], list[int]]) -> None:
+    cands, sizes = data
+    groups = cluster(cands, sizes, duplicates="linked")
+    _check_layout(groups, sizes)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    within = {
+        (offsets[a] + x, offsets[a] + y)
+        for (a, b), (i, j, _) in cands.items() if a == b
+        for x, y in zip(i.tolist(), j.tolist(), strict=True)
+    }  # fmt: skip
+    # Two records of one party share an entity only if a chain of that party's own
+    # duplicate pairs joins them.
+    for e in range(groups.n_entities):
+        members = np.flatnonzero(groups.entity == e)
+        for p in set(groups.party[members].tolist()):
+            mine = [int(x) for x in members if groups.party[x] == p]
+            reach, todo = {mine[0]}, [mine[0]]
+            while todo:
+                x = todo.pop()
+                for y in mine:
+                    if y not in reach and ((x, y) in within or (y, x) in within):
+                        reach.add(y)
+                        todo.append(y)
+            assert reach == set(mine)
+    # Without within-party pairs, "linked" is "forbid".
+    cross = {k: v for k, v in cands.items() if k[0] != k[1]}
+    np.testing.assert_array_equal(
+        cluster(cross, sizes, duplicates="linked").entity, cluster(cross, sizes).entity
+    )
+
+
 def test_cluster_more_than_64_parties() -> None:
     # A chain through 70 parties: every party's record 0 links to the next party's.
     n = 70
