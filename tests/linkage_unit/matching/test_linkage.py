@@ -58,3 +58,30 @@ def test_auto_threshold_reports_the_estimation_step() -> None:
     )
     assert any(text.startswith("estimating the threshold") for text in seen)
     assert summary.threshold_method.startswith("auto")
+
+
+@pytest.mark.parametrize("blocking", [LSH, BlockingConfig(exhaustive=True)])
+def test_linked_duplicates_join_their_person(blocking: BlockingConfig) -> None:
+    rng = np.random.default_rng(5)
+    people = rng.random((100, 512)) < 0.5
+
+    def noisy(rows: NDArray[np.bool_]) -> NDArray[np.uint8]:
+        return np.packbits(rows ^ (rng.random(rows.shape) < 0.02), axis=1)
+
+    a = noisy(people)
+    # Party 1 holds everyone once and the first 10 people a second time.
+    b = np.concatenate([noisy(people), noisy(people[:10])])
+    forbid, _ = link_encodings([a, b], 0.8, blocking=blocking)
+    linked, summary = link_encodings([a, b], 0.8, blocking=blocking, duplicates="linked")
+    person = np.concatenate([np.arange(100), np.arange(100), np.arange(10)])
+    for groups, expect_duplicates_joined in ((forbid, False), (linked, True)):
+        entity = groups.entity
+        for k in range(10):
+            twice = entity[[100 + k, 200 + k]]
+            assert bool(twice[0] == twice[1]) is expect_duplicates_joined
+        # No entity mixes people.
+        for e in np.unique(entity):
+            assert len(set(person[entity == e].tolist())) == 1
+    assert linked.n_entities == 100
+    if blocking.exhaustive:  # the within-party comparisons are counted too
+        assert summary.comparisons == 100 * 110 + 100 * 100 + 110 * 110
