@@ -136,6 +136,8 @@ def link(
             "estimated precision / recall",
             f"{summary.estimated_precision:.4f} / {summary.estimated_recall:.4f}",
         )
+    if summary.duplicates_threshold is not None:
+        table.add_row("threshold within a party", f"{summary.duplicates_threshold:.4f}")
     table.add_row("entities", f"{summary.entities:,}")
     table.add_row("records linked to another", f"{summary.linked_records:,}")
     table.add_row("time", f"{summary.seconds:.1f} s")

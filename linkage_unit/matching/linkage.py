@@ -63,6 +63,7 @@ class LinkSummary:
     estimated_recall: float | None
     blocking: str
     seconds: float
+    duplicates_threshold: float | None = None
 
 
 def _candidates(
@@ -192,18 +193,26 @@ def link_encodings(
     else:
         chosen, method = floor, "fixed"
     kept = {key: _at_least(c, chosen) for key, c in found.items()}
+    within_threshold: float | None = None
     if duplicates != "forbid":
-        # Duplicate clients within one partner's file: pairs of a party's own records at
-        # the chosen threshold ("linked" joins two records of one party only through such
-        # a pair; "allow" also chains through other parties' records).
+        # Duplicate clients within one partner's file: pairs of a party's own records
+        # ("linked" joins two records of one party only through such a pair; "allow" also
+        # chains through other parties' records).
+        within: dict[tuple[int, int], Candidates] = {}
         for p, bits in enumerate(parties):
             if progress is not None:
                 progress(f"finding duplicates within party {p}", _COMPARE_SHARE)
-            (i, j, s), stats = candidate_pairs_and_stats(bits, bits, chosen, blocking,
+            (i, j, s), stats = candidate_pairs_and_stats(bits, bits, floor, blocking,
                                                          workers=workers)  # fmt: skip
-            upper = i < j
-            kept[(p, p)] = (i[upper], j[upper], s[upper])
+            other = i != j
+            within[(p, p)] = (i[other], j[other], s[other])
             comparisons += int(stats.comparisons)
+        within_threshold = chosen
+        if auto:
+            within_threshold = max(chosen, _duplicates_threshold(within, floor))
+        for key, (i, j, s) in within.items():
+            keep = (i < j) & (s >= within_threshold)
+            kept[key] = (i[keep], j[keep], s[keep])
     if progress is not None:
         progress("grouping records into entities", _COMPARE_SHARE + _THRESHOLD_SHARE)
     groups = cluster(kept, [p.shape[0] for p in parties], duplicates=duplicates)
@@ -224,10 +233,29 @@ def link_encodings(
             )
         ),
         seconds=time.perf_counter() - started,
+        duplicates_threshold=within_threshold,
     )
     if progress is not None:
         progress(f"linked: {summary.entities:,} entities", 1.0)
     return groups, summary
+
+
+def _duplicates_threshold(within: dict[tuple[int, int], Candidates], floor: float) -> float:
+    """Label-free threshold for pairs of one party's own records.
+
+    The same estimator as between parties, on each record's best other record of its own
+    file (solved one-to-one) against the runner-ups.  Duplicates are rare (a few percent
+    of a file) and a wrong within-party link joins whole entities, so the caller never
+    goes below the between-party threshold.
+    """
+    solved = [greedy_solve_two(*c)[2] for c in within.values()]
+    runner_ups = [runner_up_scores(*c, floor=floor) for c in within.values()]
+    estimate = estimate_threshold(
+        np.concatenate(solved) if solved else np.empty(0),
+        nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
+        floor=floor,
+    )
+    return float(estimate.threshold)
 
 
 def _at_least(candidates: Candidates, threshold: float) -> Candidates:

@@ -85,3 +85,17 @@ def test_linked_duplicates_join_their_person(blocking: BlockingConfig) -> None:
     assert linked.n_entities == 100
     if blocking.exhaustive:  # the within-party comparisons are counted too
         assert summary.comparisons == 100 * 110 + 100 * 100 + 110 * 110
+
+
+def test_auto_threshold_for_duplicates_is_never_below_the_one_between_parties() -> None:
+    rng = np.random.default_rng(9)
+    people = rng.random((400, 512)) < 0.4
+    a = np.packbits(people ^ (rng.random(people.shape) < 0.05), axis=1)
+    b = np.packbits(np.concatenate([people, people[:20]]) ^ (rng.random((420, 512)) < 0.05), axis=1)
+    _, forbid = link_encodings([a, b], "auto")
+    groups, linked = link_encodings([a, b], "auto", duplicates="linked")
+    assert forbid.duplicates_threshold is None
+    assert linked.duplicates_threshold is not None
+    assert linked.duplicates_threshold >= linked.threshold == forbid.threshold
+    entity = groups.entity
+    assert sum(bool(entity[400 + k] == entity[800 + k]) for k in range(20)) >= 18
