@@ -83,9 +83,22 @@ def _own_uploads(session: Session, caller: Caller, project: Project,
     return uploads
 
 
+_REPLACED = "the results are being replaced by a newer run's; ask again in a moment"
+
+
 def _ids(run_dir: Path, upload_id: str) -> NDArray[np.str_]:
-    ids: NDArray[np.str_] = np.load(run_dir / "ids" / f"{upload_id}.npy", allow_pickle=False)
+    try:
+        ids: NDArray[np.str_] = np.load(run_dir / "ids" / f"{upload_id}.npy", allow_pickle=False)
+    except FileNotFoundError:  # a newer run completed and pruned this one meanwhile
+        raise HTTPException(503, _REPLACED) from None
     return ids
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:  # as in _ids
+        raise HTTPException(503, _REPLACED) from None
 
 
 def _csv(header: str, parts: list[tuple[str, NDArray[Any]]]) -> Iterator[bytes]:
@@ -172,7 +185,7 @@ def counts(project_id: str, request: Request, session: SessionDep,
     policy = (f"counts (operator); policy {project.policy_json}" if caller.is_admin
               else _granted(caller, project, "counts"))  # fmt: skip
     run_id, run_dir = _run_dir(unit, project)
-    raw = json.loads((run_dir / "counts.json").read_text())
+    raw = _json(run_dir / "counts.json")
     names = list(session.scalars(
         select(Party.name).where(Party.project_id == project.id).order_by(Party.position)
     ))  # fmt: skip
@@ -193,7 +206,7 @@ def scores(project_id: str, request: Request, session: SessionDep,
     unit = state(request)
     project = get_project(session, project_id)
     run_id, run_dir = _run_dir(unit, project)
-    data = json.loads((run_dir / "scores.json").read_text())
+    data = _json(run_dir / "scores.json")
     _record(session, unit, caller, project, "release.scores", "scores (operator only)",
             {"run": run_id, "near_pairs": len(data["near_pairs"])})  # fmt: skip
     return ScoresOut(project_id=project.id, run_id=run_id, **data)

@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -414,3 +415,19 @@ def test_a_failed_run_reports_a_safe_error(unit: EmbeddedUnit, encoded: Encoded)
         assert admin.audit(project)[-1]["action"] == "run.failed"
     runs_dir = unit.settings.data_dir / "projects" / project / "runs"
     assert list(runs_dir.iterdir()) == []  # the failed run's partial outputs are gone
+
+
+def test_results_pruned_under_a_request_answer_503_not_500(
+    unit: EmbeddedUnit, encoded: Encoded
+) -> None:
+    project, tokens = _setup(unit, encoded, threshold=0.8)
+    _upload_all(unit, project, tokens, encoded)
+    run = _run(unit, project)
+    # What a reader sees when a newer run completes and prunes this run's folder while
+    # the reader's request is between reading the project and reading the files.
+    shutil.rmtree(unit.settings.data_dir / "projects" / project / "runs" / run["id"])
+    with UnitClient(unit.url, tokens["council"]) as council:
+        for fetch in (lambda: council.mapping(project), lambda: council.counts(project)):
+            with pytest.raises(UnitError) as exc:
+                fetch()
+            assert exc.value.status == 503 and "ask again" in str(exc.value)
