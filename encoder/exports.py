@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from encoder.fileformat import header_json_schema
 from encoder.schema import extension_json_schema
@@ -21,10 +23,12 @@ EXPORTS = {
 }
 
 
-def write_exports(folder: Path) -> list[Path]:
-    """Write every export into `folder`; returns the paths written."""
+def write_exports(
+    folder: Path, exports: Mapping[str, Callable[[], dict[str, Any]]] | None = None
+) -> list[Path]:
+    """Write every export (default: the encoder's) into `folder`; returns the paths."""
     written = []
-    for name, export in EXPORTS.items():
+    for name, export in (EXPORTS if exports is None else exports).items():
         path = folder / name
         path.write_text(json.dumps(export(), indent=2) + "\n", encoding="utf-8")
         written.append(path)

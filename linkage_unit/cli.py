@@ -28,7 +28,7 @@ from rich.table import Table
 
 from encoder.cli import fail, user_errors
 
-__all__ = ["check_compatible", "link"]
+__all__ = ["check_compatible", "link", "parse_threshold"]
 
 err = Console(stderr=True)
 out = Console()
@@ -47,7 +47,8 @@ def check_compatible(headers: list[dict[str, Any]], paths: list[Path]) -> None:
                  f"{first['bit_length']}-bit")  # fmt: skip
 
 
-def _threshold(text: str) -> float | str:
+def parse_threshold(text: str) -> float | str:
+    """A `--threshold` value: a number in (0, 1] or "auto"; anything else exits non-zero."""
     if text == "auto":
         return "auto"
     try:
@@ -94,7 +95,7 @@ def link(
         fail("--scheduler runs exhaustive comparisons: add --exhaustive")
     if not out_path.parent.is_dir():
         fail(f"{out_path.parent}: output folder does not exist")
-    chosen = _threshold(threshold)
+    chosen = parse_threshold(threshold)
     try:
         encodings = [read_encodings(path) for path in files]
     except user_errors() as exc:

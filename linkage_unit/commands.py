@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from encoder.cli import fail, user_errors
+from linkage_unit.cli import parse_threshold
 
 if TYPE_CHECKING:
     from linkage_unit.client import UnitClient
@@ -117,15 +118,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _threshold(text: str | None) -> float | str | None:
-    if text is None or text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        fail(f"--threshold {text!r}: expected a number in (0, 1] or 'auto'")
-    if not 0 < value <= 1:
-        fail(f"--threshold {value}: must be in (0, 1]")
-    return value
+    return None if text is None else parse_threshold(text)
 
 
 # ---------------------------------------------------------------------------------- service

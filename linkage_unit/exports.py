@@ -8,11 +8,11 @@ shipped file differs from the export.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from encoder import exports as encoder_exports
 from linkage_unit.policy import SharingPolicy
 
 __all__ = ["EXPORTS", "write_exports"]
@@ -30,12 +30,7 @@ EXPORTS = {"sharing-policy.schema.json": _policy_schema}
 
 def write_exports(folder: Path) -> list[Path]:
     """Write every export into `folder`; returns the paths written."""
-    written = []
-    for name, export in EXPORTS.items():
-        path = folder / name
-        path.write_text(json.dumps(export(), indent=2) + "\n", encoding="utf-8")
-        written.append(path)
-    return written
+    return encoder_exports.write_exports(folder, EXPORTS)
 
 
 if __name__ == "__main__":

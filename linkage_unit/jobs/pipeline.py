@@ -125,6 +125,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         else EntityIndex.empty(inputs.salt)
     )
     new = [(batch, _bits(batch)) for batch in inputs.new_batches]
+    read_now = {batch.upload_id: bits for batch, bits in new}  # not read (and checked) twice
     progress("choosing the threshold", 0.05)
     threshold, method, pin, estimates = _choose_threshold(inputs, index, new)
     floor = max(threshold - NEAR, 0.01)
@@ -158,7 +159,8 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     ids_dir.mkdir()
     current = index.record_ids
     for batch in inputs.all_batches:
-        ids = index.lookup(batch.party, content_keys(_bits(batch)))
+        known = read_now[batch.upload_id] if batch.upload_id in read_now else _bits(batch)
+        ids = index.lookup(batch.party, content_keys(known))
         if np.any(ids == ""):
             raise RunError(f"upload {batch.upload_id} has rows missing from the entity index")
         np.save(ids_dir / f"{batch.upload_id}.npy", ids, allow_pickle=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from linkage_unit.matching.distributed import compare_in_chunks
 from linkage_unit.matching.solving import Duplicates, Groups, cluster, greedy_solve_two
 from linkage_unit.matching.threshold import (
     DEFAULT_FLOOR,
+    ThresholdEstimate,
     estimate_threshold,
     runner_up_scores,
 )
@@ -180,13 +181,7 @@ def link_encodings(
     if auto:
         if progress is not None:
             progress(f"estimating the threshold from {n_candidates:,} candidates", _COMPARE_SHARE)
-        solved = [greedy_solve_two(*c)[2] for c in found.values()]
-        runner_ups = [runner_up_scores(*c, floor=floor) for c in found.values()]
-        estimate = estimate_threshold(
-            np.concatenate(solved) if solved else np.empty(0),
-            nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
-            floor=floor,
-        )
+        estimate = _estimate(found.values(), floor)
         chosen, method = float(estimate.threshold), f"auto ({estimate.method})"
         if np.isfinite(estimate.precision):
             precision, recall = float(estimate.precision), float(estimate.recall)
@@ -240,6 +235,19 @@ def link_encodings(
     return groups, summary
 
 
+def _estimate(candidates: Iterable[Candidates], floor: float) -> ThresholdEstimate:
+    """The label-free threshold from candidate sets: their one-to-one solved scores,
+    anchored on their runner-up scores."""
+    sets = list(candidates)
+    solved = [greedy_solve_two(*c)[2] for c in sets]
+    runner_ups = [runner_up_scores(*c, floor=floor) for c in sets]
+    return estimate_threshold(
+        np.concatenate(solved) if solved else np.empty(0),
+        nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
+        floor=floor,
+    )
+
+
 def _duplicates_threshold(within: dict[tuple[int, int], Candidates], floor: float) -> float:
     """Label-free threshold for pairs of one party's own records.
 
@@ -248,14 +256,7 @@ def _duplicates_threshold(within: dict[tuple[int, int], Candidates], floor: floa
     of a file) and a wrong within-party link joins whole entities, so the caller never
     goes below the between-party threshold.
     """
-    solved = [greedy_solve_two(*c)[2] for c in within.values()]
-    runner_ups = [runner_up_scores(*c, floor=floor) for c in within.values()]
-    estimate = estimate_threshold(
-        np.concatenate(solved) if solved else np.empty(0),
-        nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
-        floor=floor,
-    )
-    return float(estimate.threshold)
+    return float(_estimate(within.values(), floor).threshold)
 
 
 def _at_least(candidates: Candidates, threshold: float) -> Candidates:

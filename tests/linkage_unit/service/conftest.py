@@ -36,10 +36,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield None
         return
-    yield from _postgres_database()
+    yield from fresh_postgres_database()
 
 
-def _postgres_database() -> Iterator[str]:
+def fresh_postgres_database() -> Iterator[str]:
     name = f"pacelink_test_{secrets.token_hex(6)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -53,7 +53,7 @@ def _postgres_database() -> Iterator[str]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database (for tests that only make sense on a server)."""
-    yield from _postgres_database()
+    yield from fresh_postgres_database()
 
 
 @pytest.fixture

@@ -12,14 +12,12 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import secrets
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, Table, delete, insert, select, text, update
 from typer.testing import CliRunner, Result
@@ -28,7 +26,7 @@ from encoder.cli import app, load_plugins
 from linkage_unit.client import UnitClient
 from linkage_unit.database import AuditEntry, AuditState, make_engine
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import PG_ADMIN, Encoded, project_body
+from tests.linkage_unit.service.conftest import Encoded, fresh_postgres_database, project_body
 
 runner = CliRunner()
 
@@ -51,14 +49,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    name = f"pacelink_test_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_postgres_database()
 
 
 @pytest.fixture(scope="module")
