@@ -91,8 +91,14 @@ def canonical_population(n: int, seed: int) -> pd.DataFrame:
 
 
 def _clkhash(csv_path: Path, secret: str, schema: Any, workers: int) -> tuple[float, np.ndarray]:
-    features = [f.name for f in load_schema("pace-default").features]
+    linkage_schema = load_schema("pace-default")
+    features = [f.name for f in linkage_schema.features]
     frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    # clkhash reads derived features (names in any order, the whole date) as columns: write
+    # them out by pacelink's rule, untimed. pacelink derives them inside its timed run.
+    derived = [linkage_schema.derived_values(r) for r in frame.to_dict("records")]
+    for name in derived[0] if derived else ():
+        frame[name] = [d[name] for d in derived]
     buffer = io.StringIO()
     frame[features].to_csv(buffer, index=False)  # clkhash wants exactly the schema's columns
     buffer.seek(0)

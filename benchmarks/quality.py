@@ -62,7 +62,7 @@ from benchmarks.synthetic import TRUTH_COLUMN, PartnerSpec, make_scenario, to_pa
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
 from encoder.keys import Secret
-from encoder.schema import LinkageSchema, parse_schema
+from encoder.schema import LinkageSchema, derived_value, parse_schema
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
 from linkage_unit.matching.entities import EntityIndex
 from linkage_unit.matching.linkage import link_encodings
@@ -561,18 +561,26 @@ def run_incremental(
 
 
 def _clkhash_rows(dataset: Dataset, schema_doc: dict[str, Any]) -> list[list[list[str]]]:
+    """Each party's clean columns in schema order; a derived feature's column is built from
+    its sources' clean values by pacelink's rule (a clkhash user can write the same column)."""
     names = [f["identifier"] for f in schema_doc["features"]]
-    return [
-        p.clean.reindex(columns=names).fillna("").astype(str).values.tolist()
-        for p in dataset.parties
-    ]
+    derived = {
+        f["identifier"]: f["derivedFrom"] for f in schema_doc["features"] if "derivedFrom" in f
+    }
+    out = []
+    for p in dataset.parties:
+        frame = p.clean.reindex(columns=names).fillna("").astype(str)
+        for name, sources in derived.items():
+            frame[name] = [derived_value(parts) for parts in frame[sources].itertuples(index=False)]
+        out.append(frame.values.tolist())
+    return out
 
 
 def _clkhash_schema(doc: dict[str, Any]) -> dict[str, Any]:
     """The clkhash part of a schema: pacelink's extension keys removed."""
     out = copy.deepcopy(doc)
     for feature in out["features"]:
-        for key in ("standardise", "optional", "onInvalid"):
+        for key in ("standardise", "optional", "onInvalid", "derivedFrom"):
             feature.pop(key, None)
     return out
 
@@ -781,19 +789,21 @@ def run_dataset(
 # schema choice
 # --------------------------------------------------------------------------------------
 
-#: Candidate PACE schemas: bits per feature (for ``sex``, bits per token) of given name,
-#: surname, date of birth, sex, postcode, address line and NI number, all in 1,024 bits.
+#: Candidate PACE schemas: bits per feature (for ``sex`` and the whole date, bits per token)
+#: of the features below, in that order, all in 1,024 bits. A derived feature with 0 bits is
+#: left out. The chosen one is the shipped ``pace-default`` (a test checks that they agree).
 SCHEMA_CANDIDATES: Final[dict[str, tuple[int, ...]]] = {
-    "previous default": (200, 200, 200, 40, 150, 100, 100),
-    "previous, halved": (100, 100, 100, 20, 75, 50, 50),
-    "less address and sex": (120, 120, 120, 10, 60, 40, 80),
-    "names first": (150, 150, 150, 10, 50, 30, 100),
-    "date of birth and NI first (chosen)": (100, 100, 160, 10, 50, 30, 120),
-    "date of birth and NI first, denser": (100, 100, 200, 10, 50, 30, 150),
-    "names lighter": (80, 80, 160, 10, 60, 40, 120),
+    "previous default": (100, 100, 0, 160, 0, 10, 50, 30, 120),
+    "+ names in any order": (60, 60, 100, 160, 0, 10, 50, 30, 120),
+    "+ whole date of birth": (100, 100, 0, 100, 80, 10, 50, 30, 120),
+    "both (chosen)": (60, 60, 100, 100, 80, 10, 50, 30, 120),
+    "both, per-field names heavier": (80, 80, 100, 100, 80, 10, 50, 30, 120),
+    "both, whole date lighter": (60, 60, 100, 120, 60, 10, 50, 30, 120),
 }
+CHOSEN_SCHEMA: Final = "both (chosen)"
 _SCHEMA_FEATURES: Final = (
-    "given_name", "surname", "date_of_birth", "sex", "postcode", "address_line", "ni_number",
+    "given_name", "surname", "names_any_order", "date_of_birth", "whole_date_of_birth", "sex",
+    "postcode", "address_line", "ni_number",
 )  # fmt: skip
 
 
@@ -801,25 +811,38 @@ def schema_variant(weights: Sequence[int]) -> dict[str, Any]:
     """The default schema document with other bits per feature (same order as above)."""
     doc = _default_schema_doc()
     by_name = dict(zip(_SCHEMA_FEATURES, weights, strict=True))
+    kept = []
     for feature in doc["features"]:
+        bits = by_name[feature["identifier"]]
+        if bits == 0:
+            if "derivedFrom" not in feature:
+                raise ValueError(f"only a derived feature can be left out, not {feature!r}")
+            continue
         strategy = feature["hashing"]["strategy"]
         (key,) = strategy  # bitsPerFeature or bitsPerToken
-        strategy[key] = by_name[feature["identifier"]]
+        strategy[key] = bits
+        kept.append(feature)
+    doc["features"] = kept
     return doc
+
+
+_COMPARE_SCENARIOS: Final = ("two-party", "five-party", "incremental")
 
 
 def compare_schemas(people: int, seed: int, secret: Secret, log: Callable[[str], None]) -> int:
     """pacelink's quality with each candidate schema; writes the table into the doc."""
+    head_cells = " | ".join(
+        f"{n} best F1 | {n} auto F1 | {n} auto F1, one per party" for n in _COMPARE_SCENARIOS
+    )
     lines = [
         f"`python -m benchmarks.quality --compare-schemas --people {people} --seed {seed}` "
         f"({machine()['cpu']}):",
         "",
-        "| schema (given / surname / DOB / sex / postcode / address / NI) | bits set "
-        "| two-party best F1 | two-party auto F1 | five-party best F1 | five-party auto F1 "
-        "| candidates at 0.5 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| schema (given / surname / names any order / DOB / whole DOB / sex / postcode / "
+        f"address / NI) | bits set | {head_cells} | candidates at 0.5 |",
+        "|---|---:|" + "---:|" * (3 * len(_COMPARE_SCENARIOS)) + "---:|",
     ]
-    datasets = [synthetic_dataset(n, people, seed) for n in ("two-party", "five-party")]
+    datasets = [synthetic_dataset(n, people, seed) for n in _COMPARE_SCENARIOS]
     for label, weights in SCHEMA_CANDIDATES.items():
         doc = schema_variant(weights)
         cells = []
@@ -830,14 +853,16 @@ def compare_schemas(people: int, seed: int, secret: Secret, log: Callable[[str],
             dataset = Dataset(base.name, base.description, base.parties, doc)
             with tempfile.TemporaryDirectory() as tmp:
                 encoded = encode_parties(dataset, _schema_for(dataset), secret, Path(tmp))
-            r = run_pacelink(dataset, encoded)
+            r = run_pacelink(dataset, encoded, duplicates="linked")
+            one = run_pacelink(dataset, encoded, curve=False)
             cells += [
                 f"{r['best']['f1']:.4f} ({r['best']['threshold']:.2f})",
                 f"{r['auto']['f1']:.4f}",
+                f"{one['auto']['f1']:.4f}",
             ]
             density = max(density, encoded.density)
             candidates += int(r["candidates"])
-        weights_text = "/".join(str(w) for w in weights)
+        weights_text = "/".join(str(w) if w else "-" for w in weights)
         lines.append(
             f"| {label} ({weights_text}) | {density:.0%} | "
             + " | ".join(cells)

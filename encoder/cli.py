@@ -275,8 +275,12 @@ def validate_schema(
             f.name,
             json.dumps(h["comparison"]),
             json.dumps(h["strategy"]),
-            f.extension.standardise or "-",
-            "yes" if f.extension.optional else "no",
+            (
+                "from " + " + ".join(f.extension.derived_from)
+                if f.extension.derived_from
+                else f.extension.standardise or "-"
+            ),
+            "-" if f.extension.derived_from else "yes" if f.extension.optional else "no",
         )
     out.print(table)
     out.print(f"bit length {schema.bit_length}, fingerprint {schema.fingerprint}", soft_wrap=True)

@@ -37,7 +37,7 @@ from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage
 from encoder.hashing import FeatureHasher, fold_xor, hashers_for
 from encoder.keys import Secret, key_check_value
 from encoder.read import Chunk, TableReader, open_table, string_buffers
-from encoder.schema import Feature, LinkageSchema
+from encoder.schema import Feature, LinkageSchema, derived_value
 from encoder.standardise import (
     STANDARDISERS,
     InvalidValue,
@@ -60,6 +60,8 @@ DEFAULT_CONSENT_VALUES = frozenset({"y", "yes", "true", "1", "t"})
 # Per feature and worker; bounds memory when values rarely repeat (ID-like fields).
 _STANDARDISE_CACHE_LIMIT = 100_000
 _U8 = np.ndarray[Any, np.dtype[np.uint8]]
+# Derived features number each row's combination of source values in an int64.
+_CODE_LIMIT = 1 << 62
 
 
 class EncodeError(ValueError):
@@ -210,6 +212,21 @@ class _FeatureFormatter:
         # Fast-path output is ASCII, which every encoding clkhash allows can hold, and a plain
         # string format neither checks nor changes it (nor does a preformatted date): only
         # the missing-value rule applies.
+        return self._plain_formatted(fast, uniques)
+
+    def format_derived(self, values: pa.Array) -> _Formatted:
+        """Formatted value, presence and invalidity of each distinct value of a derived
+        feature (its sources' hashed values, joined)."""
+        encoding = self.spec.hashing_properties.encoding if self._plain else None
+        if encoding is not None and (
+            encoding != "ascii" or pc.all(pc.string_is_ascii(values)).as_py() is not False
+        ):
+            return self._plain_formatted(values, values)
+        return _Formatted.of(self.format_many(values.to_pylist()))
+
+    def _plain_formatted(self, fast: pa.Array, uniques: pa.Array) -> _Formatted:
+        """Apply the missing-value rule to values a plain format keeps as they are; values
+        that are null in `fast` take the scalar path from `uniques`."""
         missing = self.spec.hashing_properties.missing_value
         if missing is not None:
             is_sentinel = pc.fill_null(pc.equal(fast, missing.sentinel), False)
@@ -406,6 +423,7 @@ class ChunkEncoder:
         self.formatters = {
             f.name: _FeatureFormatter(f, date_format) for f in schema.hashed_features
         }
+        self._sources = {n for f in schema.hashed_features for n in f.extension.derived_from or ()}
 
     def encode(
         self,
@@ -427,13 +445,22 @@ class ChunkEncoder:
         rejects: list[tuple[int, str, str]] = []
         as_missing: Counter[str] = Counter()
         present_rows: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
+        sources: dict[str, tuple[_Column, _Formatted]] = {}
         for feature in schema.hashed_features:
-            raw = columns.get(feature.name)
-            if raw is None:  # optional feature whose column is absent
-                continue
-            column = _dictionary(raw if take is None else raw.take(take))
             formatter = self.formatters[feature.name]
-            done = formatter.format_array(column.uniques)
+            if feature.extension.derived_from:
+                column = _derive(
+                    [sources.get(name) for name in feature.extension.derived_from], selected.size
+                )
+                done = formatter.format_derived(column.uniques)
+            else:
+                raw = columns.get(feature.name)
+                if raw is None:  # optional feature whose column is absent
+                    continue
+                column = _dictionary(raw if take is None else raw.take(take))
+                done = formatter.format_array(column.uniques)
+                if feature.name in self._sources:
+                    sources[feature.name] = (column, done)
             present, invalid_reason = done.present, done.invalid
             table = self.hashers[feature.name].filters(pa.array(done.values, pa.string()))
             if invalid_reason:
@@ -513,6 +540,52 @@ def _string_hashes(array: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
     return result
 
 
+def _derive(sources: Sequence[tuple[_Column, _Formatted] | None], n_rows: int) -> _Column:
+    """A derived feature's column: each row's present source values, sorted, space-joined.
+
+    Works on distinct combinations, not rows: rows are coded by the tuple of their sources'
+    distinct-value indices (missing as one more index), so each combination is built once.
+    A source that is None (an absent optional column) is missing in every row.
+    """
+    present = [s for s in sources if s is not None]
+    code = np.zeros(n_rows, dtype=np.int64)
+    bound = 1  # code < bound
+    for column, done in present:
+        radix = len(done.values) + 1
+        if bound * radix >= _CODE_LIMIT:  # re-number (codes < n_rows) rather than overflow
+            code = pd.factorize(code)[0].astype(np.int64)
+            bound = n_rows
+        # Missing and invalid values share the extra index len(values): both count as absent.
+        local = np.where(done.present[column.indices], column.indices, radix - 1)
+        code = code * radix + local
+        bound *= radix
+    # Hash-based, numbered in order of first appearance: a row is the first of its
+    # combination exactly when its number exceeds every number before it.
+    inverse = pd.factorize(code)[0]
+    seen = np.maximum.accumulate(np.concatenate([[-1], inverse[:-1]]))
+    first = np.flatnonzero(inverse > seen)
+    parts = []  # per source: its hashed value in each combination, "" where absent
+    for column, done in present:
+        idx = column.indices[first]
+        taken = pa.array(done.values, pa.string()).take(pa.array(idx))
+        parts.append(pc.if_else(pa.array(done.present[idx]), taken, ""))
+    if not parts:
+        values = pa.array([""] * first.size, pa.string())
+    elif len(parts) == 1:
+        values = parts[0]
+    elif len(parts) == 2:
+        # derived_value's rule for two values, vectorised: Arrow compares UTF-8 bytes, which
+        # orders strings as Python's code-point comparison does; "" sorts first.
+        a, b = parts
+        a_first = pc.less_equal(a, b)
+        low, high = pc.if_else(a_first, a, b), pc.if_else(a_first, b, a)
+        values = pc.if_else(pc.equal(low, ""), high, pc.binary_join_element_wise(low, high, " "))
+    else:
+        columns = [p.to_pylist() for p in parts]
+        values = pa.array([derived_value(row) for row in zip(*columns, strict=True)], pa.string())
+    return _Column(inverse.astype(np.int32), values)
+
+
 def _dictionary(array: pa.Array) -> _Column:
     encoded = pc.dictionary_encode(array)
     if isinstance(encoded, pa.ChunkedArray):
@@ -533,9 +606,18 @@ def _resolve_columns(
     unknown = sorted(set(options.columns) - {f.name for f in schema.features})
     if unknown:
         raise EncodeError(f"--column names features not in the schema: {', '.join(unknown)}")
+    derived = sorted(f.name for f in schema.hashed_features if f.extension.derived_from)
+    mapped_derived = [name for name in derived if name in options.columns]
+    if mapped_derived:
+        raise EncodeError(
+            f"--column names derived features, which read no column: {', '.join(mapped_derived)}"
+        )
     resolved: dict[str, str | None] = {}
     missing: list[str] = []
     for feature in schema.hashed_features:
+        if feature.extension.derived_from:
+            resolved[feature.name] = None  # built from other features' values
+            continue
         column = options.columns.get(feature.name, feature.name)
         if column in available:
             resolved[feature.name] = column

@@ -33,6 +33,7 @@ _CACHE_LIMIT = 200_000
 
 U8Array = np.ndarray[Any, np.dtype[np.uint8]]
 I64Array = np.ndarray[Any, np.dtype[np.int64]]
+I32Array = np.ndarray[Any, np.dtype[np.int32]]
 
 
 def derive_keys(schema: LinkageSchema, secret: Secret) -> tuple[tuple[bytes, ...], ...]:
@@ -84,7 +85,7 @@ def _token_need(token_ids: I64Array, ks: I64Array, n_vocab: int) -> I64Array:
 @njit(cache=True, nogil=True)
 def _set_bits_listed(
     token_ids: I64Array, offsets: I64Array, ks: I64Array, idx_start: I64Array,
-    idx_flat: I64Array, out: U8Array,
+    idx_flat: I32Array, out: U8Array,
 ) -> None:  # fmt: skip
     """Set, for each token occurrence, the first k of its precomputed bit indices."""
     for v in range(offsets.shape[0] - 1):
@@ -118,7 +119,15 @@ class FeatureHasher:
     feature: Feature
     keys: tuple[bytes, ...]
     hash_length: int
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)  # double hashing
+    # blakeHash: token → slot; a slot's bit indices are _store[start : start + count].
+    _slots: dict[str, int] = field(default_factory=dict, repr=False)
+    _slot_start: I64Array = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    _slot_count: I64Array = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    _blake_bases: list[Any] = field(default_factory=list, repr=False)
+    _store: np.ndarray[Any, np.dtype[np.int32]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False
+    )
 
     def __post_init__(self) -> None:
         fhp = self.feature.spec.hashing_properties
@@ -155,30 +164,58 @@ class FeatureHasher:
             self._cache.clear()
         self._cache[token] = entry
 
-    def _blake_indices(self, tokens: Tokens, need: I64Array) -> tuple[I64Array, I64Array]:
+    def _blake_indices(self, tokens: Tokens, need: I64Array) -> tuple[I64Array, I32Array]:
+        """Where each vocabulary token's bit indices start in the store, and the store.
+
+        The indices of every token hashed so far are kept in one flat array, so a chunk
+        costs one dictionary lookup per distinct token; only tokens never seen (or needing
+        more indices than were made) are hashed.
+        """
+        vocab = tokens.vocab
+        if len(self._slots) + len(vocab) > _CACHE_LIMIT:
+            self._slots, self._store = {}, np.zeros(0, dtype=np.int32)
+            self._slot_start, self._slot_count = np.zeros((2, 0), dtype=np.int64)
+        slots = self._slots
+        ids = np.fromiter((slots.get(t, -1) for t in vocab), dtype=np.int64, count=len(vocab))
+        known = np.flatnonzero(ids >= 0)
+        starts = np.zeros(len(vocab), dtype=np.int64)
+        counts = np.zeros(len(vocab), dtype=np.int64)
+        starts[known] = self._slot_start[ids[known]]
+        counts[known] = self._slot_count[ids[known]]
+        todo = np.flatnonzero(counts < need)
+        if todo.size:
+            encoding = self._encoding
+            macs = (need[todo] + 31) // 32
+            bases = self._blake_states(int(macs.max()))
+            digests = []
+            for t, m in zip(todo.tolist(), macs.tolist(), strict=True):
+                data = vocab[t].encode(encoding)
+                for base in bases[:m]:
+                    h = base.copy()  # a keyed, salted state: cheaper than keying again
+                    h.update(data)
+                    digests.append(h.digest())
+            # clkhash reads each digest as native-order unsigned shorts ('32H').
+            indices = np.frombuffer(b"".join(digests), dtype=np.uint16).astype(np.int32)
+            indices %= self.hash_length
+            sizes = macs * 32
+            new_starts = self._store.shape[0] + np.cumsum(sizes) - sizes
+            first_slot = int(self._slot_start.shape[0])
+            for n, t in enumerate(todo.tolist()):
+                slots[vocab[t]] = first_slot + n  # a re-hashed token moves to its new slot
+            starts[todo] = new_starts
+            self._slot_start = np.concatenate([self._slot_start, new_starts])
+            self._slot_count = np.concatenate([self._slot_count, sizes])
+            self._store = np.concatenate([self._store, indices])
+        return starts, self._store
+
+    def _blake_states(self, macs: int) -> list[Any]:
+        """blake2b states keyed with this feature's key and salted with "0", "1", ...: the
+        MACs clkhash computes per token, without re-keying for each one."""
         key = bytes(self.keys[0])
-        length = self.hash_length
-        chunks: list[np.ndarray[Any, Any]] = []
-        starts = np.zeros(len(tokens.vocab), dtype=np.int64)
-        position = 0
-        cache = self._cache
-        for t, token in enumerate(tokens.vocab):
-            k = int(need[t])
-            indices = cache.get(token)
-            if indices is None or indices.shape[0] < k:
-                data = token.encode(self._encoding)
-                macs = (k + 31) // 32
-                digest = b"".join(
-                    hashlib.blake2b(data, key=key, salt=str(i).encode()).digest()
-                    for i in range(macs)
-                )
-                # clkhash reads the digest as native-order unsigned shorts ('32H').
-                indices = np.frombuffer(digest, dtype=np.uint16).astype(np.int64) % length
-                self._remember(token, indices)
-            starts[t] = position
-            chunks.append(indices)
-            position += indices.shape[0]
-        return starts, np.concatenate(chunks)
+        while len(self._blake_bases) < macs:
+            salt = str(len(self._blake_bases)).encode()
+            self._blake_bases.append(hashlib.blake2b(key=key, salt=salt))
+        return self._blake_bases
 
     def _double_hashes(self, tokens: Tokens) -> tuple[I64Array, I64Array]:
         key_sha1, key_md5 = bytes(self.keys[0]), bytes(self.keys[1])

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import pkgutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "FeatureExtension",
     "LinkageSchema",
     "SchemaInvalid",
+    "derived_value",
     "extension_json_schema",
     "fingerprint",
     "load_schema",
@@ -64,6 +66,19 @@ class FeatureExtension(BaseModel):
         description=(
             "What an invalid value does: 'reject' the whole record (listed in the rejects file) "
             "or treat the value as 'missing' (counted in the report)."
+        ),
+    )
+    derived_from: tuple[str, ...] | None = Field(
+        default=None,
+        alias="derivedFrom",
+        min_length=1,
+        description=(
+            "The feature reads no column: its value is built from the standardised values of "
+            "these earlier features, the missing ones left out, sorted and joined with a "
+            "space. Two sources give an order-independent feature (given name and surname "
+            "agree even when a partner swapped them); one source gives a second view of a "
+            "value (the whole date of birth as one exact token). clkhash, given that value "
+            "as a column, encodes the same bits."
         ),
     )
 
@@ -115,6 +130,32 @@ class LinkageSchema:
     @property
     def hashed_features(self) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if not f.ignored)
+
+    def derived_values(self, record: Mapping[str, str]) -> dict[str, str]:
+        """What clkhash must be given for each derived feature of one record.
+
+        Args:
+            record: The canonical values of the source features, as clkhash reads them
+                (standardised; "" or the missing-value sentinel when missing).
+        """
+        hashed: dict[str, str] = {}
+        for feature in self.hashed_features:
+            value = record.get(feature.name, "")
+            missing = feature.spec.hashing_properties.missing_value
+            if value and not (missing is not None and value == missing.sentinel):
+                hashed[feature.name] = str(feature.spec.format_value(value))
+        return {
+            f.name: derived_value(hashed.get(s, "") for s in f.extension.derived_from or ())
+            for f in self.hashed_features
+            if f.extension.derived_from
+        }
+
+
+def derived_value(parts: Iterable[str]) -> str:
+    """A derived feature's value from its sources' hashed values: the present ones, sorted,
+    joined with a space (so the order of the sources, or a swap between them, does not
+    matter)."""
+    return " ".join(sorted(part for part in parts if part))
 
 
 def fingerprint(schema_dict: dict[str, Any]) -> str:
@@ -209,6 +250,8 @@ def parse_schema(doc: Any, source: str = "<schema>") -> LinkageSchema:
                     raise SchemaInvalid(
                         f"{source}: $.clkConfig.kdf.keySize: blakeHash keys are at most 64 bytes"
                     )
+            if ext.derived_from is not None:
+                _check_derived(ext, fdoc, features, source, path)
             if ext.standardise == "date" and fdoc["format"]["type"] != "date":
                 raise SchemaInvalid(
                     f"{source}: {path}.standardise: the date standardiser needs a feature of "
@@ -216,6 +259,41 @@ def parse_schema(doc: Any, source: str = "<schema>") -> LinkageSchema:
                 )
         features.append(Feature(name, index, ignored, ext, spec))
     return LinkageSchema(v3, clk, tuple(features), fingerprint(v3), source)
+
+
+def _check_derived(
+    ext: FeatureExtension,
+    fdoc: dict[str, Any],
+    earlier: list[Feature],
+    source: str,
+    path: str,
+) -> None:
+    """A derived feature names distinct, earlier, hashed features that are not derived."""
+    assert ext.derived_from is not None
+    where = f"{source}: {path}.derivedFrom"
+    by_name = {f.name: f for f in earlier}
+    if len(set(ext.derived_from)) != len(ext.derived_from):
+        raise SchemaInvalid(f"{where}: a feature is named twice")
+    for name in ext.derived_from:
+        found = by_name.get(name)
+        if found is None:
+            raise SchemaInvalid(
+                f"{where}: {name!r} is not a feature listed before this one; a derived "
+                "feature is built from earlier features"
+            )
+        if found.ignored:
+            raise SchemaInvalid(f"{where}: {name!r} is ignored (not hashed), so it has no value")
+        if found.extension.derived_from is not None:
+            raise SchemaInvalid(f"{where}: {name!r} is itself derived; name its sources instead")
+    if ext.standardise is not None:
+        raise SchemaInvalid(
+            f"{source}: {path}.standardise: a derived feature takes its sources' standardised "
+            "values and has no standardiser of its own"
+        )
+    if fdoc["format"]["type"] != "string":
+        raise SchemaInvalid(
+            f"{source}: {path}.format.type: a derived feature's value is text; use 'string'"
+        )
 
 
 def _default_schema_text() -> str:

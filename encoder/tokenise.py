@@ -58,6 +58,8 @@ def tokenise(values: Sequence[str] | pa.Array, comparator: AbstractComparison) -
     (numeric, n = 0, values with NUL characters) falls back to calling clkhash's own
     tokenizer value by value.
     """
+    if isinstance(comparator, ExactComparison):
+        return _exact(values if isinstance(values, pa.Array) else pa.array(values, pa.string()))
     if isinstance(values, pa.Array):
         if (
             isinstance(comparator, NgramComparison)
@@ -74,9 +76,18 @@ def tokenise(values: Sequence[str] | pa.Array, comparator: AbstractComparison) -
         and "\x00" not in "".join(values)
     ):
         return _ngrams(values, int(comparator.n), bool(comparator.positional))
-    if isinstance(comparator, ExactComparison):
-        return _by_value(values, lambda v: (v,) if v else ())
     return _by_value(values, lambda v: tuple(comparator.tokenize(v)))
+
+
+def _exact(values: pa.Array) -> Tokens:
+    """Exact comparison: a non-empty value is its own single token (clkhash: `[v] if v`)."""
+    nonempty = pc.greater(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(nonempty, out=offsets[1:])
+    # Numbered in order of first appearance, as a vocabulary built value by value would be.
+    encoded = pc.dictionary_encode(values.filter(pa.array(nonempty)))
+    ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return Tokens(ids, offsets, encoded.dictionary.to_pylist())
 
 
 def _by_value(values: Sequence[str], tokenize: Any) -> Tokens:

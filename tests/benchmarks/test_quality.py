@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,22 @@ def test_tiny_end_to_end_run_links_most_people(tmp_path: object) -> None:
     assert sum(pl["histogram"]["match"]) > 100
     assert len(pl["curve"]) == len(quality.DICE_GRID)
     assert "Splink" not in "\n".join(quality.table({"two-party": result}))
+
+
+def test_the_chosen_schema_candidate_is_the_shipped_default() -> None:
+    chosen = quality.schema_variant(quality.SCHEMA_CANDIDATES[quality.CHOSEN_SCHEMA])
+    assert chosen == json.loads(quality.DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+    previous = quality.schema_variant(quality.SCHEMA_CANDIDATES["previous default"])
+    assert not any("derivedFrom" in f for f in previous["features"])
+
+
+def test_clkhash_baseline_gets_the_derived_columns() -> None:
+    dataset = quality.synthetic_dataset("two-party", 200, 3)
+    rows = quality._clkhash_rows(dataset, dataset.schema)
+    names = [f["identifier"] for f in dataset.schema["features"]]
+    clean = dataset.parties[0].clean.fillna("").astype(str)
+    for record, (_, source) in zip(rows[0], clean.iterrows(), strict=True):
+        value = dict(zip(names, record, strict=True))
+        pair = sorted(p for p in (source["given_name"], source["surname"]) if p)
+        assert value["names_any_order"] == " ".join(pair)
+        assert value["whole_date_of_birth"] == source["date_of_birth"]

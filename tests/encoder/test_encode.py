@@ -66,8 +66,9 @@ def _reference_bits(rows: list[list[str]]) -> np.ndarray:
     records = []
     for row in rows:
         values = dict(zip(HEADER, row, strict=True))
-        rec = [std[f.name](values[f.name]) if f.name in std else "" for f in schema.features]
-        records.append(rec)
+        canonical = {name: func(values[name]) for name, func in std.items()}
+        canonical |= schema.derived_values(canonical)
+        records.append([canonical.get(f.name, "") for f in schema.features])
     filters = clk.generate_clks(records, schema.clk, TEST_SECRET, max_workers=1)
     return np.frombuffer(b"".join(f.tobytes() for f in filters), np.uint8).reshape(len(rows), -1)
 

@@ -100,6 +100,21 @@ def test_string_features_bit_identical(name: str, l: int, folds: int) -> None:
     assert np.bitwise_count(got).sum() > 0  # a real encoding, not all zeros
 
 
+@pytest.mark.parametrize("name", ["unigram-bpf-blake", "trigram-bpf-blake", "exact-blake"])
+def test_token_store_reset_and_regrowth_keep_bits(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny token store is emptied every chunk, and short values need more bits per token
+    than long ones (a token seen first with few indices is hashed again for more): the bits
+    must stay clkhash's."""
+    monkeypatch.setattr("encoder.hashing._CACHE_LIMIT", 40)
+    rng = random.Random(RNG_SEED + 1)
+    values = [_word(rng, "abcde", 1, 14) for _ in range(N_RECORDS)]
+    doc = schema_doc([_string_feature("a", HASHINGS[name])])
+    expected = _clkhash_bits(doc, [[str(i), v] for i, v in enumerate(values)])
+    assert np.array_equal(_pacelink_bits(doc, {"a": values}), expected)
+
+
 @pytest.mark.parametrize(
     ("l", "hash_type"),
     [(512, "blakeHash"), (2048, "blakeHash"), (4096, "blakeHash"), (1000, "doubleHash")],
@@ -174,6 +189,20 @@ def test_tokenise_matches_clkhash_tokenizer(values: list[str], n: int, positiona
         for i, value in enumerate(given_values):
             ids = tokens.token_ids[tokens.offsets[i] : tokens.offsets[i + 1]]
             assert [tokens.vocab[t] for t in ids] == list(comparator.tokenize(value))
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.sampled_from(["", "a", "M", "19880525", "x\x00y", "é"]) | st.text(),
+                       min_size=1, max_size=40))  # fmt: skip
+def test_exact_tokens_match_clkhash(values: list[str]) -> None:
+    from clkhash.comparators import ExactComparison
+
+    comparator = ExactComparison()
+    for tokens in (tokenise(values, comparator), tokenise(pa.array(values), comparator)):
+        for i, value in enumerate(values):
+            ids = tokens.token_ids[tokens.offsets[i] : tokens.offsets[i + 1]]
+            assert [tokens.vocab[t] for t in ids] == list(comparator.tokenize(value))
+        assert len(set(tokens.vocab)) == len(tokens.vocab)
 
 
 @settings(max_examples=25, deadline=None)

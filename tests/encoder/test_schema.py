@@ -34,7 +34,16 @@ def test_pace_default_is_a_valid_clkhash_schema() -> None:
     clk_schema.validate_schema_dict(doc)  # clkhash accepts our extension keys as is
     schema = load_schema("pace-default")
     names = [f.name for f in schema.features]
-    assert names[:5] == ["given_name", "surname", "date_of_birth", "sex", "postcode"]
+    columns = [f.name for f in schema.features if not f.extension.derived_from]
+    assert columns[:5] == ["given_name", "surname", "date_of_birth", "sex", "postcode"]
+    derived = {
+        f.name: f.extension.derived_from for f in schema.features if f.extension.derived_from
+    }
+    assert derived == {
+        "names_any_order": ("given_name", "surname"),
+        "whole_date_of_birth": ("date_of_birth",),
+    }
+    assert all(names.index(d) > max(names.index(s) for s in src) for d, src in derived.items())
     optional = {f.name for f in schema.features if f.extension.optional}
     assert optional == {"address_line", "ni_number"}
     assert schema.fingerprint == fingerprint(doc)

@@ -169,8 +169,8 @@ def test_default_blocking_keeps_the_true_matches_and_cuts_comparisons(
     encodings: tuple[NDArray[np.uint8], NDArray[np.uint8]],
 ) -> None:
     a, b = encodings
-    exhaustive = dice_candidates(a, b, 0.8)
-    blocked = candidate_pairs(a, b, 0.8, LSH)
+    exhaustive = dice_candidates(a, b, 0.75)
+    blocked = candidate_pairs(a, b, 0.75, LSH)
     true_ex = exhaustive[0] == exhaustive[1]  # row r of B is person r of A
     true_bl = blocked[0] == blocked[1]
     assert true_ex.sum() >= 0.95 * N_PEOPLE
