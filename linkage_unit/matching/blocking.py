@@ -31,12 +31,12 @@ measured on the synthetic two-party scenario at threshold 0.8:
   5 times fewer pairs than 16 uniformly sampled bits (``selection="random"``; 0.28 % vs
   1.5 % of all pairs), and for the same share (99.6 %) of true matches kept, estimated
   1.4 to 2.5 times fewer;
-* filters 41 % dense (``pace-default`` before its derived features): the defaults compared 0.17 % of all
-  pairs and kept 99.92 % of the true matches; random positions compared 4.3 times more
-  at the same key length, but with 22-bit keys 0.12 % for 99.94 %.  On sparse filters
-  most bits are rarely set and separate unrelated records well enough once keys are
-  longer, so the advantage is gone; balanced positions are the default because they do
-  not degrade when filters get denser, where random ones do.
+* filters 41 % dense (``pace-default`` before its derived features): the defaults
+  compared 0.17 % of all pairs and kept 99.92 % of the true matches; random positions
+  compared 4.3 times more at the same key length, but with 22-bit keys 0.12 % for
+  99.94 %.  On sparse filters most bits are rarely set and separate unrelated records
+  well enough once keys are longer, so the advantage is gone; balanced positions are the
+  default because they do not degrade when filters get denser, where random ones do.
 
 Why this finds the matches (bit-sampling LSH for Hamming distance)
 -----------------------------------------------------------------
