@@ -81,7 +81,8 @@ def tokenise(values: Sequence[str] | pa.Array, comparator: AbstractComparison) -
 
 def _exact(values: pa.Array) -> Tokens:
     """Exact comparison: a non-empty value is its own single token (clkhash: `[v] if v`)."""
-    nonempty = pc.greater(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
+    nonempty = pc.fill_null(pc.greater(pc.utf8_length(values), 0), False)
+    nonempty = nonempty.to_numpy(zero_copy_only=False)
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(nonempty, out=offsets[1:])
     # Numbered in order of first appearance, as a vocabulary built value by value would be.
