@@ -15,7 +15,8 @@ benchmark, one true match per record). Each is linked by:
   grouped with ``cluster`` at each threshold: the same result as linking at it).
 * **clkhash + anonlink** (the reference PPRL tools): the same schema's clkhash part (no
   pacelink standardisers: values are given in canonical date and sex formats, trimmed and
-  case-folded, as a clkhash user would prepare them), encoded by ``clkhash``, exhaustive
+  case-folded, as a clkhash user would prepare them; the derived features' columns are
+  written from those values by pacelink's rule), encoded by ``clkhash``, exhaustive
   candidates from ``anonlink.candidate_generation`` and ``anonlink.solving.greedy_solve``,
   at the best fixed threshold of the grid.
 * **Splink 4/5** with DuckDB on the plain text (the upper reference, not private): a
