@@ -445,7 +445,7 @@ class ChunkEncoder:
         rejects: list[tuple[int, str, str]] = []
         as_missing: Counter[str] = Counter()
         present_rows: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
-        sources: dict[str, tuple[_Column, _Formatted]] = {}
+        sources: dict[str, _Source] = {}
         for feature in schema.hashed_features:
             formatter = self.formatters[feature.name]
             if feature.extension.derived_from:
@@ -459,10 +459,11 @@ class ChunkEncoder:
                     continue
                 column = _dictionary(raw if take is None else raw.take(take))
                 done = formatter.format_array(column.uniques)
-                if feature.name in self._sources:
-                    sources[feature.name] = (column, done)
+            formatted = pa.array(done.values, pa.string())
+            if feature.name in self._sources:
+                sources[feature.name] = (column, done, formatted)
             present, invalid_reason = done.present, done.invalid
-            table = self.hashers[feature.name].filters(pa.array(done.values, pa.string()))
+            table = self.hashers[feature.name].filters(formatted)
             if invalid_reason:
                 bad = np.fromiter(invalid_reason, dtype=np.int64)
                 table[bad] = 0  # an invalid value sets no bits (when kept as missing)
@@ -540,7 +541,12 @@ def _string_hashes(array: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
     return result
 
 
-def _derive(sources: Sequence[tuple[_Column, _Formatted] | None], n_rows: int) -> _Column:
+# A derived feature's source in one chunk: its column, its formatted distinct values, and
+# those values as an Arrow array (made once, for hashing and for deriving).
+_Source = tuple[_Column, _Formatted, pa.Array]
+
+
+def _derive(sources: Sequence[_Source | None], n_rows: int) -> _Column:
     """A derived feature's column: each row's present source values, sorted, space-joined.
 
     Works on distinct combinations, not rows: rows are coded by the tuple of their sources'
@@ -550,7 +556,7 @@ def _derive(sources: Sequence[tuple[_Column, _Formatted] | None], n_rows: int) -
     present = [s for s in sources if s is not None]
     code = np.zeros(n_rows, dtype=np.int64)
     bound = 1  # code < bound
-    for column, done in present:
+    for column, done, _ in present:
         radix = len(done.values) + 1
         if bound * radix >= _CODE_LIMIT:  # re-number (codes < n_rows) rather than overflow
             code = pd.factorize(code)[0].astype(np.int64)
@@ -565,9 +571,9 @@ def _derive(sources: Sequence[tuple[_Column, _Formatted] | None], n_rows: int) -
     seen = np.maximum.accumulate(np.concatenate([[-1], inverse[:-1]]))
     first = np.flatnonzero(inverse > seen)
     parts = []  # per source: its hashed value in each combination, "" where absent
-    for column, done in present:
+    for column, done, formatted in present:
         idx = column.indices[first]
-        taken = pa.array(done.values, pa.string()).take(pa.array(idx))
+        taken = formatted.take(pa.array(idx))
         parts.append(pc.if_else(pa.array(done.present[idx]), taken, ""))
     if not parts:
         values = pa.array([""] * first.size, pa.string())
