@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from encoder.standardise import STANDARDISERS
 from linkage_unit.client import UnitClient
+from linkage_unit.demo import POLICY
 from linkage_unit.embedded import EmbeddedUnit
 from tests.linkage_unit.service.conftest import PARTNERS, Encoded, project_body
 
@@ -72,12 +73,6 @@ RANDOM_BITS_PER_BYTE: Final = 6.5
 ENCODINGS: Final = (("utf-8", 1), ("utf-16-le", 2), ("utf-32-le", 4))
 _HEX: Final = frozenset("0123456789abcdef")
 LOGGERS: Final = ("pacelink", "uvicorn", "uvicorn.access")
-POLICY: Final = {
-    "grants": {
-        "skills_agency": ["mapping", "counts", "flags:benefits_dept"],
-        "council": ["counts"],
-    }
-}
 
 
 # ------------------------------------------------------------------------------ the scanner
