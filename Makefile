@@ -32,7 +32,7 @@ encode-sample: $(VENV)/.installed
 	$(BIN)/pacelink keygen --out $(DEMO_DIR)/partnership.key
 	$(BIN)/pacelink encode encoder/data/sample_partner.csv --schema pace-default \
 		--secret-file $(DEMO_DIR)/partnership.key --out $(DEMO_DIR)/sample.plk \
-		--id-column local_id --consent-column consent --report $(DEMO_DIR)/report.json
+		--id-column local_id --consent-column consent --report $(DEMO_DIR)/report.json --force
 	$(BIN)/pacelink inspect $(DEMO_DIR)/sample.plk
 
 ## Lint, type-check and run the whole test suite.

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         exe = Path(sys.executable).with_name("pacelink")
         peak, seconds = _peak_memory([
             str(exe), "encode", str(big), "--schema", "pace-default", "--secret-file", str(key),
-            "--out", str(WORK / "memory.plk"), "--id-column", "local_id", "--quiet",
+            "--out", str(WORK / "memory.plk"), "--id-column", "local_id", "--quiet", "--force",
             "--workers", str(args.workers),
         ])  # fmt: skip
         result["memory_records"] = args.memory_records

@@ -50,10 +50,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     """
     from encoder.encode import EncodeError
     from encoder.fileformat import EncodingFileError
+    from encoder.keymap import KeyMapError
     from encoder.read import InputError
     from encoder.schema import SchemaInvalid
 
-    return (EncodeError, InputError, SchemaInvalid, SecretError, EncodingFileError)
+    return (EncodeError, InputError, SchemaInvalid, SecretError, EncodingFileError, KeyMapError)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -129,34 +130,75 @@ def encode(
         str, typer.Option("--encoding", help="CSV encoding: auto, utf-8, cp1252, ...")
     ] = "auto",
     sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX sheet name.")] = None,
+    skip_rows: Annotated[
+        int,
+        typer.Option(
+            "--skip-rows",
+            min=0,
+            help="Lines (CSV) or rows (XLSX) above the header to skip, e.g. 1 for a title row. "
+            "Row numbers in messages and rejects still count them, as a spreadsheet does.",
+        ),
+    ] = 0,
     date_format: Annotated[
         str | None,
-        typer.Option("--date-format", help="strptime format of dates (else detected, day-first)."),
+        typer.Option(
+            "--date-format",
+            help="strptime format of dates, e.g. %d/%m/%Y (else detected, day-first); "
+            "checked before the file is read.",
+        ),
     ] = None,
+    max_reject_rate: Annotated[
+        float,
+        typer.Option(
+            "--max-reject-rate",
+            min=0.0,
+            max=1.0,
+            help="Fail, writing nothing, when more than this share of the records with consent "
+            "is rejected (usually swapped or unmapped columns); 1 never fails.",
+        ),
+    ] = 0.5,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite the outputs (.plk, key map, rejects, report) of an earlier run.",
+        ),
+    ] = False,
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, hidden=True)] = 50_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Encode a partner file into OUT.plk, with OUT.keys.csv and OUT.rejects.csv beside it.
 
-    OUT.plk goes to the linkage unit. OUT.keys.csv (row → your local ID) and
-    OUT.rejects.csv (rows not encoded and why) stay on your premises.
+    OUT.plk goes to the linkage unit. OUT.keys.csv (encoding row from 0 → your local ID)
+    and OUT.rejects.csv (input rows, numbered as your spreadsheet shows them, that were
+    rejected or had a value treated as missing, and why) stay on your premises. Existing
+    outputs are never overwritten without --force; local IDs must be unique.
     """
     from encoder.encode import EncodeOptions, encode_file
-    from encoder.schema import load_schema
 
     if delimiter == "\\t" or (delimiter or "").lower() == "tab":
         delimiter = "\t"
-    options = EncodeOptions(
-        id_column=id_column,
-        columns=_parse_mapping(column or []),
-        consent_column=consent_column,
-        consent_values=frozenset(v.strip().lower() for v in consent_values.split(",") if v.strip()),
-        date_format=date_format,
-        workers=workers,
-        chunk_rows=chunk_rows,
+    mapping = _parse_mapping(column or [])
+    options: EncodeOptions = _guarded(
+        lambda: EncodeOptions(
+            id_column=id_column,
+            columns=mapping,
+            consent_column=consent_column,
+            consent_values=frozenset(
+                v.strip().lower() for v in consent_values.split(",") if v.strip()
+            ),
+            date_format=date_format,
+            workers=workers,
+            chunk_rows=chunk_rows,
+            max_reject_rate=max_reject_rate,
+        )
     )
+    if report_path is not None and report_path.exists() and not force:
+        fail(f"{report_path} already exists; refusing to overwrite it (pass --force to overwrite)")
 
     def run() -> Any:
+        from encoder.schema import load_schema
+
         schema = load_schema(schema_path)
         secret = load_secret(secret_file)
         show = not quiet and err.is_terminal
@@ -188,25 +230,32 @@ def encode(
                 delimiter=delimiter,
                 encoding=encoding,
                 sheet=sheet,
+                skip_rows=skip_rows,
+                overwrite=force,
                 progress=progress,
             )
 
     report = _guarded(run)
     if report_path is not None:
         report_path.write_text(report.to_json(), encoding="utf-8")
+    with_consent = report.records_in - report.excluded_no_consent
     table = Table(title=f"encoded {input_path.name}", show_header=False)
     table.add_row("records in", f"{report.records_in:,}")
     table.add_row("encoded", f"{report.encoded:,}")
     table.add_row("excluded (no consent)", f"{report.excluded_no_consent:,}")
-    table.add_row("rejected", f"{report.rejected:,}")
+    table.add_row("rejected", f"{report.rejected:,}{_rate(report.rejected, with_consent)}")
     for name, count in sorted(report.rejected_by_field.items()):
         table.add_row(f"  rejected for {name}", f"{count:,}")
     for name, count in sorted(report.invalid_treated_as_missing.items()):
-        table.add_row(f"  invalid {name} treated as missing", f"{count:,}")
+        table.add_row(f"  invalid {name}, encoded as missing", f"{count:,}")
     table.add_row("throughput", f"{report.records_per_second:,.0f} records/s")
     table.add_row("to the linkage unit", str(report.output))
     table.add_row("stays with you", f"{report.key_map}, {report.rejects_file}")
     out.print(table)
+
+
+def _rate(part: int, whole: int) -> str:
+    return f" ({part / whole:.1%} of those with consent)" if whole else ""
 
 
 def _histogram(edges: list[int], counts: list[int], width: int = 40) -> list[str]:
@@ -244,6 +293,14 @@ def inspect(
         "popcount",
         f"mean {pop['mean']:.1f}, sd {pop['std']:.1f}, min {pop['min']}, max {pop['max']}",
     )
+    summary = header.get("input_summary")
+    if summary is not None:  # absent in files from older encoders
+        with_consent = summary["records_in"] - summary["excluded_no_consent"]
+        table.add_row("records in (input file)", f"{summary['records_in']:,}")
+        table.add_row("excluded (no consent)", f"{summary['excluded_no_consent']:,}")
+        table.add_row(
+            "rejected", f"{summary['rejected']:,}{_rate(summary['rejected'], with_consent)}"
+        )
     out.print(table)
     n = header["record_count"]
     cov = Table(title="field coverage", show_header=True)

@@ -5,6 +5,13 @@ value is standardised, validated and hashed once per chunk however many records 
 and token hashes are remembered across chunks. Chunks are spread over worker threads and
 written back in input order. Outputs (`.plk`, key map, rejects) are written under temporary
 names and moved into place only when the whole run succeeded.
+
+Checks that can fail a run come as early as they can: options (a date format) before the
+file is opened, the header before any record is read, unique local IDs in a first pass over
+the ID column alone, before any encoding work; the share of rejected records once all are
+counted, before anything is moved into place. Row numbers in messages and in the rejects
+file are the ones a spreadsheet shows (`TableReader.sheet_row`); the key map's rows are
+0-based encoding rows, the rows of the `.plk` file.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import concurrent.futures as cf
 import csv
 import datetime as dt
 import json
+import math
 import os
 import re
 import tempfile
@@ -29,14 +37,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from clkhash.field_formats import DateSpec, EnumSpec, InvalidEntryError, StringSpec
 from numba import njit
 
-from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage
+from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage, InputSummary
 from encoder.hashing import FeatureHasher, fold_xor, hashers_for
+from encoder.keymap import KeyMapWriter, spreadsheet_safe
 from encoder.keys import Secret, key_check_value
-from encoder.read import Chunk, TableReader, open_table, string_buffers
+from encoder.read import Chunk, TableReader, describe_header, open_table, string_buffers
 from encoder.schema import Feature, LinkageSchema, derived_value
 from encoder.standardise import (
     STANDARDISERS,
@@ -47,9 +55,12 @@ from encoder.standardise import (
 
 __all__ = [
     "DEFAULT_CONSENT_VALUES",
+    "DEFAULT_MAX_REJECT_RATE",
+    "REJECTS_HEADER",
     "EncodeError",
     "EncodeOptions",
     "EncodeReport",
+    "check_date_format",
     "encode_dataframe",
     "encode_file",
     "output_paths",
@@ -57,6 +68,20 @@ __all__ = [
 
 #: Consent values accepted as "yes" (compared case-insensitively, trimmed).
 DEFAULT_CONSENT_VALUES = frozenset({"y", "yes", "true", "1", "t"})
+#: A run fails when more than this share of the records with consent is rejected: so many
+#: rejections mean swapped or wrongly mapped columns far more often than bad data.
+DEFAULT_MAX_REJECT_RATE = 0.5
+#: The rejects file's columns: the row as a spreadsheet numbers it, the field, what was done
+#: (`rejected`: the record was not encoded; `treated as missing`: it was encoded without
+#: that field), and why.
+REJECTS_HEADER = ("input_row", "field", "action", "reason")
+_REJECTED = "rejected"
+_AS_MISSING = "treated as missing"
+# Directives Python's strptime knows (`%:z` counted as `%z`).
+_STRPTIME_DIRECTIVES = frozenset("aAwdbBmyYHIpMSfzZjUWcxXGuV%")
+# Duplicate local IDs: how many groups a message lists, and rows per group.
+_DUPLICATES_SHOWN = 5
+_DUPLICATE_ROWS_SHOWN = 3
 # Per feature and worker; bounds memory when values rarely repeat (ID-like fields).
 _STANDARDISE_CACHE_LIMIT = 100_000
 _U8 = np.ndarray[Any, np.dtype[np.uint8]]
@@ -66,6 +91,40 @@ _CODE_LIMIT = 1 << 62
 
 class EncodeError(ValueError):
     """The run cannot go on; the message names the file, row or field (never a value)."""
+
+
+def check_date_format(fmt: str) -> None:
+    """Refuse a `--date-format` strptime would not understand, before any data is read.
+
+    A format needs at least one directive, and only directives strptime knows (`%Q` would
+    otherwise reject every date, one record at a time).
+
+    Raises:
+        EncodeError: Naming --date-format and the unknown directive.
+    """
+    directives: list[str] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] != "%":
+            i += 1
+            continue
+        if i + 1 >= len(fmt):
+            raise EncodeError(f"--date-format {fmt!r}: ends with a lone '%'")
+        code = fmt[i + 1]
+        if code == ":" and fmt[i + 2 : i + 3] == "z":
+            code, i = "z", i + 1
+        if code not in _STRPTIME_DIRECTIVES:
+            raise EncodeError(
+                f"--date-format {fmt!r}: unknown directive %{code} (dates use %d %m %Y, "
+                "e.g. --date-format %d/%m/%Y)"
+            )
+        directives.append(code)
+        i += 2
+    if not [d for d in directives if d != "%"]:
+        raise EncodeError(
+            f"--date-format {fmt!r}: no strptime directive such as %d, %m or %Y "
+            "(e.g. --date-format %d/%m/%Y)"
+        )
 
 
 @dataclass(frozen=True)
@@ -78,9 +137,12 @@ class EncodeOptions:
         columns: Feature name → column name, for features whose column is named differently.
         consent_column: Column recording consent; only records whose value is one of
             `consent_values` are encoded.
-        date_format: strptime format forced on every date feature (default: detected).
+        date_format: strptime format forced on every date feature (default: detected);
+            checked when the options are made.
         workers: Worker threads (1 encodes in the calling thread).
         chunk_rows: Records per chunk; bounds memory.
+        max_reject_rate: The run fails (and writes nothing) when more than this share of
+            the records with consent is rejected; 1 never fails.
     """
 
     id_column: str | None = None
@@ -90,11 +152,24 @@ class EncodeOptions:
     date_format: str | None = None
     workers: int = 2
     chunk_rows: int = 50_000
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
+
+    def __post_init__(self) -> None:
+        if self.date_format is not None:
+            check_date_format(self.date_format)
+        if not 0.0 <= self.max_reject_rate <= 1.0 or math.isnan(self.max_reject_rate):
+            raise EncodeError(
+                f"--max-reject-rate {self.max_reject_rate}: expected a fraction from 0 to 1"
+            )
 
 
 @dataclass
 class EncodeReport:
-    """What happened to every input record. `records_in` = encoded + excluded + rejected."""
+    """What happened to every input record. `records_in` = encoded + excluded + rejected.
+
+    `invalid_treated_as_missing` counts encoded records (never rejected ones) whose invalid
+    value was encoded as missing; each is a `treated as missing` line of the rejects file.
+    """
 
     input: str
     records_in: int = 0
@@ -137,7 +212,8 @@ class _ChunkResult:
     first_row: int
     bits: _U8  # folded filters of the active, valid rows, in row order
     valid: np.ndarray[Any, np.dtype[np.bool_]]  # over all rows of the chunk
-    rejects: list[tuple[int, str, str]]  # (row number, feature, reason)
+    # (data-row number, feature, action, reason), sorted; action: rejected / treated as missing
+    rejects: list[tuple[int, str, str, str]]
     as_missing: Counter[str]
     present: Counter[str]
 
@@ -442,8 +518,9 @@ class ChunkEncoder:
         take = None if selected.size == n_rows else pa.array(selected)
         full = np.zeros((selected.size, schema.hash_length // 8), dtype=np.uint8)
         ok = np.ones(selected.size, dtype=bool)  # over the selected rows
-        rejects: list[tuple[int, str, str]] = []
-        as_missing: Counter[str] = Counter()
+        rejects: list[tuple[int, str, str, str]] = []
+        # (selected-row index, feature, reason): listed only if the record is encoded
+        missing_rows: list[tuple[int, str, str]] = []
         present_rows: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
         sources: dict[str, _Source] = {}
         for feature in schema.hashed_features:
@@ -470,13 +547,17 @@ class ChunkEncoder:
                 bad_mask = np.zeros(len(column.uniques), dtype=bool)
                 bad_mask[bad] = True
                 hit_rows = np.flatnonzero(bad_mask[column.indices])
-                if feature.extension.on_invalid == "missing":
-                    as_missing[feature.name] += int(hit_rows.size)
+                on_invalid = feature.extension.on_invalid
+                if on_invalid == "missing":
+                    for r in hit_rows.tolist():
+                        reason = invalid_reason[int(column.indices[r])]
+                        missing_rows.append((r, feature.name, reason))
                 else:
                     ok[hit_rows] = False
                     for r in hit_rows.tolist():
                         reason = invalid_reason[int(column.indices[r])]
-                        rejects.append((first_row + int(selected[r]), feature.name, reason))
+                        row = first_row + int(selected[r])
+                        rejects.append((row, feature.name, _REJECTED, reason))
             _or_rows(full, table, column.indices)
             present_rows[feature.name] = present[column.indices]
         keep = np.flatnonzero(ok)
@@ -486,6 +567,13 @@ class ChunkEncoder:
         counts: Counter[str] = Counter(
             {name: int(mask[keep].sum()) for name, mask in present_rows.items()}
         )
+        # A record rejected for one field is not encoded at all: its other invalid values
+        # were not "treated as missing", and are neither listed nor counted as such.
+        as_missing: Counter[str] = Counter()
+        for r, name, reason in missing_rows:
+            if ok[r]:
+                rejects.append((first_row + int(selected[r]), name, _AS_MISSING, reason))
+                as_missing[name] += 1
         rejects.sort()
         return _ChunkResult(
             first_row, np.ascontiguousarray(bits), valid, rejects, as_missing, counts
@@ -607,8 +695,17 @@ def output_paths(out: Path) -> tuple[Path, Path]:
 
 
 def _resolve_columns(
-    schema: LinkageSchema, available: Sequence[str], options: EncodeOptions, source: str
+    schema: LinkageSchema,
+    available: Sequence[str],
+    options: EncodeOptions,
+    source: str,
+    reader: TableReader | None = None,
 ) -> dict[str, str | None]:
+    """Feature → input column (None: derived, or optional and absent).
+
+    Error messages never list the header's names as found: a file without a header row has
+    a client's details there (`describe_header` says what is wrong instead).
+    """
     unknown = sorted(set(options.columns) - {f.name for f in schema.features})
     if unknown:
         raise EncodeError(f"--column names features not in the schema: {', '.join(unknown)}")
@@ -620,34 +717,56 @@ def _resolve_columns(
         )
     resolved: dict[str, str | None] = {}
     missing: list[str] = []
+    expected: list[str] = []  # every column the run needs, to find the header by
     for feature in schema.hashed_features:
         if feature.extension.derived_from:
             resolved[feature.name] = None  # built from other features' values
             continue
         column = options.columns.get(feature.name, feature.name)
+        optional = feature.extension.optional and feature.name not in options.columns
+        if not optional:
+            expected.append(column)
         if column in available:
             resolved[feature.name] = column
-        elif feature.extension.optional and feature.name not in options.columns:
+        elif optional:
             resolved[feature.name] = None
         else:
+            # Column names here come from the schema or the command line, not the file.
             missing.append(f"{column!r} (feature {feature.name})")
+    extra_columns = [
+        (label, extra)
+        for label, extra in (
+            ("--id-column", options.id_column),
+            ("--consent-column", options.consent_column),
+        )
+        if extra is not None
+    ]
+    expected += [extra for _, extra in extra_columns]
     if missing:
         raise EncodeError(
-            f"{source}: column(s) not found: {', '.join(missing)}. Columns in the file: "
-            f"{', '.join(map(repr, available))}. Map a feature to a column with "
+            f"{source}: column(s) not found: {', '.join(missing)}. "
+            f"{describe_header(reader, available, expected)}. Map a feature to a column with "
             "--column FEATURE=COLUMN."
         )
-    extra_columns: tuple[tuple[str, str | None], ...] = (
-        ("--id-column", options.id_column),
-        ("--consent-column", options.consent_column),
-    )
     for label, extra in extra_columns:
-        if extra is not None and extra not in available:
+        if extra not in available:
             raise EncodeError(
-                f"{source}: {label} {extra!r} not found. Columns in the file: "
-                f"{', '.join(map(repr, available))}"
+                f"{source}: {label} {extra!r} not found. "
+                f"{describe_header(reader, available, expected)}."
             )
     return resolved
+
+
+def _check_outputs_free(paths: Sequence[Path]) -> None:
+    """Refuse to replace last run's outputs: `pacelink results` needs the matching .plk and
+    key map, and a re-run would silently break that pair."""
+    for path in paths:
+        if path.exists():
+            raise EncodeError(
+                f"{path} already exists; refusing to overwrite it (the .plk and key map of "
+                "an earlier run must stay together for `pacelink results`). Choose another "
+                "--out, move the old files away, or pass --force to overwrite"
+            )
 
 
 # --------------------------------------------------------------------------- the run
@@ -658,20 +777,21 @@ class _Outputs:
 
     def __init__(self, writer: EncodingWriter, key_fh: Any, rejects_fh: Any) -> None:
         self.writer = writer
-        key_fh.write(b"row,local_id\n")
-        self._keys = pacsv.CSVWriter(
-            key_fh, _KEY_MAP_SCHEMA, write_options=pacsv.WriteOptions(include_header=False)
-        )
+        self._keys = KeyMapWriter(key_fh)
         self._rejects = csv.writer(rejects_fh)
-        self._rejects.writerow(("row", "field", "reason"))
+        self._rejects.writerow(REJECTS_HEADER)
 
     def encoded(self, bits: _U8, first: int, ids: pa.Array) -> None:
         self.writer.append(bits)
-        rows = pa.array(np.arange(first, first + len(ids), dtype=np.int64))
-        self._keys.write_table(pa.table([rows, ids], schema=_KEY_MAP_SCHEMA))
+        self._keys.write(first, ids)
 
-    def rejects(self, rows: list[tuple[int, str, str]]) -> None:
-        self._rejects.writerows(rows)
+    def rejects(self, rows: list[tuple[int, str, str, str]]) -> None:
+        # Field names come from the schema or --id-column, reasons are fixed texts: escaped
+        # all the same, as every text cell pacelink writes for spreadsheets.
+        self._rejects.writerows(
+            (row, spreadsheet_safe(name), action, spreadsheet_safe(reason))
+            for row, name, action, reason in rows
+        )
 
     def close(self) -> None:
         self._keys.close()
@@ -683,17 +803,14 @@ class _MemoryOutputs(_Outputs):
     def __init__(self) -> None:  # no files
         self.bits: list[_U8] = []
         self.ids: list[pa.Array] = []
-        self.rejected: list[tuple[int, str, str]] = []
+        self.rejected: list[tuple[int, str, str, str]] = []
 
     def encoded(self, bits: _U8, first: int, ids: pa.Array) -> None:
         self.bits.append(bits)
         self.ids.append(ids)
 
-    def rejects(self, rows: list[tuple[int, str, str]]) -> None:
+    def rejects(self, rows: list[tuple[int, str, str, str]]) -> None:
         self.rejected.extend(rows)
-
-
-_KEY_MAP_SCHEMA = pa.schema([("row", pa.int64()), ("local_id", pa.string())])
 
 
 @dataclass
@@ -706,8 +823,6 @@ class _Run:
     reader: TableReader
     report: EncodeReport
     feature_columns: dict[str, str | None]
-    id_hashes: list[np.ndarray[Any, Any]] = field(default_factory=list)
-    id_rows: list[np.ndarray[Any, Any]] = field(default_factory=list)
     present: Counter[str] = field(default_factory=Counter)
     as_missing: Counter[str] = field(default_factory=Counter)
     rejected_by_field: Counter[str] = field(default_factory=Counter)
@@ -720,22 +835,25 @@ class _Run:
                 cols.append(extra)
         return list(dict.fromkeys(cols))
 
+    def consented(self, chunk: Chunk) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Which rows of a chunk have consent (all, without a consent column)."""
+        if self.options.consent_column is None:
+            return np.ones(len(chunk), dtype=bool)
+        consent = pc.utf8_lower(pc.utf8_trim_whitespace(chunk.columns[self.options.consent_column]))
+        yes = pa.array(sorted(v.lower() for v in self.options.consent_values), pa.string())
+        result: np.ndarray[Any, np.dtype[np.bool_]] = pc.is_in(consent, value_set=yes).to_numpy(
+            zero_copy_only=False
+        )
+        return result
+
     def prepare(self, chunk: Chunk) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Main-process part of a chunk: consent, local IDs, dictionary encoding."""
         n = len(chunk)
-        active = np.ones(n, dtype=bool)
-        if self.options.consent_column is not None:
-            consent = pc.utf8_lower(
-                pc.utf8_trim_whitespace(chunk.columns[self.options.consent_column])
-            )
-            yes = pa.array(sorted(v.lower() for v in self.options.consent_values), pa.string())
-            active = pc.is_in(consent, value_set=yes).to_numpy(zero_copy_only=False)
+        active = self.consented(chunk)
         no_consent = int(n - active.sum())
         if self.options.id_column is not None:
             ids = chunk.columns[self.options.id_column]
-            empty_id = (
-                pc.utf8_length(pc.utf8_trim_whitespace(ids)).to_numpy(zero_copy_only=False) == 0
-            )
+            empty_id = _empty(ids)
         else:
             ids = pa.array([str(chunk.first_row + i) for i in range(n)], pa.string())
             empty_id = np.zeros(n, dtype=bool)
@@ -755,14 +873,17 @@ class _Run:
         report.records_in += n
         report.excluded_no_consent += extra["no_consent"]
         id_field = self.options.id_column or "local_id"
-        rejects = result.rejects + [
-            (result.first_row + int(r), id_field, "local ID is empty") for r in extra["id_rejects"]
+        lines = result.rejects + [
+            (result.first_row + int(r), id_field, _REJECTED, "local ID is empty")
+            for r in extra["id_rejects"]
         ]
-        rejects.sort()
-        rejected_rows = {row for row, _, _ in rejects}
-        report.rejected += len(rejected_rows)
-        outputs.rejects(rejects)
-        for _, name, reason in rejects:
+        lines.sort()
+        sheet_row = self.reader.sheet_row
+        lines = [(sheet_row(row), name, action, reason) for row, name, action, reason in lines]
+        rejected = [line for line in lines if line[2] == _REJECTED]
+        report.rejected += len({row for row, _, _, _ in rejected})
+        outputs.rejects(lines)
+        for _, name, _, reason in rejected:
             self.rejected_by_field[name] += 1
             self.reasons[f"{name}: {reason}"] += 1
         keep = np.flatnonzero(result.valid)
@@ -772,34 +893,116 @@ class _Run:
         report.encoded += len(ids)
         self.present.update(result.present)
         self.as_missing.update(result.as_missing)
-        if self.options.id_column is not None and keep.size:
-            self.id_hashes.append(_string_hashes(ids))
-            self.id_rows.append(result.first_row + keep)
 
-    def check_duplicate_ids(self, key_map_tmp: Path) -> None:
-        if not self.id_hashes:
+    def check_reject_rate(self) -> None:
+        """Fail when more records were rejected than `max_reject_rate` allows.
+
+        So many rejections usually mean two columns are swapped or a column is mapped
+        wrongly: encoding the few that pass would send the unit a useless file.
+        """
+        report, limit = self.report, self.options.max_reject_rate
+        with_consent = report.records_in - report.excluded_no_consent
+        if not with_consent or report.rejected <= limit * with_consent:
             return
-        hashes = np.concatenate(self.id_hashes)
-        rows = np.concatenate(self.id_rows)
-        order = np.argsort(hashes, kind="stable")
-        same = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])
-        if not same.size:
-            return
-        # A 64-bit hash collision is possible in principle: confirm with the real IDs, which
-        # are in the key map written so far (plk row order = input order of encoded rows).
-        candidates = {int(order[i]) for i in same} | {int(order[i + 1]) for i in same}
-        with key_map_tmp.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            next(reader)
-            ids = {i: row[1] for i, row in enumerate(reader) if i in candidates}
-        for i in same:
-            a, b = int(order[i]), int(order[i + 1])
-            if ids.get(a) == ids.get(b):
-                first, second = sorted((int(rows[a]), int(rows[b])))
-                raise EncodeError(
-                    f"{self.reader.path}: rows {first} and {second} have the same local ID "
-                    f"(column {self.options.id_column!r}); local IDs must be unique"
-                )
+        top = [
+            f"{name} {count:,}{self._column_of(name)}"
+            for name, count in self.rejected_by_field.most_common(3)
+        ]
+        reasons = [f"{reason} ({count:,})" for reason, count in self.reasons.most_common(3)]
+        raise EncodeError(
+            f"{self.reader.path}: {report.rejected:,} of {with_consent:,} records with consent "
+            f"were rejected ({report.rejected / with_consent:.0%}), more than --max-reject-rate "
+            f"{limit:g} allows; nothing was written. Rejections by field: {', '.join(top)}; "
+            f"most common reasons: {'; '.join(reasons)}. So many usually mean swapped or "
+            "wrongly mapped columns: check the --column mappings (and --date-format); if the "
+            "data really is this poor, rerun with a higher --max-reject-rate (1 never fails)"
+        )
+
+    def _column_of(self, name: str) -> str:
+        column = self.feature_columns.get(name)
+        return f" (from column {column!r})" if column is not None and column != name else ""
+
+    def summary(self) -> InputSummary:
+        report = self.report
+        return InputSummary(
+            records_in=report.records_in,
+            excluded_no_consent=report.excluded_no_consent,
+            rejected=report.rejected,
+        )
+
+
+def _empty(ids: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    lengths = pc.utf8_length(pc.utf8_trim_whitespace(ids))
+    result: np.ndarray[Any, np.dtype[np.bool_]] = lengths.to_numpy(zero_copy_only=False) == 0
+    return result
+
+
+def _check_unique_ids(run: _Run) -> None:
+    """First pass, over the ID and consent columns only: every local ID of a record with
+    consent is unique, checked before any encoding work.
+
+    Memory stays bounded by keeping a 64-bit hash and a row number per record; rows whose
+    hashes agree are confirmed with their real IDs in a second, equally narrow pass (a hash
+    collision is possible in principle). Every duplicate is reported at once, by counts and
+    spreadsheet row numbers, never by value.
+
+    Raises:
+        EncodeError: Listing how many IDs repeat and the rows of the first few.
+    """
+    id_column = run.options.id_column
+    if id_column is None:
+        return
+    wanted = [c for c in (id_column, run.options.consent_column) if c is not None]
+    chunk_rows = run.options.chunk_rows
+    hashes: list[np.ndarray[Any, Any]] = []
+    rows: list[np.ndarray[Any, Any]] = []
+    for chunk in run.reader.chunks(wanted, chunk_rows):
+        ids = chunk.columns[id_column]
+        keep = np.flatnonzero(run.consented(chunk) & ~_empty(ids))
+        if keep.size:
+            hashes.append(_string_hashes(ids.take(pa.array(keep))))
+            rows.append(chunk.first_row + keep)
+    if not hashes:
+        return
+    all_hashes, all_rows = np.concatenate(hashes), np.concatenate(rows)
+    order = np.argsort(all_hashes, kind="stable")
+    sorted_hashes = all_hashes[order]
+    same = sorted_hashes[1:] == sorted_hashes[:-1]
+    if not same.any():
+        return
+    in_group = np.zeros(order.size, dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    candidates = np.sort(all_rows[order[in_group]])
+    # Confirm with the IDs themselves (rows of candidates only), grouped by ID.
+    groups: dict[str, list[int]] = {}
+    for chunk in run.reader.chunks([id_column], chunk_rows):
+        lo = np.searchsorted(candidates, chunk.first_row)
+        hi = np.searchsorted(candidates, chunk.first_row + len(chunk))
+        if lo == hi:
+            continue
+        picked = candidates[lo:hi]
+        values = chunk.columns[id_column].take(pa.array(picked - chunk.first_row)).to_pylist()
+        for row, value in zip(picked.tolist(), values, strict=True):
+            groups.setdefault(value, []).append(row)
+    repeated = sorted((r for r in groups.values() if len(r) > 1), key=lambda r: r[0])
+    if not repeated:
+        return
+    sheet_row = run.reader.sheet_row
+    shown = []
+    for group in repeated[:_DUPLICATES_SHOWN]:
+        numbers = [str(sheet_row(r)) for r in group[:_DUPLICATE_ROWS_SHOWN]]
+        extra = len(group) - _DUPLICATE_ROWS_SHOWN
+        more = f" and {extra} more" if extra > 0 else ""
+        shown.append(f"rows {', '.join(numbers)}{more}")
+    rest = len(repeated) - len(shown)
+    listed = "; ".join(shown) + (f"; and {rest} more IDs" if rest else "")
+    n_ids, n_rows = len(repeated), sum(len(g) for g in repeated)
+    raise EncodeError(
+        f"{run.reader.path}: local IDs must be unique (column {id_column!r}), but "
+        f"{n_ids:,} ID{'s' if n_ids != 1 else ''} appear{'s' if n_ids == 1 else ''} more than "
+        f"once ({n_rows:,} rows in all): {listed}. Nothing was encoded"
+    )
 
 
 def _chunks_with_lookahead(chunks: Iterator[Chunk]) -> tuple[list[Chunk], Iterator[Chunk]]:
@@ -817,11 +1020,16 @@ def encode_file(
     delimiter: str | None = None,
     encoding: str = "auto",
     sheet: str | None = None,
+    skip_rows: int = 0,
+    overwrite: bool = True,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> EncodeReport:
     """Encode a partner file into `out` (.plk), its key map and its rejects file.
 
     Args:
+        skip_rows: Lines (CSV) or rows (XLSX) above the header, such as a title.
+        overwrite: Replace outputs of an earlier run; when False an existing output is
+            refused before anything is read (the command line's default, unless --force).
         progress: Called after each chunk with (records done, records expected or None).
 
     Raises:
@@ -829,8 +1037,15 @@ def encode_file(
     """
     options = options or EncodeOptions()
     started = time.perf_counter()
-    reader = open_table(input_path, delimiter=delimiter, encoding=encoding, sheet=sheet)
-    feature_columns = _resolve_columns(schema, reader.columns, options, str(input_path))
+    keys_path, rejects_path = output_paths(out)
+    if not out.parent.exists():
+        raise EncodeError(f"{out.parent}: output folder does not exist")
+    if not overwrite:
+        _check_outputs_free((out, keys_path, rejects_path))
+    reader = open_table(
+        input_path, delimiter=delimiter, encoding=encoding, sheet=sheet, skip_rows=skip_rows
+    )
+    feature_columns = _resolve_columns(schema, reader.columns, options, str(input_path), reader)
     report = EncodeReport(
         input=str(input_path),
         schema_fingerprint=schema.fingerprint,
@@ -838,9 +1053,7 @@ def encode_file(
         bit_length=schema.bit_length,
     )
     run = _Run(schema, secret, options, reader, report, feature_columns)
-    keys_path, rejects_path = output_paths(out)
-    if not out.parent.exists():
-        raise EncodeError(f"{out.parent}: output folder does not exist")
+    _check_unique_ids(run)
     tmp_dir = out.parent
     key_fd, key_tmp = tempfile.mkstemp(prefix=f".{keys_path.name}.", suffix=".tmp", dir=tmp_dir)
     rej_fd, rej_tmp = tempfile.mkstemp(prefix=f".{rejects_path.name}.", suffix=".tmp", dir=tmp_dir)
@@ -874,13 +1087,14 @@ def encode_file(
                         progress(report.records_in, reader.estimated_rows)
             outputs.close()
             key_fh.flush()
-            run.check_duplicate_ids(key_tmp_path)
+            run.check_reject_rate()
             _finish_report(run)
             writer.finish(
                 encoder_version=version("pacelink"),
                 schema_fingerprint=schema.fingerprint,
                 key_check_value=report.key_check_value,
                 features=[(f.name, run.present[f.name]) for f in schema.hashed_features],
+                input_summary=run.summary(),
             )
             placed = True
         os.replace(key_tmp_path, keys_path)
@@ -942,6 +1156,22 @@ def _finish_report(run: _Run) -> None:
     }
 
 
+class _FrameReader(TableReader):
+    """A DataFrame's text columns as a table: row numbers as if written with a header."""
+
+    def __init__(self, text: pd.DataFrame) -> None:
+        super().__init__(Path("DataFrame"), list(map(str, text.columns)), len(text))
+        self._text = text
+
+    def _chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+        text = self._text
+
+        def batches() -> Iterator[dict[str, pa.Array]]:
+            yield {c: pa.array(text[c].tolist(), pa.string()) for c in wanted}
+
+        yield from self._rechunk(batches(), chunk_rows)
+
+
 def encode_dataframe(
     df: pd.DataFrame,
     schema: LinkageSchema,
@@ -951,33 +1181,29 @@ def encode_dataframe(
     """Encode a DataFrame in memory; the result's `.report` says what happened to each row.
 
     Values are read as text (`str(value)`; missing values become empty strings). Rows that are
-    rejected or lack consent are left out; `report.rejected_reasons` says why.
+    rejected or lack consent are left out; `report.rejected_reasons` says why. The same checks
+    as `encode_file` apply: unique local IDs and `max_reject_rate` (raising EncodeError).
+    Row numbers in messages count the column names as row 1, as in the frame written to a
+    spreadsheet.
     """
     options = options or EncodeOptions()
     text = df.astype(object).where(df.notna(), "").astype(str)
-    columns = list(map(str, text.columns))
-    feature_columns = _resolve_columns(schema, columns, options, "DataFrame")
+    reader = _FrameReader(text)
+    feature_columns = _resolve_columns(schema, reader.columns, options, "DataFrame")
     report = EncodeReport(
         input="DataFrame",
         schema_fingerprint=schema.fingerprint,
         key_check_value=key_check_value(secret),
         bit_length=schema.bit_length,
     )
-
-    class _FrameReader(TableReader):
-        def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-            def batches() -> Iterator[dict[str, pa.Array]]:
-                yield {c: pa.array(text[c].tolist(), pa.string()) for c in wanted}
-
-            yield from self._rechunk(batches(), chunk_rows)
-
-    reader = _FrameReader(Path("DataFrame"), columns, len(text))
     run = _Run(schema, secret, options, reader, report, feature_columns)
+    _check_unique_ids(run)
     encoder = ChunkEncoder(schema, secret, options.date_format)
     outputs = _MemoryOutputs()
     for chunk in reader.chunks(run.wanted_columns(), options.chunk_rows):
         args, extra = run.prepare(chunk)
         run.absorb(encoder.encode(*args), extra, outputs)
+    run.check_reject_rate()
     _finish_report(run)
     width = schema.bit_length // 8
     parts = outputs.bits
@@ -995,5 +1221,6 @@ def encode_dataframe(
             FeatureCoverage(name=f.name, present=run.present[f.name]).model_dump()
             for f in schema.hashed_features
         ],
+        "input_summary": run.summary().model_dump(),
     }
     return Encodings(bits=bits, header=header, report=report)

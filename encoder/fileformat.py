@@ -39,6 +39,7 @@ __all__ = [
     "EncodingWriter",
     "Encodings",
     "FeatureCoverage",
+    "InputSummary",
     "PlkHeader",
     "PopcountStats",
     "header_json_schema",
@@ -85,6 +86,20 @@ class FeatureCoverage(BaseModel):
     present: int = Field(ge=0)
 
 
+class InputSummary(BaseModel):
+    """What happened to the input file's records: aggregate counts only, never rows.
+
+    `records_in` = `record_count` (encoded) + `excluded_no_consent` + `rejected`, so a
+    reader of the file can see the rejection rate without the partner's report.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records_in: int = Field(ge=0, description="Records in the input file.")
+    excluded_no_consent: int = Field(ge=0, description="Records without consent: never read.")
+    rejected: int = Field(ge=0, description="Records with consent that were not encoded.")
+
+
 class PlkHeader(BaseModel):
     """The header of a `.plk` file."""
 
@@ -112,6 +127,10 @@ class PlkHeader(BaseModel):
         pattern=r"^sha256:[0-9a-f]{64}$", description="SHA-256 of the packed bits."
     )
     data_offset: int = Field(ge=0, multiple_of=_ALIGN)
+    input_summary: InputSummary | None = Field(
+        default=None,
+        description="Counts of the input's records (absent in files from older encoders).",
+    )
 
 
 def header_json_schema() -> dict[str, Any]:
@@ -230,6 +249,7 @@ class EncodingWriter:
         schema_fingerprint: str,
         key_check_value: str,
         features: Sequence[tuple[str, int]],
+        input_summary: InputSummary | None = None,
     ) -> PlkHeader:
         """Write the header and move the file into place."""
         header = PlkHeader(
@@ -243,8 +263,9 @@ class EncodingWriter:
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             content_digest="sha256:" + self._digest.hexdigest(),
             data_offset=_RESERVED,
+            input_summary=input_summary,
         )
-        blob = header.model_dump_json().encode("utf-8")
+        blob = header.model_dump_json(exclude_none=True).encode("utf-8")
         if _PREFIX.size + len(blob) > _RESERVED:
             raise EncodingFileError(f"{self.path}: header too large ({len(blob)} bytes)")
         self._fh.seek(0)

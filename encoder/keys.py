@@ -6,6 +6,8 @@ import getpass
 import math
 import os
 import secrets
+import shlex
+import stat
 import string
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ __all__ = [
     "SECRET_ENV_VAR",
     "Secret",
     "SecretError",
+    "check_private_file",
     "estimate_secret_bits",
     "generate_secret",
     "key_check_value",
@@ -97,16 +100,21 @@ def _check(text: str, source: str) -> Secret:
 def load_secret(secret_file: Path | None = None, *, prompt: bool = True) -> Secret:
     """Load the secret from a file, else the environment, else an interactive prompt.
 
+    A secret file that its group or other users may read is refused, as ssh refuses such a
+    private key: whoever can read the secret can compute anyone's encoding.
+
     Args:
         secret_file: File holding the secret; surrounding whitespace is stripped.
         prompt: Ask on the terminal when neither file nor environment gives one.
 
     Raises:
-        SecretError: No secret available, unreadable, or too weak.
+        SecretError: No secret available, unreadable, readable by others, or too weak.
     """
     if secret_file is not None:
         try:
-            raw = secret_file.read_bytes()
+            with secret_file.open("rb") as fh:
+                check_private_file(secret_file, os.fstat(fh.fileno()).st_mode, "secret file")
+                raw = fh.read()
         except OSError as exc:
             raise SecretError(f"cannot read secret file {secret_file}: {exc.strerror}") from None
         try:
@@ -123,6 +131,30 @@ def load_secret(secret_file: Path | None = None, *, prompt: bool = True) -> Secr
         f"no secret given: use --secret-file KEY or set {SECRET_ENV_VAR} "
         "(secrets are never taken from the command line)"
     )
+
+
+def check_private_file(path: Path, mode: int, what: str) -> None:
+    """Refuse a file of secrets (the partnership secret, a party token) that group or others
+    may read or write, as ssh refuses such a private key.
+
+    POSIX only: Windows protects files by access lists, which these bits do not describe.
+
+    Args:
+        mode: The file's `st_mode`, from the descriptor that will be read (no race).
+        what: How the message names the file, e.g. "secret file".
+
+    Raises:
+        SecretError: Naming the file, its mode and the command that fixes it.
+    """
+    if os.name != "posix" or not stat.S_ISREG(mode):
+        return
+    loose = stat.S_IMODE(mode) & 0o077
+    if loose:
+        fix = f"chmod 600 {shlex.quote(str(path))}"
+        raise SecretError(
+            f"{what} {path} is readable or writable by other users "
+            f"(mode {stat.S_IMODE(mode):04o}); restrict it to yourself with: {fix}"
+        )
 
 
 def generate_secret() -> Secret:

@@ -2,7 +2,12 @@
 
 Every value reaches the pipeline as text, exactly as the file holds it: no type inference,
 no silent conversion of "" to null. Errors name the file, the row or line, and the column,
-never a value.
+never a value. Rows are numbered as a spreadsheet shows them: the header is row 1 (plus any
+rows skipped above it with `skip_rows`), the first record the row after it.
+
+Header names come from the file too, and a file without a header row has a client's details
+in its first row, so messages about the header never quote a name that could be a value
+(`describe_header`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +26,27 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-__all__ = ["CSV_DELIMITERS", "Chunk", "InputError", "TableReader", "open_table", "string_buffers"]
+__all__ = [
+    "CSV_DELIMITERS",
+    "Chunk",
+    "InputError",
+    "TableReader",
+    "describe_header",
+    "looks_like_value",
+    "open_table",
+    "string_buffers",
+]
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
 _BOM = codecs.BOM_UTF8
+# Rows after the header looked at to find where the real header is (title rows above it).
+_PEEK_ROWS = 10
+# Longer header names are not shown in messages: a long "name" is more likely a value.
+_MAX_SHOWN_NAME = 40
+_MONTHS = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
+_NUMERIC = re.compile(r"[+-]?[0-9\s.,/:()-]*[0-9][0-9\s.,/:()-]*")
+_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2}", re.IGNORECASE)
 
 
 class InputError(ValueError):
@@ -36,7 +58,8 @@ class Chunk:
     """A block of consecutive rows.
 
     Attributes:
-        first_row: 1-based data-row number of the first row (the header is not counted).
+        first_row: 1-based data-row number of the first row (the header is not counted);
+            `TableReader.sheet_row` turns it into the row number a spreadsheet shows.
         columns: The requested columns, as Arrow string arrays without nulls.
     """
 
@@ -50,16 +73,40 @@ class Chunk:
 class TableReader:
     """A partner file opened for chunked reading."""
 
-    def __init__(self, path: Path, columns: list[str], estimated_rows: int | None) -> None:
+    def __init__(
+        self, path: Path, columns: list[str], estimated_rows: int | None, skip_rows: int = 0
+    ) -> None:
         self.path = path
         self.columns = columns
         #: Data rows the file holds, exact or estimated (for progress bars); None if unknown.
         self.estimated_rows = estimated_rows
+        #: The header's row number as a spreadsheet shows it (1 + rows skipped above it).
+        self.header_row = skip_rows + 1
         self.rows_read = 0
 
+    def sheet_row(self, data_row: int) -> int:
+        """The row number a spreadsheet shows for a 1-based data-row number (`Chunk.first_row`).
+
+        For CSV it is the record number counting the header (and skipped lines) from 1.
+        """
+        return data_row + self.header_row
+
     def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
-        """Yield chunks of at most `chunk_rows` rows holding the `wanted` columns."""
+        """Yield chunks of at most `chunk_rows` rows holding the `wanted` columns.
+
+        Each call reads the file afresh from its first record, so a reader can be read more
+        than once (a first pass over the ID column checks that local IDs are unique).
+        """
+        self.rows_read = 0
+        return self._chunks(wanted, chunk_rows)
+
+    def _chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
         raise NotImplementedError  # pragma: no cover
+
+    def peek_rows(self) -> list[list[str]]:
+        """The first few rows after the header, as text: only to judge where the header is,
+        never to be shown."""
+        return []
 
     def _rechunk(self, batches: Iterator[dict[str, pa.Array]], chunk_rows: int) -> Iterator[Chunk]:
         """Regroup the reader's batches into chunks of exactly `chunk_rows` rows (the last less).
@@ -94,7 +141,7 @@ class TableReader:
 
 
 class _CsvReader(TableReader):
-    def __init__(self, path: Path, delimiter: str | None, encoding: str) -> None:
+    def __init__(self, path: Path, delimiter: str | None, encoding: str, skip_rows: int) -> None:
         self._size = path.stat().st_size
         if self._size == 0:
             raise InputError(f"{path}: the file is empty (a header row is expected)")
@@ -106,22 +153,45 @@ class _CsvReader(TableReader):
         except LookupError:
             raise InputError(f"{path}: unknown encoding {self.encoding!r}") from None
         text = _decode_sample(path, sample, self.encoding)
-        lines = text.splitlines()
-        header_line = lines[0] if text.strip() else ""
+        all_lines = text.splitlines()
+        if skip_rows >= len(all_lines) and len(sample) < _SAMPLE_BYTES:
+            raise InputError(
+                f"{path}: --skip-rows {skip_rows} skips every line (the file has {len(all_lines)})"
+            )
+        lines = all_lines[skip_rows:]
+        header_line = lines[0] if lines else ""
         if not header_line.strip():
-            raise InputError(f"{path}: the first line is empty (a header row is expected)")
-        self.delimiter = delimiter or _sniff_delimiter(text)
+            raise InputError(
+                f"{path}: line {skip_rows + 1} is empty (a header row is expected there)"
+            )
+        body = "\n".join(lines)
+        self.delimiter = delimiter or _sniff_delimiter(body)
         header = next(csv.reader([header_line], delimiter=self.delimiter))
+        self._skip = skip_rows
+        self._peek = [
+            [v.strip() for v in row]
+            for row in csv.reader(lines[1 : 1 + _PEEK_ROWS], delimiter=self.delimiter)
+        ]
         # Rows estimated from the sample's average line length (exact for small files).
         data_lines = max(len(lines) - 1, 0)
         if len(sample) < _SAMPLE_BYTES or not data_lines:
             estimate = data_lines
         else:
-            estimate = round(self._size / (len(sample) / len(lines))) - 1
-        super().__init__(path, [h.strip() for h in header], estimate)
-        _check_header(path, self.columns)
+            estimate = round(self._size / (len(sample) / len(all_lines))) - 1 - skip_rows
+        super().__init__(path, [h.strip() for h in header], estimate, skip_rows)
+        if delimiter is None and len(self.columns) == 1 and len(lines) > 1:
+            # One field: perhaps a title line above the header, which spoils the sniffing.
+            below = _sniff_delimiter("\n".join(lines[1:]))
+            rows = list(csv.reader(lines[1 : 1 + _PEEK_ROWS], delimiter=below))
+            hint = _title_hint(self.header_row, self.columns, rows)
+            if hint:
+                raise InputError(f"{path}, row {self.header_row}: one field only{hint}")
+        _check_header(path, self.columns, self.header_row, self._peek)
 
-    def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    def peek_rows(self) -> list[list[str]]:
+        return self._peek
+
+    def _chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
         stream = self.path.open("rb")
         read_options = pacsv.ReadOptions(
             block_size=1 << 20,  # small blocks: Arrow reads ahead, and memory is the budget
@@ -129,7 +199,7 @@ class _CsvReader(TableReader):
             if self.encoding.lower().replace("-", "") in ("utf8", "utf8sig")
             else self.encoding,
             column_names=self.columns,
-            skip_rows=1,
+            skip_rows=self._skip + 1,
         )
         parse_options = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
         convert_options = pacsv.ConvertOptions(
@@ -162,12 +232,15 @@ class _CsvReader(TableReader):
             return InputError(_first_undecodable_line(self.path, self.encoding))
         expected = len(self.columns)
         with self.path.open("r", encoding=self.encoding, errors="replace", newline="") as fh:
+            for _ in range(self._skip):
+                fh.readline()
             rows = csv.reader(fh, delimiter=self.delimiter)
             next(rows, None)
             for number, row in enumerate(rows, start=1):
                 if len(row) != expected:
                     return InputError(
-                        f"{self.path}, row {number}: {len(row)} fields where the header has "
+                        f"{self.path}, row {self.sheet_row(number)}: {len(row)} fields where "
+                        f"the header has "
                         f"{expected} (delimiter {self.delimiter!r}; is a value with the "
                         "delimiter not quoted, or is the delimiter wrong? see --delimiter)"
                     )
@@ -175,40 +248,77 @@ class _CsvReader(TableReader):
 
 
 class _ExcelReader(TableReader):
-    def __init__(self, path: Path, sheet: str | None) -> None:
+    def __init__(self, path: Path, sheet: str | None, skip_rows: int) -> None:
+        self._sheet_name = sheet
+        book, rows = self._open(path, skip_rows)
+        try:
+            header = next(rows, None)
+            # Blank rows above the header cannot be it: step over them, counting them, so
+            # that row numbers stay the sheet's own (as when reading from the sheet's stored
+            # dimensions, which start at the first filled row).
+            asked = skip_rows
+            while header is not None and not any(_cell_text(v).strip() for v in header):
+                skip_rows += 1
+                header = next(rows, None)
+            if header is None:
+                below = f" below the {asked} rows skipped" if asked else ""
+                raise InputError(
+                    f"{path}: the sheet has no filled row{below} (a header row is expected)"
+                )
+            names = [_cell_text(h).strip() for h in header]
+            while names and not names[-1]:
+                names.pop()
+            self._peek = [
+                [_cell_text(v).strip() for v in row]
+                for _, row in zip(range(_PEEK_ROWS), rows, strict=False)
+            ]
+            count = book[sheet].max_row if sheet else book.worksheets[0].max_row
+        finally:
+            book.close()
+        # max_row comes from the sheet's stored dimensions and may be absent.
+        super().__init__(path, names, count - 1 - skip_rows if count else None, skip_rows)
+        hint = _title_hint(self.header_row, names, self._peek)
+        if hint:
+            raise InputError(f"{path}, row {self.header_row}: one filled cell only{hint}")
+        _check_header(path, self.columns, self.header_row, self._peek)
+
+    def _open(self, path: Path, skip_rows: int) -> tuple[Any, Iterator[tuple[Any, ...]]]:
+        """The workbook (to be closed by the caller) and its rows from the header on."""
         import openpyxl  # imported here: only Excel users pay for it
 
         try:
-            self._book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many unrelated types for a bad file
             raise InputError(
                 f"{path}: not a readable XLSX workbook ({type(exc).__name__})"
             ) from None
-        if sheet is not None and sheet not in self._book.sheetnames:
-            raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {self._book.sheetnames})")
-        self._sheet = self._book[sheet] if sheet else self._book.worksheets[0]
-        self._rows = self._sheet.iter_rows(values_only=True)
-        header = next(self._rows, None)
-        if header is None:
-            raise InputError(f"{path}: the sheet is empty (a header row is expected)")
-        names = [_cell_text(h).strip() for h in header]
-        while names and not names[-1]:
-            names.pop()
-        rows = self._sheet.max_row  # from the sheet's stored dimensions; may be absent
-        super().__init__(path, names, rows - 1 if rows else None)
-        _check_header(path, self.columns)
+        sheet = self._sheet_name
+        if sheet is not None and sheet not in book.sheetnames:
+            names = book.sheetnames
+            book.close()
+            raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {names})")
+        ws = book[sheet] if sheet else book.worksheets[0]
+        # min_row=1 explicitly: from row 1 even when the stored dimensions start lower, so
+        # that row numbers are the spreadsheet's own.
+        return book, ws.iter_rows(min_row=skip_rows + 1, values_only=True)
 
-    def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    def peek_rows(self) -> list[list[str]]:
+        return self._peek
+
+    def _chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
         positions = [self.columns.index(c) for c in wanted]
         width = len(self.columns)
+        book, rows = self._open(self.path, self.header_row - 1)
+        next(rows, None)  # the header
 
         def batches() -> Iterator[dict[str, pa.Array]]:
             buffer: list[list[str]] = [[] for _ in wanted]
-            for row in self._rows:
+            for row in rows:
                 if len(row) > width and any(v is not None for v in row[width:]):
+                    data_row = self.rows_read + len(buffer[0]) + 1
                     raise InputError(
-                        f"{self.path}, row {self.rows_read + len(buffer[0]) + 1}: values beyond "
-                        "the last named column"
+                        f"{self.path}, row {self.sheet_row(data_row)}: values beyond the last "
+                        "named column"
                     )
                 for out, pos in zip(buffer, positions, strict=True):
                     out.append(_cell_text(row[pos]) if pos < len(row) else "")
@@ -221,7 +331,7 @@ class _ExcelReader(TableReader):
         try:
             yield from self._rechunk(batches(), chunk_rows)
         finally:
-            self._book.close()
+            book.close()
 
 
 class _ParquetReader(TableReader):
@@ -233,9 +343,9 @@ class _ParquetReader(TableReader):
                 f"{path}: not a readable Parquet file ({type(exc).__name__})"
             ) from None
         super().__init__(path, list(self._file.schema_arrow.names), self._file.metadata.num_rows)
-        _check_header(path, self.columns)
+        _check_header(path, self.columns, self.header_row, [])
 
-    def chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    def _chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
         def batches() -> Iterator[dict[str, pa.Array]]:
             for batch in self._file.iter_batches(batch_size=chunk_rows, columns=wanted):
                 yield {c: _as_text(batch.column(c), self.path, c) for c in wanted}
@@ -249,6 +359,7 @@ def open_table(
     delimiter: str | None = None,
     encoding: str = "auto",
     sheet: str | None = None,
+    skip_rows: int = 0,
 ) -> TableReader:
     """Open a partner file; its format is chosen by extension (.csv/.tsv/.txt, .xlsx, .parquet).
 
@@ -257,29 +368,134 @@ def open_table(
         encoding: CSV text encoding; `auto` takes UTF-8 (with or without BOM) when the start
             of the file decodes as UTF-8, else Windows-1252.
         sheet: XLSX sheet name; the first sheet by default.
+        skip_rows: Lines (CSV) or rows (XLSX) above the header to skip, such as a title.
+            Parquet files keep their column names in their schema and refuse it.
     """
+    if skip_rows < 0:
+        raise InputError(f"--skip-rows {skip_rows}: expected 0 or more")
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a file")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        return _ExcelReader(path, sheet)
+        return _ExcelReader(path, sheet, skip_rows)
     if suffix in (".parquet", ".pq"):
+        if skip_rows:
+            raise InputError(
+                f"{path}: --skip-rows applies to CSV and XLSX files only; a Parquet file's "
+                "column names are in its schema, not in a row"
+            )
         return _ParquetReader(path)
     if suffix in (".csv", ".tsv", ".txt", ".psv", ""):
-        return _CsvReader(path, delimiter, encoding)
+        return _CsvReader(path, delimiter, encoding, skip_rows)
     raise InputError(f"{path}: unsupported file type {suffix!r} (use CSV, XLSX or Parquet)")
 
 
-def _check_header(path: Path, columns: list[str]) -> None:
-    seen: set[str] = set()
+def _check_header(path: Path, columns: list[str], row: int, below: list[list[str]]) -> None:
+    """Every header column has a name, and no two the same; messages quote no name."""
+    seen: dict[str, int] = {}
     for number, name in enumerate(columns, start=1):
         if not name:
-            raise InputError(f"{path}: header column {number} has no name")
+            hint = _title_hint(row, columns, below)
+            raise InputError(f"{path}, row {row}: header column {number} has no name{hint}")
         if name in seen:
-            raise InputError(f"{path}: header names column {name!r} twice")
-        seen.add(name)
+            looks = (
+                " (the row looks like data, not a header)"
+                if any(looks_like_value(c) for c in columns)
+                else ""
+            )
+            raise InputError(
+                f"{path}, row {row}: header columns {seen[name]} and {number} have the same "
+                f"name{looks}; every column needs its own name"
+            )
+        seen[name] = number
+
+
+def _title_hint(row: int, columns: Sequence[str], below: list[list[str]]) -> str:
+    """Advice when the header row looks like a title: one filled cell, or some empty ones,
+    and a fuller row below.
+
+    The rows to skip are those above the first fuller row (a title, maybe a blank line).
+    """
+    filled = len([c for c in columns if c.strip()])
+    if filled == len(columns) and filled != 1:
+        return ""
+    for offset, cells in enumerate(below, start=1):
+        if sum(1 for v in cells if v.strip()) > filled:
+            first = row + offset
+            return (
+                f", and row {first} is the first with more: is the text above it a title? "
+                f"skip the rows above the header with --skip-rows {first - 1}"
+            )
+    return ""
+
+
+def looks_like_value(text: str) -> bool:
+    """Whether a header cell looks like a value rather than a column name.
+
+    Dates, numbers, postcodes, e-mail addresses and ID-like codes (three or more digits
+    making up much of the text) count as values: a first row holding them is data. A name
+    cannot be told from a column name this way, hence `describe_header`'s caution.
+    """
+    text = text.strip()
+    if not text:
+        return False
+    digits = sum(ch.isdigit() for ch in text)
+    return bool(
+        _NUMERIC.fullmatch(text)
+        or (digits and _MONTHS.search(text))
+        or _POSTCODE.fullmatch(text)
+        or "@" in text
+        or (digits >= 3 and digits * 3 >= len(text))
+    )
+
+
+def describe_header(
+    reader: TableReader | None, columns: Sequence[str], expected: Collection[str]
+) -> str:
+    """What is wrong with a header that lacks expected columns, without quoting a value.
+
+    The header row may be data (a file without a header) or sit below a title, so names
+    are shown only when the row looks like a real header: none of its cells looks like a
+    value and at least one expected name is present. Even then a name that is long or
+    value-like is shown by its position only. When a later row holds every expected name,
+    the message says how many rows to skip.
+
+    Args:
+        reader: The file's reader (to look at the rows below the header); None for a
+            DataFrame.
+        columns: The header's names.
+        expected: Column names the run needs.
+    """
+    row = reader.header_row if reader is not None else 1
+    where = f"row {row} (the header, {len(columns)} column{'s' if len(columns) != 1 else ''})"
+    if reader is not None:
+        wanted = set(expected)
+        for offset, cells in enumerate(reader.peek_rows(), start=1):
+            if wanted and wanted <= {c.strip() for c in cells}:
+                return (
+                    f"the expected column names are in row {row + offset}, not in {where}: "
+                    f"skip the rows above them with --skip-rows {row + offset - 1}"
+                )
+    if any(looks_like_value(c) for c in columns):
+        return (
+            f"{where} looks like data, not a header (it holds values such as dates, numbers "
+            "or postcodes): the file needs a header row naming its columns; if rows above the "
+            "header hold a title, skip them with --skip-rows N"
+        )
+    present = set(columns)
+    if not any(name in present for name in expected):
+        return (
+            f"none of the expected column names appear in {where}: if that row is data, the "
+            "file needs a header row; otherwise map each feature to your column with "
+            "--column FEATURE=COLUMN"
+        )
+    shown = [
+        repr(c) if len(c) <= _MAX_SHOWN_NAME and not looks_like_value(c) else f"column {i}"
+        for i, c in enumerate(columns, start=1)
+    ]
+    return f"columns in {where}: {', '.join(shown)}"
 
 
 def _detect_encoding(sample: bytes) -> str:

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from encoder.encode import EncodeOptions, encode_file
+from encoder.keymap import read_key_map
 from encoder.keys import generate_secret, write_secret
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
@@ -214,8 +215,7 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
 
 
 def _keys(path: Path) -> dict[int, str]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return {int(r["row"]): r["local_id"] for r in csv.DictReader(fh)}
+    return dict(enumerate(read_key_map(path)))
 
 
 def _release_rows(text: str) -> list[tuple[int, str]]:

@@ -84,3 +84,97 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     assert "missing.plk" in done.stderr and "Traceback" not in done.stderr
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("pacelink ")
+
+
+def _encode_args(src: Path, out: Path, secret_file: Path, *extra: str) -> list[str]:
+    return ["encode", str(src), "--schema", "pace-default", "--secret-file", str(secret_file),
+            "--out", str(out), "--workers", "1", *extra]  # fmt: skip
+
+
+def test_headerless_file_fails_without_echoing_a_client(tmp_path: Path, secret_file: Path) -> None:
+    client = ["C90017", "Seonaidh", "MacGillivray", "12/03/1985", "Male", "EH11 1AA", "Yes"]
+    src = tmp_path / "noheader.csv"
+    src.write_text(",".join(client) + "\n" + ",".join(ROWS[0]) + "\n")
+    for extra in ([], ["--id-column", "client_ref"], ["--consent-column", "consent"]):
+        result = runner.invoke(app, _encode_args(src, tmp_path / "o.plk", secret_file, *extra))
+        assert result.exit_code == 2, result.output
+        assert "looks like data, not a header" in " ".join(result.output.split())
+        for value in client:
+            assert value not in result.output
+
+
+def test_invalid_date_format_is_refused_before_reading(tmp_path: Path, secret_file: Path) -> None:
+    absent = tmp_path / "not-yet-there.csv"  # the format is checked first
+    result = runner.invoke(app, _encode_args(absent, tmp_path / "o.plk", secret_file,
+                                             "--date-format", "%Q"))  # fmt: skip
+    assert result.exit_code == 2
+    assert "--date-format '%Q': unknown directive %Q" in " ".join(result.output.split())
+
+
+def test_swapped_columns_fail_the_run(tmp_path: Path, secret_file: Path) -> None:
+    rows = [[f"K{i}", "Ann", "Lee", "EH1 1AA", "F", f"{1 + i % 28:02d}/03/1985", "Y"]
+            for i in range(20)]  # fmt: skip
+    src = _write_csv(tmp_path / "swap.csv", rows)
+    out = tmp_path / "s.plk"
+    args = _encode_args(src, out, secret_file, "--id-column", "client_ref",
+                        "--report", str(tmp_path / "r.json"))  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "20 of 20 records with consent were rejected (100%)" in text
+    assert "EH1 1AA" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partnership.key", "swap.csv"]
+    assert runner.invoke(app, [*args, "--max-reject-rate", "2"]).exit_code == 2
+    result = runner.invoke(app, [*args, "--max-reject-rate", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rejected" in result.output and "100.0% of those with consent" in result.output
+    shown = runner.invoke(app, ["inspect", str(out)])
+    assert "records in (input file)" in shown.output and "100.0%" in shown.output
+
+
+def test_outputs_are_not_overwritten_without_force(tmp_path: Path, secret_file: Path) -> None:
+    src = _write_csv(tmp_path / "clients.csv", ROWS)
+    report = tmp_path / "sds.report.json"
+    args = _encode_args(src, tmp_path / "sds.plk", secret_file, "--id-column", "client_ref",
+                        "--consent-column", "consent", "--report", str(report))  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "sds.report.json already exists" in " ".join(result.output.split())
+    report.unlink()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "sds.plk already exists; refusing to overwrite it" in " ".join(result.output.split())
+    assert not report.exists()
+    report.write_bytes(before[report.name])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_title_row_xlsx_with_skip_rows(tmp_path: Path, secret_file: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Clients, November 2026"])
+    book.active.append(["client_ref", "given_name", "surname", "date_of_birth", "sex",
+                        "postcode", "consent"])  # fmt: skip
+    for row in ROWS:
+        book.active.append(row)
+    src = tmp_path / "clients.xlsx"
+    book.save(src)
+    args = _encode_args(src, tmp_path / "x.plk", secret_file, "--id-column", "client_ref",
+                        "--consent-column", "consent")  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--skip-rows 1" in result.output
+    result = runner.invoke(app, [*args, "--skip-rows", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_secret_file_readable_by_others_is_refused(tmp_path: Path, secret_file: Path) -> None:
+    secret_file.chmod(0o644)
+    src = _write_csv(tmp_path / "clients.csv", ROWS)
+    result = runner.invoke(app, _encode_args(src, tmp_path / "o.plk", secret_file))
+    assert result.exit_code == 2
+    assert f"chmod 600 {secret_file}" in " ".join(result.output.split())
+    assert not (tmp_path / "o.plk").exists()

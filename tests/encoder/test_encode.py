@@ -82,8 +82,12 @@ def test_csv_end_to_end(tmp_path: Path) -> None:
     assert report.encoded == 4
     assert report.reconciles()
     assert report.rejected_by_field == {"date_of_birth": 2, "sex": 1}
-    assert report.invalid_treated_as_missing == {"postcode": 1}  # pace-default: onInvalid
+    # C008's bad postcode (pace-default: onInvalid missing) is not "treated as missing": the
+    # record is rejected for its sex code, so nothing of it is encoded.
+    assert report.invalid_treated_as_missing == {}
     enc = read_encodings(tmp_path / "out.plk")
+    assert enc.header["input_summary"] == {"records_in": 8, "excluded_no_consent": 1,
+                                           "rejected": 3}  # fmt: skip
     assert len(enc) == 4
     assert enc.header["key_check_value"] == key_check_value(Secret(TEST_SECRET))
     assert enc.header["schema_fingerprint"] == load_schema("pace-default").fingerprint
@@ -93,8 +97,11 @@ def test_csv_end_to_end(tmp_path: Path) -> None:
     encoded_rows = [ROWS[i] for i in (0, 1, 4, 5)]
     assert np.array_equal(enc.bits, _reference_bits(encoded_rows))
     rejects = pd.read_csv(tmp_path / "out.rejects.csv", dtype=str)
-    assert rejects["row"].tolist() == ["4", "7", "8"]
+    assert list(rejects.columns) == ["input_row", "field", "action", "reason"]
+    # Spreadsheet rows: the header is row 1, so data rows 4, 7, 8 are rows 5, 8, 9.
+    assert rejects["input_row"].tolist() == ["5", "8", "9"]
     assert set(rejects["field"]) == {"date_of_birth", "sex"}
+    assert set(rejects["action"]) == {"rejected"}
     text = (tmp_path / "out.rejects.csv").read_text() + json.dumps(report.rejected_reasons)
     for value in ("31/02/1985", "15/13/1990", "not a postcode", "Bob", "McDonald", "C004"):
         assert value not in text  # reasons never quote values
@@ -152,7 +159,7 @@ def test_parallel_equals_serial(tmp_path: Path) -> None:
             tmp_path / f"parallel{suffix}"
         ).read_text()
     assert parallel.rejected_by_field == {"date_of_birth": 600, "sex": 300}
-    assert parallel.invalid_treated_as_missing == {"postcode": 300}
+    assert parallel.invalid_treated_as_missing == {}  # only in rejected records
 
 
 def test_invalid_as_missing(tmp_path: Path) -> None:
@@ -165,6 +172,11 @@ def test_invalid_as_missing(tmp_path: Path) -> None:
     report = encode_file(src, schema, Secret(TEST_SECRET), tmp_path / "m.plk", options)
     assert report.rejected == 0 and report.encoded == 7
     assert report.invalid_treated_as_missing == {"date_of_birth": 2, "postcode": 1, "sex": 1}
+    # Each is a line of the rejects file, so the rows can be found and fixed.
+    rejects = pd.read_csv(tmp_path / "m.rejects.csv", dtype=str)
+    assert set(rejects["action"]) == {"treated as missing"}
+    assert rejects.groupby("field").size().to_dict() == report.invalid_treated_as_missing
+    assert rejects["input_row"].tolist() == ["5", "8", "9", "9"]
 
 
 @pytest.mark.parametrize(
@@ -174,7 +186,7 @@ def test_invalid_as_missing(tmp_path: Path) -> None:
         (b"client_ref,given_name,surname,date_of_birth,sex,consent\nC1,A,B,1980-01-01,M,Y\n",
          {}, r"column\(s\) not found: 'postcode' \(feature postcode\)"),
         (b"client_ref,given_name,surname,date_of_birth,sex,postcode,consent\n"
-         b"C1,A,B,1980-01-01,M,EH1 1AA\n", {}, r"row 1: 6 fields where the header has 7"),
+         b"C1,A,B,1980-01-01,M,EH1 1AA\n", {}, r"row 2: 6 fields where the header has 7"),
         (b"client_ref,given_name,surname,date_of_birth,sex,postcode,consent\n"
          b"C1,A,B,1980-01-01,M,EH1 1AA,Y\nC2,\xff\xfe,B,1980-01-01,M,EH1 1AA,Y\n",
          {"encoding": "utf-8"}, r"line 3: bytes that are not valid utf-8"),
@@ -182,8 +194,10 @@ def test_invalid_as_missing(tmp_path: Path) -> None:
          b"C1,A,B,1980-01-01,M,EH1 1AA\n", {}, r"--consent-column 'consent' not found"),
         (b"client_ref,given_name,surname,date_of_birth,sex,postcode,consent\n"
          b"C1,Ann,Lee,1980-01-01,F,EH1 1AA,Y\nC2,Bo,Ng,1981-01-01,M,G2 4JR,Y\n"
-         b"C1,Cy,Li,1982-01-01,M,G2 4JR,Y\n", {}, r"rows 1 and 3 have the same local ID"),
-        (b"client_ref,client_ref,x\n1,2,3\n", {}, r"header names column 'client_ref' twice"),
+         b"C1,Cy,Li,1982-01-01,M,G2 4JR,Y\n", {},
+         r"local IDs must be unique \(column 'client_ref'\), but 1 ID appears more than once "
+         r"\(2 rows in all\): rows 2, 4\."),
+        (b"client_ref,client_ref,x\n1,2,3\n", {}, r"row 1: header columns 1 and 2 have the same"),
     ],
 )  # fmt: skip
 def test_bad_files_get_named_errors_and_leave_nothing(
@@ -265,5 +279,202 @@ def test_rows_without_consent_are_never_looked_at(tmp_path: Path) -> None:
     report = _encode(tmp_path, _write_csv(tmp_path / "c.csv", rows))
     assert (report.excluded_no_consent, report.rejected, report.encoded) == (2, 0, 1)
     assert report.invalid_treated_as_missing == {}
-    assert (tmp_path / "out.rejects.csv").read_text().splitlines() == ["row,field,reason"]
+    assert (tmp_path / "out.rejects.csv").read_text().splitlines() == [
+        "input_row,field,action,reason"
+    ]
     assert _key_map(tmp_path / "out.keys.csv") == [("0", "C2")]
+
+
+# --------------------------------------------------------------------------- run-level checks
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("%Q", r"--date-format '%Q': unknown directive %Q"),
+        ("%d/%m/%Q", r"unknown directive %Q"),
+        ("dd/mm/yyyy", r"--date-format 'dd/mm/yyyy': no strptime directive"),
+        ("%%", r"no strptime directive"),
+        ("%d/%m/%", r"ends with a lone '%'"),
+    ],
+)
+def test_invalid_date_formats_are_refused_up_front(fmt: str, message: str) -> None:
+    with pytest.raises(EncodeError, match=message):
+        EncodeOptions(date_format=fmt)
+
+
+def test_valid_date_formats_are_accepted(tmp_path: Path) -> None:
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d %b %Y", "%Y%m%d", "%d.%m.%y", "%Y-%m-%dT%H:%M:%S%:z"):
+        EncodeOptions(date_format=fmt)
+    rows = [["C1", "Ann", "Lee", "12/03/1985", "F", "EH1 1AA", "Y"]]
+    report = _encode(tmp_path, _write_csv(tmp_path / "d.csv", rows), date_format="%d/%m/%Y")
+    assert report.encoded == 1
+
+
+def _swapped(n: int) -> list[list[str]]:
+    """Date of birth and postcode swapped, as in the issue: nearly every record rejected."""
+    rows = []
+    for i in range(n):
+        dob, postcode = f"{1 + i % 28:02d}/03/1985", "EH1 1AA"
+        rows.append([f"K{i:04d}", "Ann", "Lee", postcode, "F", dob, "Y"])
+    rows[0][3:6] = ["12/03/1985", "F", "EH1 1AA"]  # one record in the right order
+    return rows
+
+
+def test_too_many_rejections_fail_and_leave_nothing(tmp_path: Path) -> None:
+    rows = [*_swapped(40), ["N1", "Bo", "Ng", "x", "M", "y", "N"]]
+    src = _write_csv(tmp_path / "swap.csv", rows)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(EncodeError) as info:
+        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out / "s.plk",
+                    EncodeOptions(id_column="client_ref", consent_column="consent"))  # fmt: skip
+    message = str(info.value)
+    assert "39 of 40 records with consent were rejected (98%), more than --max-reject-rate " in (
+        message
+    )
+    assert "Rejections by field: date_of_birth 39" in message
+    assert "swapped or wrongly mapped columns" in message and "--max-reject-rate" in message
+    for value in ("EH1 1AA", "K0001", "03/1985"):
+        assert value not in message
+    assert list(out.iterdir()) == []  # no .plk, key map, rejects or temporary files
+    report = encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out / "s.plk",
+                         EncodeOptions(id_column="client_ref", consent_column="consent",
+                                       max_reject_rate=1.0))  # fmt: skip
+    assert (report.encoded, report.rejected, report.excluded_no_consent) == (1, 39, 1)
+    summary = read_encodings(out / "s.plk").header["input_summary"]
+    assert summary == {"records_in": 41, "excluded_no_consent": 1, "rejected": 39}
+
+
+def test_reject_rate_limit_is_inclusive_and_validated(tmp_path: Path) -> None:
+    rows = [["C1", "Ann", "Lee", "12/03/1985", "F", "EH1 1AA", "Y"],
+            ["C2", "Bo", "Ng", "31/02/1985", "M", "G2 4JR", "Y"]]  # fmt: skip
+    report = _encode(tmp_path, _write_csv(tmp_path / "half.csv", rows))  # 50%: allowed
+    assert report.rejected == 1
+    with pytest.raises(EncodeError, match=r"more than --max-reject-rate 0\.4 allows"):
+        _encode(tmp_path, tmp_path / "half.csv", "again", max_reject_rate=0.4)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(EncodeError, match=r"--max-reject-rate .*: expected a fraction"):
+            EncodeOptions(max_reject_rate=bad)
+
+
+def test_in_memory_encodings_carry_the_input_summary_and_reject_limit() -> None:
+    frame = pd.DataFrame(ROWS, columns=HEADER)
+    enc = encode_dataframe(
+        frame,
+        load_schema("pace-default"),
+        Secret(TEST_SECRET),
+        EncodeOptions(id_column="client_ref", consent_column="consent"),
+    )
+    assert enc.header["input_summary"] == {"records_in": 8, "excluded_no_consent": 1,
+                                           "rejected": 3}  # fmt: skip
+    swapped = pd.DataFrame(_swapped(10), columns=HEADER)
+    with pytest.raises(EncodeError, match="DataFrame: 9 of 10 records with consent"):
+        encode_dataframe(swapped, load_schema("pace-default"), Secret(TEST_SECRET),
+                         EncodeOptions(id_column="client_ref"))  # fmt: skip
+
+
+def test_all_duplicate_ids_are_listed_before_any_encoding(tmp_path: Path) -> None:
+    rows = [[f"ID{i % 7 if i < 21 else i:04d}", "Ann", "Lee", "31/02/1985", "F", "EH1 1AA", "Y"]
+            for i in range(30)]  # fmt: skip
+    rows.append(["ID9999", "Bo", "Ng", "01/01/1980", "M", "G2 4JR", "N"])
+    rows.append(["ID9999", "Cy", "Li", "01/01/1980", "M", "G2 4JR", "no"])  # no consent: ignored
+    src = _write_csv(tmp_path / "dupes.csv", rows)
+    out = tmp_path / "out"
+    out.mkdir()
+    # Every record has an impossible date too: the duplicate check comes first, before any
+    # record is encoded (or the reject rate could be counted).
+    with pytest.raises(EncodeError) as info:
+        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out / "d.plk",
+                    EncodeOptions(id_column="client_ref", consent_column="consent"))  # fmt: skip
+    message = str(info.value)
+    assert "local IDs must be unique (column 'client_ref'), but 7 IDs appear more than once " in (
+        message
+    )
+    assert "(21 rows in all): rows 2, 9, 16; rows 3, 10, 17; rows 4, 11, 18; rows 5, 12, 19; " in (
+        message
+    )
+    assert message.endswith("rows 6, 13, 20; and 2 more IDs. Nothing was encoded")
+    assert "ID000" not in message and "ID9999" not in message
+    assert list(out.iterdir()) == []
+
+
+def test_duplicate_ids_in_a_dataframe_and_after_skipped_rows(tmp_path: Path) -> None:
+    frame = pd.DataFrame([ROWS[0], ROWS[1], ROWS[0]], columns=HEADER)
+    with pytest.raises(EncodeError, match=r"DataFrame: .* \(2 rows in all\): rows 2, 4\."):
+        encode_dataframe(frame, load_schema("pace-default"), Secret(TEST_SECRET),
+                         EncodeOptions(id_column="client_ref"))  # fmt: skip
+    body = _write_csv(tmp_path / "b.csv", [ROWS[0], ROWS[1], ROWS[0]]).read_text()
+    (tmp_path / "t.csv").write_text("Title\n\n" + body)
+    with pytest.raises(EncodeError, match=r"rows 4, 6\. Nothing was encoded"):  # header: row 3
+        encode_file(
+            tmp_path / "t.csv",
+            load_schema("pace-default"),
+            Secret(TEST_SECRET),
+            tmp_path / "t.plk",
+            EncodeOptions(id_column="client_ref"),
+            skip_rows=2,
+        )
+
+
+def test_existing_outputs_are_refused_without_overwrite(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "c.csv", ROWS)
+    schema, secret = load_schema("pace-default"), Secret(TEST_SECRET)
+    options = EncodeOptions(id_column="client_ref", consent_column="consent")
+    out = tmp_path / "m.plk"
+    encode_file(src, schema, secret, out, options, overwrite=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for existing in (out, tmp_path / "m.keys.csv", tmp_path / "m.rejects.csv"):
+        others = [p for p in (out, tmp_path / "m.keys.csv", tmp_path / "m.rejects.csv")
+                  if p != existing]  # fmt: skip
+        saved = {p: p.read_bytes() for p in others}
+        for p in others:
+            p.unlink()
+        with pytest.raises(EncodeError, match=rf"{existing.name} already exists; refusing"):
+            encode_file(src, schema, secret, out, options, overwrite=False)
+        for p, data in saved.items():
+            p.write_bytes(data)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    encode_file(src, schema, secret, out, options, overwrite=True)
+
+
+def test_formula_like_ids_round_trip_through_the_key_map(tmp_path: Path) -> None:
+    from encoder.keymap import read_key_map
+
+    ids = ['=HYPERLINK("x")', "+44 131 496 0000", "@SUM(A1)", "-12", "'C5", "C6"]
+    rows = [[local, *ROWS[0][1:]] for local in ids]
+    src = _write_csv(tmp_path / "f.csv", rows)
+    _encode(tmp_path, src)
+    text = (tmp_path / "out.keys.csv").read_text(encoding="utf-8")
+    cells = [line.split(",", 1)[1] for line in text.splitlines()[1:]]
+    assert not any(c.lstrip('"').startswith(("=", "+", "@")) for c in cells)
+    assert '"-12"' in cells  # a plain number is left as it is (Arrow quotes every string)
+    assert read_key_map(tmp_path / "out.keys.csv") == ids
+
+
+def test_rejects_file_text_cells_are_spreadsheet_safe(tmp_path: Path) -> None:
+    header = ["@ref", *HEADER[1:]]
+    rows = [["", *ROWS[0][1:]], ROWS[1], ROWS[4]]
+    src = _write_csv(tmp_path / "r.csv", rows, header=header)
+    report = encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET),
+                         tmp_path / "r.plk", EncodeOptions(id_column="@ref"))  # fmt: skip
+    assert report.rejected_by_field == {"@ref": 1}
+    lines = (tmp_path / "r.rejects.csv").read_text().splitlines()
+    assert lines[1] == "2,'@ref,rejected,local ID is empty"
+
+
+def test_treated_as_missing_rows_are_listed_and_counts_reconcile(tmp_path: Path) -> None:
+    rows = [
+        ["C1", "Ann", "Lee", "12/03/1985", "F", "not a postcode", "Y"],  # encoded, postcode missing
+        ["C2", "Bo", "Ng", "31/02/1985", "M", "nor this", "Y"],  # rejected: date (not listed twice)
+        ["C3", "Cy", "Li", "01/01/1980", "M", "G2 4JR", "Y"],
+    ]
+    report = _encode(tmp_path, _write_csv(tmp_path / "p.csv", rows))
+    assert (report.encoded, report.rejected) == (2, 1) and report.reconciles()
+    assert report.invalid_treated_as_missing == {"postcode": 1}
+    rejects = pd.read_csv(tmp_path / "out.rejects.csv", dtype=str)
+    assert rejects.values.tolist() == [
+        ["2", "postcode", "treated as missing", "not a valid UK postcode"],
+        ["3", "date_of_birth", "rejected", "day out of range for month"],
+    ]
+    assert (rejects["action"] == "rejected").sum() == report.rejected

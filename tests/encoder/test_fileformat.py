@@ -11,6 +11,7 @@ from encoder.fileformat import (
     MAGIC,
     EncodingFileError,
     EncodingWriter,
+    InputSummary,
     PlkHeader,
     read_encodings,
     read_header,
@@ -110,3 +111,22 @@ def test_header_fields_are_validated(tmp_path: Path) -> None:
     (tmp_path / "v.plk").write_bytes(future)
     with pytest.raises(EncodingFileError, match="format version 9 is not supported"):
         read_header(tmp_path / "v.plk")
+
+
+def test_input_summary_is_optional_and_round_trips(tmp_path: Path) -> None:
+    """Files from older encoders have no input summary and still read; new ones carry it."""
+    old = tmp_path / "old.plk"
+    _write(old, np.zeros((2, 128), dtype=np.uint8), chunks=1)
+    assert b"input_summary" not in old.read_bytes()[:8192]  # as an older encoder wrote it
+    assert read_header(old).input_summary is None
+    assert read_encodings(old).header["input_summary"] is None
+    new = tmp_path / "new.plk"
+    with EncodingWriter(new, 1024) as writer:
+        writer.append(np.zeros((2, 128), dtype=np.uint8))
+        summary = InputSummary(records_in=15, excluded_no_consent=1, rejected=2)
+        writer.finish(**FIELDS, input_summary=summary)  # type: ignore[arg-type]
+    assert read_header(new).input_summary == summary
+    tampered = new.read_bytes().replace(b'"records_in":15', b'"records_in":-1')
+    (tmp_path / "bad.plk").write_bytes(tampered)
+    with pytest.raises(EncodingFileError, match=r"input_summary\.records_in"):
+        read_header(tmp_path / "bad.plk")

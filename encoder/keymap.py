@@ -1,0 +1,140 @@
+"""The key map (`OUT.keys.csv`) and the spreadsheet-safe text cells of every CSV pacelink writes.
+
+A partner opens these files in Excel or LibreOffice, which run a cell starting with `=`, `+`,
+`-` or `@` as a formula ("formula injection"): a local ID such as `=HYPERLINK(...)` must show
+as text, not run. Such cells get a leading `'` (which a spreadsheet reads as "text follows"),
+reversibly: `from_spreadsheet_safe` gives the original back, and `read_key_map`, the key map's
+single reader, applies it. The key map is `row,local_id` with 0-based encoding rows: row `i`
+is row `i` of the `.plk` file.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+__all__ = [
+    "KEY_MAP_HEADER",
+    "KeyMapError",
+    "KeyMapWriter",
+    "from_spreadsheet_safe",
+    "read_key_map",
+    "spreadsheet_safe",
+    "spreadsheet_safe_array",
+]
+
+#: The key map's header: encoding row (0-based, as in the `.plk` file), the partner's local ID.
+KEY_MAP_HEADER = ("row", "local_id")
+# Characters that make a spreadsheet treat a cell as a formula (tab and CR hide a formula
+# behind whitespace), and the quote itself, so that escaping stays reversible.
+_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
+# A plain number (`-12`, `+3.5`, `1e-3`) is harmless: a spreadsheet shows it as a number.
+_NUMBER_BODY = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUMBER = re.compile(_NUMBER_BODY)
+_NUMBER_PATTERN = f"^{_NUMBER_BODY}$"  # Arrow's RE2: `$` is the end of the text only
+_NEEDS_QUOTE = r"^[=+\-@\t\r']"
+_SCHEMA = pa.schema([("row", pa.int64()), ("local_id", pa.string())])
+
+
+class KeyMapError(ValueError):
+    """A key map is unreadable or malformed; the message names the file and line, never a value."""
+
+
+def _needs_quote(value: str) -> bool:
+    return value.startswith(_TRIGGERS) and (value[0] == "'" or _NUMBER.fullmatch(value) is None)
+
+
+def spreadsheet_safe(value: str) -> str:
+    """The cell text a spreadsheet shows as `value` without running it as a formula.
+
+    A leading `'` is added to a cell starting with `=`, `+`, `-`, `@`, tab, CR or `'` itself,
+    unless it is a plain number such as `-12` or `+3.5`. Quoting a leading `'` too makes the
+    escaping reversible (see `from_spreadsheet_safe`).
+    """
+    return "'" + value if _needs_quote(value) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """The original text of a cell written by `spreadsheet_safe` (its inverse)."""
+    if value.startswith("'") and _needs_quote(value[1:]):
+        return value[1:]
+    return value
+
+
+def spreadsheet_safe_array(values: pa.Array) -> pa.Array:
+    """`spreadsheet_safe` on every value of an Arrow string array, touching only those that
+    need it (most local IDs do not, and then the array is returned as is)."""
+    trigger = pc.fill_null(pc.match_substring_regex(values, _NEEDS_QUOTE), False)
+    if not pc.any(trigger).as_py():
+        return values
+    number = pc.fill_null(pc.match_substring_regex(values, _NUMBER_PATTERN), False)
+    quote = pc.and_(trigger, pc.invert(number))
+    quoted = pc.binary_join_element_wise("'", values, "")
+    return pc.if_else(quote, quoted, values)
+
+
+class KeyMapWriter:
+    """Writes the key map: header, then `row,local_id` lines in encoding-row order.
+
+    Local IDs are written spreadsheet-safe; `read_key_map` turns them back.
+    """
+
+    def __init__(self, fh: Any) -> None:
+        """Start a key map on `fh`, a binary file opened for writing."""
+        fh.write((",".join(KEY_MAP_HEADER) + "\n").encode("utf-8"))
+        self._writer = pacsv.CSVWriter(
+            fh, _SCHEMA, write_options=pacsv.WriteOptions(include_header=False)
+        )
+
+    def write(self, first_row: int, ids: pa.Array) -> None:
+        """Append local IDs of consecutive encoding rows starting at `first_row`."""
+        rows = pa.array(np.arange(first_row, first_row + len(ids), dtype=np.int64))
+        safe = spreadsheet_safe_array(ids.cast(pa.string()))
+        self._writer.write_table(pa.table([rows, safe], schema=_SCHEMA))
+
+    def close(self) -> None:
+        """Flush the CSV writer (the file itself is closed by its owner)."""
+        self._writer.close()
+
+
+def read_key_map(path: Path) -> list[str]:
+    """Local IDs by encoding row (element `i` is row `i` of the `.plk`), as they were given.
+
+    Raises:
+        KeyMapError: The file cannot be read, lacks the header `row,local_id`, or its rows are
+            not 0, 1, 2, ... in order; the message names the file and line, never a value.
+    """
+    ids: list[str] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            try:
+                head = next(reader, None)
+                if head is None or tuple(head) != KEY_MAP_HEADER:
+                    raise KeyMapError(f"{path}: not a key map (expected the header row,local_id)")
+                for record in reader:
+                    line = reader.line_num
+                    if len(record) != 2:
+                        raise KeyMapError(
+                            f"{path}, line {line}: {len(record)} fields where row,local_id has 2"
+                        )
+                    if record[0] != str(len(ids)):
+                        raise KeyMapError(
+                            f"{path}, line {line}: expected row {len(ids)} (rows count from 0 "
+                            "without gaps)"
+                        )
+                    ids.append(from_spreadsheet_safe(record[1]))
+            except csv.Error:
+                raise KeyMapError(f"{path}, line {reader.line_num}: not valid CSV") from None
+    except OSError as exc:
+        raise KeyMapError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise KeyMapError(f"{path}: not UTF-8 text") from None
+    return ids
