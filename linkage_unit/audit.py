@@ -4,8 +4,10 @@ Each entry's hash is ``HMAC-SHA256(key, canonical JSON of the entry and the prev
 hash)``. The key (``audit.key`` in the data folder, mode 0600) is not in the database, so
 someone who can edit the database can neither alter an entry nor forge a replacement
 chain without it being detected. The chain's head (last sequence number and hash) is kept
-in the database and, after each commit, in ``audit.head`` in the data folder; the file
-lets :func:`verify` notice entries cut from the end of the log, which a chain alone cannot.
+in the database and, after each commit, in ``audit.head`` in the data folder, signed with
+the key; the file lets :func:`verify` notice entries cut from the end of the log, which a
+chain alone cannot, and its signature that it was not replaced or deleted to hide that
+(an older genuine copy of it, restored, remains undetectable: see docs/service.md).
 
 Appends are serialised: PostgreSQL locks the head row (``SELECT … FOR UPDATE``) and SQLite
 transactions take the write lock when they begin (see :func:`database.make_engine`).
@@ -81,18 +83,31 @@ def entry_dict(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _write_head(data_dir: Path, seq: int, entry_hash: str) -> None:
+def _head_mac(key: bytes, seq: int, entry_hash: str) -> str:
+    """The head file's signature: without the key nobody can write a head that verifies."""
+    return hmac.new(key, f"audit.head {seq} {entry_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def _parse_head(text: str) -> tuple[int, str, str] | None:
+    """``(seq, entry hash, signature)`` from ``audit.head``, or ``None`` if malformed."""
+    fields = text.split()
+    if len(fields) != 3 or not fields[0].isdigit():
+        return None
+    return int(fields[0]), fields[1], fields[2]
+
+
+def _write_head(data_dir: Path, key: bytes, seq: int, entry_hash: str) -> None:
     """Record the head in ``audit.head`` unless a later one is already there."""
     path = data_dir / _HEAD_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     with os.fdopen(fd, "r+", encoding="ascii") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        text = fh.read().split()
-        if text and int(text[0]) >= seq:
+        current = _parse_head(fh.read())
+        if current is not None and current[0] >= seq:
             return
         fh.seek(0)
         fh.truncate()
-        fh.write(f"{seq} {entry_hash}\n")
+        fh.write(f"{seq} {entry_hash} {_head_mac(key, seq, entry_hash)}\n")
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -147,9 +162,38 @@ def append(
                 pending = sess.info.pop("audit_heads", [])
                 if pending:
                     seq, digest = max(pending)
-                    _write_head(data_dir, seq, digest)
+                    _write_head(data_dir, key, seq, digest)
 
     return entry
+
+
+def _check_head_file(session: Session, key: bytes, data_dir: Path, last_seq: int) -> list[str]:
+    """What is wrong with ``audit.head``: missing, damaged, forged, or ahead of the log."""
+    path = data_dir / _HEAD_FILE
+    try:
+        text = path.read_text("ascii")
+    except FileNotFoundError:
+        # Every append records the head after its commit, so a log with entries and no
+        # head file has lost it: whoever cut the end of the log could also delete it.
+        if last_seq == 0:
+            return []
+        return ["audit.head is missing: entries may have been deleted from the end of the log"]
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    head = _parse_head(text)
+    if head is None:
+        return ["audit.head is damaged (expected: sequence number, hash, signature)"]
+    head_seq, digest, mac = head
+    if not hmac.compare_digest(_head_mac(key, head_seq, digest), mac):
+        return [f"audit.head has been replaced (its signature does not match; it names "
+                f"entry {head_seq})"]  # fmt: skip
+    if head_seq > last_seq:
+        return [f"entries {last_seq + 1}..{head_seq} have been deleted from the end of the log"]
+    if head_seq >= 1:
+        row = session.get(AuditEntry, head_seq)
+        if row is None or row.entry_hash != digest:
+            return [f"entry {head_seq} differs from the recorded head"]
+    return []
 
 
 @dataclass
@@ -191,15 +235,6 @@ def verify(session: Session, key: bytes, data_dir: Path | None = None) -> AuditR
         problems.append(
             f"the log ends at entry {last_seq} but its head records entry {state.last_seq}"
         )
-    if data_dir is not None and (data_dir / _HEAD_FILE).exists():
-        seq_text, _, digest = (data_dir / _HEAD_FILE).read_text("ascii").strip().partition(" ")
-        head_seq = int(seq_text)
-        if head_seq > last_seq:
-            problems.append(
-                f"entries {last_seq + 1}..{head_seq} have been deleted from the end of the log"
-            )
-        elif head_seq >= 1:
-            row = session.get(AuditEntry, head_seq)
-            if row is None or row.entry_hash != digest:
-                problems.append(f"entry {head_seq} differs from the recorded head")
+    if data_dir is not None:
+        problems += _check_head_file(session, key, data_dir, last_seq)
     return AuditReport(entries=count, problems=problems)

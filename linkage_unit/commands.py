@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from rich.table import Table
 
 from encoder.cli import fail, user_errors
 from linkage_unit.cli import parse_threshold
+from linkage_unit.policy import WITHHELD
 
 if TYPE_CHECKING:
     from linkage_unit.client import UnitClient
@@ -56,21 +58,30 @@ DatabaseUrl = Annotated[
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _admin_token() -> str:
+def _admin_token(command: str | None = None) -> str:
+    """The admin token from the environment; `command` names the operator command that
+    calls the unit with it (None: the unit itself is starting), so a refusal says why."""
     from linkage_unit.settings import AdminTokenError, check_admin_token
 
     try:
-        return check_admin_token(os.environ.get("PACELINK_ADMIN_TOKEN"))
+        return check_admin_token(os.environ.get("PACELINK_ADMIN_TOKEN"), for_command=command)
     except AdminTokenError as exc:
         fail(str(exc))
 
 
 def _party_token(token_file: Path | None) -> str:
+    from encoder.keys import SecretError, check_private_file
+
     if token_file is not None:
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
+            with token_file.open(encoding="utf-8") as fh:
+                # Whoever can read a party token can upload and fetch as that party.
+                check_private_file(token_file, os.fstat(fh.fileno()).st_mode, "token file")
+                token = fh.read().strip()
         except OSError as exc:
             fail(f"{token_file}: cannot read the token: {exc.strerror}")
+        except SecretError as exc:
+            fail(str(exc))
         if not token:
             fail(f"{token_file}: the token file is empty")
         return token
@@ -236,7 +247,7 @@ def project_create(
             fail(f"{policy}: cannot read the policy: {exc}")
     if out_path.exists():
         fail(f"{out_path}: already exists (tokens are shown once; not overwriting)")
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit project create"), ca_cert) as client:
         created = client.create_project(body)
     _write_private(out_path, json.dumps(
         {"project_id": created["project_id"], "parties": created["parties"]}, indent=2
@@ -247,7 +258,7 @@ def project_create(
 @project_app.command("show")
 def project_show(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> None:
     """Show a project's settings and state."""
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit project show"), ca_cert) as client:
         out.print_json(json.dumps(client.project(project)))
 
 
@@ -261,7 +272,7 @@ def project_delete(
     """Delete a project: erases its encodings, indexes and results (the audit remains)."""
     if not yes:
         typer.confirm(f"Erase project {project} and all its data?", abort=True)
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit project delete"), ca_cert) as client:
         client.delete_project(project)
     out.print(f"project {project} deleted")
 
@@ -290,7 +301,7 @@ def run_command(
     ca_cert: CaCert = None,
 ) -> None:
     """Queue a run that links every upload received so far."""
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit run"), ca_cert) as client:
         run = client.start_run(project, _threshold(threshold))
         out.print(f"run [bold]{run['id']}[/] queued")
         if not wait:
@@ -315,7 +326,7 @@ def _print_run(run: dict[str, Any]) -> None:
 @unit.command()
 def status(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> None:
     """Show a project's uploads and runs."""
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit status"), ca_cert) as client:
         uploads, runs = client.uploads(project), client.runs(project)
     table = Table(title="uploads")
     for col in ("upload", "party", "records", "linked by run"):
@@ -336,7 +347,7 @@ def status(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> Non
 @unit.command()
 def scores(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> None:
     """Threshold review: the score histogram and the pairs nearest the threshold."""
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit scores"), ca_cert) as client:
         data = client.scores(project)
     peak = max(data["histogram"], default=0) or 1
     table = Table(title=f"candidate scores (threshold {data['threshold']:.4f})")
@@ -385,7 +396,7 @@ def audit_verify(
         ok, entries, problems = report.ok, report.entries, report.problems
     else:
         assert unit_url is not None
-        with _client(unit_url, _admin_token(), ca_cert) as client:
+        with _client(unit_url, _admin_token("pacelink unit audit verify"), ca_cert) as client:
             result = client.verify_audit()
         ok, entries, problems = result["ok"], result["entries"], result["problems"]
     if ok:
@@ -404,7 +415,7 @@ def audit_show(
     ca_cert: CaCert = None,
 ) -> None:
     """Print audit entries: who did what, when, under which policy."""
-    with _client(unit_url, _admin_token(), ca_cert) as client:
+    with _client(unit_url, _admin_token("pacelink unit audit show"), ca_cert) as client:
         entries = client.audit(project)
     if as_json:
         out.print_json(json.dumps(entries))
@@ -452,21 +463,19 @@ def upload(
 
 
 def _read_keys(path: Path) -> list[str]:
-    """Local IDs by row from the key map ``row,local_id`` (stays on premises)."""
+    """Local IDs by row from the key map (stays on premises)."""
+    from encoder.keymap import KeyMapError, read_key_map
+
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            head = next(reader, None)
-            if head != ["row", "local_id"]:
-                fail(f"{path}: not a key map (expected the header row,local_id)")
-            ids: list[str] = []
-            for n, rec in enumerate(reader, start=2):
-                if len(rec) != 2 or rec[0] != str(len(ids)):
-                    fail(f"{path}: line {n}: expected row {len(ids)}")
-                ids.append(rec[1])
-    except OSError as exc:
-        fail(f"{path}: cannot read: {exc.strerror}")
-    return ids
+        return read_key_map(path)
+    except KeyMapError as exc:
+        fail(str(exc))
+
+
+# What the unit may send in a release's value column. The partner checks it rather than
+# trusting the unit: a value that is neither cannot reach the partner's spreadsheet.
+_LINKAGE_ID = re.compile(r"[0-9a-f]{8,64}")
+_FLAG = re.compile(r"[01]")
 
 
 def _find_upload(client: UnitClient, project: str, keys: Path, upload_id: str | None) -> str:
@@ -505,6 +514,8 @@ def results(
     ca_cert: CaCert = None,
 ) -> None:
     """Fetch a release; mappings and flags are joined back to your local IDs."""
+    from encoder.keymap import spreadsheet_safe
+
     kind, _, other = release.partition(":")
     if kind not in ("mapping", "counts", "flags") or (kind == "flags") != bool(other):
         fail(f"--release {release!r}: expected mapping, counts or flags:<party>")
@@ -526,19 +537,25 @@ def results(
         fail(f"{keys} has {len(local):,} rows but upload {chosen} has {len(rows):,}: "
              "is this the key map of that upload?")  # fmt: skip
     column = "linkage_id" if kind == "mapping" else f"in_{other}"
+    expected = _LINKAGE_ID if kind == "mapping" else _FLAG
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
-    writer.writerow(("local_id", column))
+    writer.writerow(("local_id", spreadsheet_safe(column)))
     for n, ((_, row, value), local_id) in enumerate(zip(rows, local, strict=True)):
         if row != str(n):
             fail(f"the unit's answer is out of order at row {n}; try again")
-        writer.writerow((local_id, value))
+        if not expected.fullmatch(value):
+            fail(f"the unit's answer has a malformed {column} at row {n}; nothing was written")
+        writer.writerow((spreadsheet_safe(local_id), value))
     _write_private(out_path, buf.getvalue())
     out.print(f"wrote {len(rows):,} rows to {out_path}")
 
 
 def _print_counts(data: dict[str, Any]) -> None:
-    table = Table(title=f"overlap counts ({data['purpose']})")
+    from rich.markup import escape
+
+    # The purpose is the operator's text: shown as written, never read as rich markup.
+    table = Table(title=f"overlap counts ({escape(str(data['purpose']))})")
     table.add_column("parties")
     table.add_column("in all of them", justify="right")
     table.add_column("in exactly these", justify="right")
@@ -547,6 +564,8 @@ def _print_counts(data: dict[str, Any]) -> None:
     out.print(table)
     out.print(f"counts below {data['min_count']} shown as <{data['min_count']}; "
               f"others rounded to the nearest {data['round_to']}")  # fmt: skip
+    if any(row["only"] == WITHHELD for row in data["counts"]):
+        out.print(f"{WITHHELD}: not shown, as it would reveal a suppressed count by subtraction")
 
 
 # ---------------------------------------------------------------------------------- demo

@@ -18,10 +18,11 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DEFAULT_GRANTS",
+    "WITHHELD",
     "PolicyError",
     "SharingPolicy",
     "Suppression",
@@ -33,6 +34,9 @@ DEFAULT_GRANTS: Final = ("mapping", "counts")
 _PLAIN_GRANTS: Final = frozenset({"mapping", "counts"})
 # Beyond this many parties only combinations of up to three are counted (2^n grows fast).
 _ALL_COMBINATIONS_UP_TO: Final = 8
+#: How an "only" figure is shown when releasing it would let a party work out a suppressed
+#: one by subtraction (see :func:`overlap_counts`).
+WITHHELD: Final = "withheld"
 
 
 class PolicyError(ValueError):
@@ -47,7 +51,29 @@ class Suppression(BaseModel):
     min_count: int = Field(
         default=10, ge=1, description="Counts from 1 to min_count - 1 are shown as '<min_count'."
     )
-    round_to: int = Field(default=5, ge=1, description="Other counts are rounded to a multiple.")
+    round_to: int = Field(
+        default=5, ge=1,
+        description="Other counts are rounded to a multiple; at least half of min_count "
+        "(rounded up) when min_count > 1.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _rounding_hides_differences(self) -> Suppression:
+        """Refuse rounding too fine for the suppression it accompanies.
+
+        A suppressed figure is the difference of released ones (``only(A∩B)`` is
+        ``count(A∩B) - count(A∩B∩C)``). Each rounded figure is off by less than
+        ``round_to / 2``, so their difference is uncertain over ``2 * round_to - 1``
+        values; that must span the ``min_count - 1`` values suppression hides, or the
+        subtraction gives them away (with ``round_to`` 1, exactly).
+        """
+        if self.min_count > 1 and 2 * self.round_to - 1 < self.min_count - 1:
+            raise ValueError(
+                f"round_to must be at least {(self.min_count + 1) // 2} when min_count is "
+                f"{self.min_count}: finer rounding lets a suppressed count "
+                "be worked out by subtracting two released ones"
+            )
+        return self
 
 
 class SharingPolicy(BaseModel):
@@ -117,21 +143,25 @@ def overlap_counts(
 
     Returns:
         One row per combination (single parties first, then pairs, …): ``parties``, the
-        released ``count`` and ``only`` (entities held by exactly those parties).
+        released ``count`` and ``only`` (entities held by exactly those parties), or
+        :data:`WITHHELD` for ``only`` where it would give a suppressed figure away.
     """
     n = len(parties)
     largest = n if n <= _ALL_COMBINATIONS_UP_TO else min(n, 3)
+    combos = [c for size in range(1, largest + 1) for c in itertools.combinations(range(n), size)]
+    exact = {c: mask_counts.get(sum(1 << p for p in c), 0) for c in combos}
+    # Complementary suppression. Every party knows its own record count exactly, and that is
+    # the sum of the "only" figures of the combinations it belongs to. If one of them is
+    # suppressed and the others released, the party subtracts and recovers it to within
+    # the rounding, often exactly (49 records, "only A" shown as 50: the "<10" in A and B is
+    # 1). So every "only" figure of a party in a suppressed combination is withheld.
+    exposed = {p for c in combos if 0 < exact[c] < rule.min_count for p in c}
     rows: list[dict[str, object]] = []
-    for size in range(1, largest + 1):
-        for combo in itertools.combinations(range(n), size):
-            want = sum(1 << p for p in combo)
-            every = sum(c for m, c in mask_counts.items() if m & want == want)
-            exact = mask_counts.get(want, 0)
-            rows.append(
-                {
-                    "parties": [parties[p] for p in combo],
-                    "count": suppress(every, rule),
-                    "only": suppress(exact, rule),
-                }
-            )
+    for combo in combos:
+        want = sum(1 << p for p in combo)
+        every = sum(c for m, c in mask_counts.items() if m & want == want)
+        only = WITHHELD if exposed.intersection(combo) else suppress(exact[combo], rule)
+        rows.append(
+            {"parties": [parties[p] for p in combo], "count": suppress(every, rule), "only": only}
+        )
     return rows

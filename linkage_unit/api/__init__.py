@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from linkage_unit.api import audit, projects, releases, runs, uploads
-from linkage_unit.api.deps import UnitState, hash_token
+from linkage_unit.api.deps import Refusal, UnitState, hash_token
+from linkage_unit.api.refusals import handle_refusal
 from linkage_unit.audit import load_audit_key
 from linkage_unit.database import make_engine, migrate, session_factory
 from linkage_unit.settings import UnitSettings
@@ -44,6 +45,7 @@ def create_app(settings: UnitSettings) -> FastAPI:
     )
     for module in (projects, uploads, runs, releases, audit):
         app.include_router(module.router)
+    app.add_exception_handler(Refusal, handle_refusal)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

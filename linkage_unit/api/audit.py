@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from linkage_unit import audit as audit_log
-from linkage_unit.api.deps import CallerDep, SessionDep, require_admin, state
+from linkage_unit.api.deps import ID_PATTERN, CallerDep, SessionDep, require_admin, state
 from linkage_unit.api.models import AuditEntryOut, AuditVerifyOut
 from linkage_unit.database import AuditEntry
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 def entries(
     session: SessionDep,
     caller: CallerDep,
-    project_id: str | None = Query(default=None),
+    project_id: str | None = Query(default=None, pattern=ID_PATTERN),
     after: int = Query(default=0, ge=0, description="Only entries after this sequence number."),
     limit: int = Query(default=1000, ge=1, le=10_000),
 ) -> list[AuditEntryOut]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,12 +27,15 @@ from linkage_unit.settings import UnitSettings
 from linkage_unit.storage import Storage
 
 __all__ = [
+    "ID_PATTERN",
     "Caller",
     "CallerDep",
+    "Refusal",
     "SessionDep",
     "UnitState",
     "get_project",
     "hash_token",
+    "is_unit_id",
     "require_admin",
     "require_member",
     "state",
@@ -40,6 +45,31 @@ __all__ = [
 def hash_token(token: str) -> str:
     """How tokens are stored and looked up."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Refusal(HTTPException):
+    """A request refused for a reason the audit log must record (see :mod:`.refusals`).
+
+    Raised like an ``HTTPException``; the app's handler writes one audit entry in its own
+    transaction (the request's own is rolled back, so the entry lands although the request
+    fails) and then answers as FastAPI would.
+
+    Args:
+        status_code: The HTTP status of the answer.
+        message: The answer's ``detail``: names the request part that was wrong, never a
+            token, secret or path on the unit.
+        action: The audit action, e.g. ``release.refused``.
+        check: Which check failed, in a few words (``policy``, ``schema`` …).
+        facts: More JSON-serialisable details for the entry (the release asked for, an
+            upload ID); never data or tokens.
+    """
+
+    def __init__(self, status_code: int, message: str, *, action: str, check: str,
+                 headers: dict[str, str] | None = None, **facts: Any) -> None:  # fmt: skip
+        super().__init__(status_code, message, headers=headers)
+        self.action = action
+        self.check = check
+        self.facts = facts
 
 
 @dataclass
@@ -52,6 +82,11 @@ class UnitState:
     storage: Storage
     audit_key: bytes
     admin_token_hash: str
+    #: Unauthenticated refusals not yet written to the audit log, and when the last entry
+    #: for them was written (monotonic seconds); see :mod:`linkage_unit.api.refusals`.
+    anonymous_pending: int = 0
+    anonymous_logged_at: float | None = None
+    anonymous_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def data_dir(self) -> Path:
@@ -86,6 +121,9 @@ def state(request: Request) -> UnitState:
 
 def _session(request: Request) -> Iterator[Session]:
     with state(request).sessions() as session:
+        # The refusal handler rolls it back before auditing: on SQLite an open transaction
+        # holds the write lock its own entry needs.
+        request.state.db_session = session
         yield session
 
 
@@ -99,14 +137,22 @@ def _caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or not credentials.credentials:
-        raise HTTPException(
+        raise Refusal(
             status.HTTP_401_UNAUTHORIZED,
             "missing token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+            headers={"WWW-Authenticate": "Bearer"}, action="auth.refused", check="missing token",
+        )  # fmt: skip
     digest = hash_token(credentials.credentials)
     if hmac.compare_digest(digest, state(request).admin_token_hash):
-        return Caller("admin")
+        admin = Caller("admin")
+        request.state.caller = admin
+        return admin
+    # Not a timing oracle: the database compares SHA-256 digests of the presented token,
+    # not the token. How long an index lookup takes can at best reveal how many leading
+    # characters of the presented token's digest match a stored digest; turning that into
+    # a token means finding preimages of chosen SHA-256 prefixes, which is as hard as
+    # guessing the 256-bit token itself. The admin token's digest is compared in constant
+    # time anyway (above), as it is not in the database.
     party = session.scalar(select(Party).where(Party.token_hash == digest))
     caller = (
         None if party is None
@@ -117,29 +163,54 @@ def _caller(
     # write lock, and an upload's body may take minutes to arrive.
     session.rollback()
     if caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise Refusal(
+            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"},
+            action="auth.refused", check="invalid token",
+        )  # fmt: skip
+    request.state.caller = caller
     return caller
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-def require_admin(caller: Caller) -> None:
-    """Only the operator may do this."""
+def require_admin(caller: Caller, *, action: str = "access.refused", **facts: Any) -> None:
+    """Only the operator may do this; a party's attempt is refused and audited.
+
+    Args:
+        action: The audit action of the refusal (``release.refused`` for scores).
+        facts: More details for the audit entry.
+    """
     if not caller.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the operator may do this")
+        raise Refusal(status.HTTP_403_FORBIDDEN, "only the operator may do this",
+                      action=action, check="operator only", **facts)  # fmt: skip
 
 
 def require_member(caller: Caller, project_id: str) -> None:
-    """The operator, or a party of this project."""
+    """The operator, or a party of this project; another project's token is audited."""
     if not caller.is_admin and caller.project_id != project_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this token is not valid for this project")
+        raise Refusal(status.HTTP_403_FORBIDDEN, "this token is not valid for this project",
+                      action="access.refused", check="project membership")  # fmt: skip
+
+
+#: The shape of the IDs the unit issues (projects, uploads, runs): 16 hex digits.
+ID_PATTERN: Final = r"^[0-9a-f]{16}$"
+_ID = re.compile(ID_PATTERN)
+
+
+def is_unit_id(value: str) -> bool:
+    """Whether ``value`` could be an ID the unit issued.
+
+    Checked before any lookup: a caller's string with NUL reaches PostgreSQL otherwise,
+    which cannot hold NUL in text and fails the request with a 500.
+    """
+    return _ID.fullmatch(value) is not None
 
 
 def get_project(session: Session, project_id: str, *, for_update: bool = False) -> Project:
     """The project, or 404."""
+    if not is_unit_id(project_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such project (IDs are 16 hex digits)")
     query = select(Project).where(Project.id == project_id)
     if for_update:
         query = query.with_for_update()

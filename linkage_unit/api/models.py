@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from linkage_unit.policy import SharingPolicy
 
@@ -22,7 +23,23 @@ __all__ = [
 ]
 
 PartyName = str
+# Party names appear in URLs (/releases/flags/{other}), audit actors, CSV and terminal
+# output: letters, digits and . _ - only, not starting with punctuation (no "../", no "-rm",
+# no "=cmd()" for spreadsheets).
 _PARTY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Bidirectional overrides reorder what a terminal shows ("Trojan source").
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _no_control_characters(value: str) -> str:
+    """Refuse control characters: names and purposes are printed on terminals and in CSV,
+    where a newline, escape sequence or NUL could forge lines or rewrite the screen."""
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in value):
+        raise ValueError("must not contain control characters (newlines, tabs, escapes, NUL)")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_no_control_characters)]
 Threshold = float | Literal["auto"]
 
 
@@ -31,8 +48,8 @@ class ProjectCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    purpose: str = Field(min_length=1, max_length=2000, description="Shown in every release.")
+    name: PlainText = Field(min_length=1, max_length=200)
+    purpose: PlainText = Field(min_length=1, max_length=2000, description="Shown in every release.")
     linkage_schema: dict[str, Any] = Field(
         alias="schema", description="The linkage schema the parties encode with (JSON object)."
     )

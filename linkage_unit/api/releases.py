@@ -24,6 +24,7 @@ from linkage_unit import audit
 from linkage_unit.api.deps import (
     Caller,
     CallerDep,
+    Refusal,
     SessionDep,
     UnitState,
     get_project,
@@ -42,27 +43,34 @@ router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
 _ROWS_PER_CHUNK = 65_536
 
 
+def _refused(code: int, message: str, release: str, check: str) -> Refusal:
+    """A release refusal; the app's handler audits it as ``release.refused``."""
+    return Refusal(code, message, action="release.refused", check=check, release=release)
+
+
 def _granted(caller: Caller, project: Project, release: str) -> str:
     """Refuse unless the policy grants ``release``; returns how it was granted."""
     if caller.is_admin:
-        raise HTTPException(403, f"'{release}' is released to parties; use a party token")
+        raise _refused(403, f"'{release}' is released to parties; use a party token",
+                       release, "parties only")  # fmt: skip
     policy = SharingPolicy.model_validate_json(project.policy_json)
     grants = policy.grants_for(str(caller.party_name))
     if release not in grants:
-        raise HTTPException(403, f"the project's sharing policy does not release '{release}' "
-                                 f"to {caller.party_name}")  # fmt: skip
+        raise _refused(403, f"the project's sharing policy does not release '{release}' "
+                            f"to {caller.party_name}", release, "policy")  # fmt: skip
     how = "party grant" if caller.party_name in policy.grants else "default grant"
     return f"{release} ({how}); policy {project.policy_json}"
 
 
-def _run_dir(unit: UnitState, project: Project) -> tuple[str, Path]:
+def _run_dir(unit: UnitState, project: Project, release: str) -> tuple[str, Path]:
     if project.current_run_id is None:
-        raise HTTPException(409, "nothing released yet: no run of this project has completed")
+        raise _refused(409, "nothing released yet: no run of this project has completed",
+                       release, "no completed run")  # fmt: skip
     return project.current_run_id, unit.storage.run_dir(project.id, project.current_run_id)
 
 
 def _own_uploads(session: Session, caller: Caller, project: Project,
-                 upload: str | None) -> list[Upload]:  # fmt: skip
+                 upload: str | None, release: str) -> list[Upload]:  # fmt: skip
     query = (
         select(Upload)
         .where(Upload.project_id == project.id, Upload.party_id == caller.party_id)
@@ -74,12 +82,12 @@ def _own_uploads(session: Session, caller: Caller, project: Project,
         if not uploads:
             raise HTTPException(404, f"no upload {upload!r} of yours in this project")
     if not uploads:
-        raise HTTPException(409, "you have not uploaded anything to this project")
+        raise _refused(409, "you have not uploaded anything to this project", release,
+                       "no uploads")  # fmt: skip
     pending = [u.id for u in uploads if u.linked_run_id is None]
     if pending:
-        raise HTTPException(
-            409, f"upload {pending[0]} has not been linked yet: a run must complete first"
-        )
+        raise _refused(409, f"upload {pending[0]} has not been linked yet: a run must "
+                            "complete first", release, "not linked")  # fmt: skip
     return uploads
 
 
@@ -131,8 +139,8 @@ def mapping(project_id: str, request: Request, session: SessionDep, caller: Call
     unit = state(request)
     project = get_project(session, project_id)
     policy = _granted(caller, project, "mapping")
-    uploads = _own_uploads(session, caller, project, upload)
-    run_id, run_dir = _run_dir(unit, project)
+    uploads = _own_uploads(session, caller, project, upload, "mapping")
+    run_id, run_dir = _run_dir(unit, project, "mapping")
     parts = [(u.id, _ids(run_dir, u.id)) for u in uploads]
     _record(session, unit, caller, project, "release.mapping", policy,
             {"run": run_id, "uploads": [u.id for u in uploads],
@@ -156,8 +164,8 @@ def flags(project_id: str, other: str, request: Request, session: SessionDep,
     )
     if other_party is None:  # the policy names only parties, so this is a stale policy
         raise HTTPException(404, f"no party {other!r} in this project")
-    uploads = _own_uploads(session, caller, project, upload)
-    run_id, run_dir = _run_dir(unit, project)
+    uploads = _own_uploads(session, caller, project, upload, f"flags:{other}")
+    run_id, run_dir = _run_dir(unit, project, f"flags:{other}")
     theirs = session.scalars(
         select(Upload.id).where(
             Upload.party_id == other_party.id, Upload.linked_run_id.is_not(None)
@@ -184,7 +192,7 @@ def counts(project_id: str, request: Request, session: SessionDep,
     policy_model = SharingPolicy.model_validate_json(project.policy_json)
     policy = (f"counts (operator); policy {project.policy_json}" if caller.is_admin
               else _granted(caller, project, "counts"))  # fmt: skip
-    run_id, run_dir = _run_dir(unit, project)
+    run_id, run_dir = _run_dir(unit, project, "counts")
     raw = _json(run_dir / "counts.json")
     names = list(session.scalars(
         select(Party.name).where(Party.project_id == project.id).order_by(Party.position)
@@ -202,10 +210,10 @@ def scores(project_id: str, request: Request, session: SessionDep,
            caller: CallerDep) -> ScoresOut:  # fmt: skip
     """For the operator's threshold review: the score histogram and pairs near the threshold."""
     require_member(caller, project_id)
-    require_admin(caller)
+    require_admin(caller, action="release.refused", release="scores")
     unit = state(request)
     project = get_project(session, project_id)
-    run_id, run_dir = _run_dir(unit, project)
+    run_id, run_dir = _run_dir(unit, project, "scores")
     data = _json(run_dir / "scores.json")
     _record(session, unit, caller, project, "release.scores", "scores (operator only)",
             {"run": run_id, "near_pairs": len(data["near_pairs"])})  # fmt: skip

@@ -14,6 +14,7 @@ from linkage_unit.api.deps import (
     CallerDep,
     SessionDep,
     get_project,
+    is_unit_id,
     require_admin,
     require_member,
     state,
@@ -80,6 +81,8 @@ def list_runs(project_id: str, session: SessionDep, caller: CallerDep) -> list[R
 def read_run(project_id: str, run_id: str, session: SessionDep, caller: CallerDep) -> RunOut:
     """A run's status, stage and progress."""
     require_member(caller, project_id)
+    if not is_unit_id(run_id):
+        raise HTTPException(404, "no such run in this project (IDs are 16 hex digits)")
     run = session.get(Run, run_id)
     if run is None or run.project_id != project_id:
         raise HTTPException(404, f"no run {run_id!r} in this project")

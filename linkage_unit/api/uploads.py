@@ -13,10 +13,10 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy import func, select
 
 from encoder.fileformat import EncodingFileError, read_encodings
@@ -24,6 +24,7 @@ from linkage_unit import audit
 from linkage_unit.api.deps import (
     Caller,
     CallerDep,
+    Refusal,
     SessionDep,
     UnitState,
     get_project,
@@ -41,8 +42,10 @@ _DIGEST_HEADER = "X-Content-SHA256"
 _WRITE_BLOCK = 1 << 20
 
 
-def _refuse(code: int, message: str) -> HTTPException:
-    return HTTPException(code, f"upload refused: {message}")
+def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
+    """An upload refusal; the app's handler audits it as ``upload.refused``."""
+    return Refusal(code, f"upload refused: {message}", action="upload.refused", check=check,
+                   **facts)  # fmt: skip
 
 
 def _check(path: Path, project: Project) -> dict[str, object]:
@@ -51,24 +54,26 @@ def _check(path: Path, project: Project) -> dict[str, object]:
         header = read_encodings(path, verify=True).header
     except EncodingFileError as exc:
         # The reader's messages start with the file's path, which is the unit's business.
-        raise _refuse(422, str(exc).replace(str(path), "the file")) from None
+        raise _refuse(422, str(exc).replace(str(path), "the file"), "format") from None
     if header["schema_fingerprint"] != project.schema_fingerprint:
         raise _refuse(
             409,
             "encoded with a different schema than the project's (schema fingerprint "
             f"{header['schema_fingerprint']}, the project's is {project.schema_fingerprint})",
+            "schema",
         )
     if header["bit_length"] != project.bit_length:
         raise _refuse(409, f"{header['bit_length']}-bit encodings, the project uses "
-                           f"{project.bit_length}-bit")  # fmt: skip
+                           f"{project.bit_length}-bit", "bit length")  # fmt: skip
     if project.key_check_value and header["key_check_value"] != project.key_check_value:
         raise _refuse(
             409,
             "encoded with a different secret than the project's (the key check values "
             "differ); use the partnership's secret",
+            "secret",
         )
     if header["record_count"] == 0:
-        raise _refuse(422, "the file holds no records")
+        raise _refuse(422, "the file holds no records", "record count")
     return header
 
 
@@ -83,7 +88,7 @@ async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
     limit = unit.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _refuse(413, f"larger than the unit accepts ({limit} bytes)")
+        raise _refuse(413, f"larger than the unit accepts ({limit} bytes)", "size")
     tmp = unit.storage.incoming / f"{secrets.token_hex(12)}.part"
     digest = hashlib.sha256()
     size = 0
@@ -96,7 +101,7 @@ async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise _refuse(413, f"larger than the unit accepts ({limit} bytes)")
+                    raise _refuse(413, f"larger than the unit accepts ({limit} bytes)", "size")
                 digest.update(chunk)
                 pending += chunk
                 if len(pending) >= _WRITE_BLOCK:
@@ -129,14 +134,15 @@ async def create_upload(project_id: str, request: Request, caller: CallerDep) ->
     """
     require_member(caller, project_id)
     if caller.is_admin:
-        raise HTTPException(403, "uploads come from parties; use a party token")
+        raise Refusal(403, "uploads come from parties; use a party token",
+                      action="upload.refused", check="parties only")  # fmt: skip
     unit = unit_state(request)
     tmp, size, sha = await _receive(request, unit)
     try:
         claimed = request.headers.get(_DIGEST_HEADER)
         if claimed is not None and claimed.lower() != sha:
             raise _refuse(422, "the received bytes do not match X-Content-SHA256 (damaged "
-                               "in transfer); upload again")  # fmt: skip
+                               "in transfer); upload again", "transfer digest")  # fmt: skip
         return await to_thread.run_sync(_accept, unit, project_id, caller, tmp, size)
     finally:
         tmp.unlink(missing_ok=True)
@@ -157,7 +163,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
                 project.key_check_value = str(header["key_check_value"])
             elif header["key_check_value"] != project.key_check_value:
                 raise _refuse(409, "encoded with a different secret than the project's "
-                                   "(the key check values differ)")  # fmt: skip
+                                   "(the key check values differ)", "secret")  # fmt: skip
             duplicate = session.scalar(
                 select(Upload.id).where(
                     Upload.party_id == caller.party_id,
@@ -165,7 +171,12 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
                 )
             )
             if duplicate is not None:
-                raise _refuse(409, f"the same encodings were already uploaded as {duplicate}")
+                raise _refuse(
+                    409,
+                    f"the same encodings were already uploaded as {duplicate}",
+                    "duplicate",
+                    duplicate_of=duplicate,
+                )
             seq = (session.scalar(
                 select(func.max(Upload.seq)).where(Upload.project_id == project_id)
             ) or 0) + 1  # fmt: skip

@@ -1,4 +1,5 @@
-"""`pacelink results` on the partner's side: token files, the key map join, untrusted answers.
+"""`pacelink results` and operator commands on the client side: token files, the key map join,
+untrusted answers from the unit.
 
 The partner does not have to trust the unit's answer: a unit that is compromised (or a
 proxy in between) could send a "linkage ID" that is a spreadsheet formula. These tests
@@ -137,3 +138,17 @@ def test_a_token_file_others_can_read_is_refused(
     assert code != 0
     assert "readable or writable by other users" in output and "chmod 600" in output
     assert "a" * 64 not in output
+
+
+def test_an_operator_command_without_the_admin_token_says_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PACELINK_ADMIN_TOKEN", raising=False)
+    result = runner.invoke(app, [
+        "unit", "project", "create", "--unit", "http://127.0.0.1:9", "--name", "n",
+        "--purpose", "p", "--party", "a", "--party", "b", "--out", str(tmp_path / "t.json"),
+    ])  # fmt: skip
+    assert result.exit_code != 0
+    assert "PACELINK_ADMIN_TOKEN is not set" in result.output
+    assert "`pacelink unit project create` calls the linkage unit" in result.output
+    assert "refuses to start" not in result.output  # that is the message for `unit serve`

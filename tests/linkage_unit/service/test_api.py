@@ -19,6 +19,7 @@ from encoder.encode import EncodeOptions, encode_file
 from encoder.schema import parse_schema
 from linkage_unit.client import UnitClient, UnitError
 from linkage_unit.embedded import EmbeddedUnit
+from linkage_unit.policy import WITHHELD
 from tests.linkage_unit.service.conftest import PARTNERS, Encoded, project_body
 
 
@@ -98,7 +99,8 @@ def test_whole_flow_links_partners_and_releases_by_policy(
     assert counts["purpose"] == "testing"
     for row in counts["counts"]:
         for value in (row["count"], row["only"]):
-            assert value in (0, "<10") or (isinstance(value, int) and value % 5 == 0)
+            assert value in (0, "<10", WITHHELD) or (isinstance(value, int) and value % 5 == 0)
+        assert row["count"] != WITHHELD  # only "only" figures are ever withheld
     by_party = {p: {i for (q, _), i in linked.items() if q == p} for p in PARTNERS}
     for row in counts["counts"]:
         if len(row["parties"]) == 2:
@@ -207,7 +209,14 @@ def test_broken_uploads_are_refused_and_leave_nothing(
     with UnitClient(unit.url, unit.admin_token) as admin:
         assert admin.uploads(project) == []
         entries = admin.audit(project)
-    assert [e["action"] for e in entries] == ["project.created"]
+    # The refusal is audited (who, which check, the status), and nothing else happened.
+    assert [e["action"] for e in entries] == ["project.created", "upload.refused"]
+    refused = entries[-1]
+    assert refused["actor"] == "party:council"
+    assert refused["detail"]["status"] == 422
+    check = "transfer digest" if damage == "wrong_digest_header" else "format"
+    assert refused["detail"]["check"] == check
+    assert refused["detail"]["route"] == "POST /projects/{project_id}/uploads"
 
 
 def _files(unit: EmbeddedUnit) -> set[str]:
@@ -412,7 +421,8 @@ def test_a_failed_run_reports_a_safe_error(unit: EmbeddedUnit, encoded: Encoded)
         council.mapping(project)
     assert exc.value.status == 409  # nothing released from a failed run
     with UnitClient(unit.url, unit.admin_token) as admin:
-        assert admin.audit(project)[-1]["action"] == "run.failed"
+        actions = [e["action"] for e in admin.audit(project)]
+    assert actions[-2:] == ["run.failed", "release.refused"]  # the 409 is audited too
     runs_dir = unit.settings.data_dir / "projects" / project / "runs"
     assert list(runs_dir.iterdir()) == []  # the failed run's partial outputs are gone
 

@@ -212,7 +212,57 @@ def _forge_without_key(audited: Audited) -> str:
     return f"entry {seq} has been edited"
 
 
+def _swap_seq(audited: Audited) -> str:
+    first, second = _seq(audited, "upload.accepted", 0), _seq(audited, "upload.accepted", 1)
+    with audited.engine.begin() as conn:
+        # Reorder two entries (the sequence number is the primary key: via a spare value).
+        for old, new in ((first, -1), (second, first), (-1, second)):
+            conn.execute(text("UPDATE audit_entries SET seq = :n WHERE seq = :o"),
+                         {"n": new, "o": old})  # fmt: skip
+    return f"entry {first} does not follow the entry before it"
+
+
+def _head_path(audited: Audited) -> Path:
+    return Path(audited.unit.settings.data_dir) / "audit.head"
+
+
+def _cut_last_entry(audited: Audited) -> tuple[int, str]:
+    """Delete the last entry and move the head row back; returns the new last entry."""
+    last = audited.entries[-1]["seq"]
+    with audited.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_entries WHERE seq = :s"), {"s": last})
+        prev_hash = conn.execute(
+            text("SELECT entry_hash FROM audit_entries WHERE seq = :s"), {"s": last - 1}
+        ).scalar_one()
+        conn.execute(text("UPDATE audit_state SET last_seq = :n, last_hash = :h WHERE id = 1"),
+                     {"n": last - 1, "h": prev_hash})  # fmt: skip
+    return last - 1, str(prev_hash)
+
+
+def _cut_and_rewrite_head_file(audited: Audited) -> str:
+    seq, digest = _cut_last_entry(audited)
+    # A head file matching the shortened log, signed as well as a forger without the key can.
+    forged = hashlib.sha256(f"audit.head {seq} {digest}".encode()).hexdigest()
+    _head_path(audited).write_text(f"{seq} {digest} {forged}\n", "ascii")
+    return "audit.head has been replaced"
+
+
+def _cut_and_delete_head_file(audited: Audited) -> str:
+    _cut_last_entry(audited)
+    _head_path(audited).unlink()
+    return "audit.head is missing"
+
+
+def _damage_head_file(audited: Audited) -> str:
+    _head_path(audited).write_text("garbage\n", "ascii")
+    return "audit.head is damaged"
+
+
 TAMPERING: dict[str, Callable[[Audited], str]] = {
+    "swapped-seq": _swap_seq,
+    "deleted-last-entry-and-head-file-rewritten": _cut_and_rewrite_head_file,
+    "deleted-last-entry-and-head-file-deleted": _cut_and_delete_head_file,
+    "damaged-head-file": _damage_head_file,
     "edited-detail": _edit_detail,
     "edited-actor": _edit_actor,
     "deleted-middle-entry": _delete_middle,
@@ -228,9 +278,11 @@ def restored(audited: Audited) -> Iterator[Audited]:
     with audited.engine.connect() as conn:
         rows = [r._asdict() for r in conn.execute(select(entries).order_by(entries.c.seq))]
         head = conn.execute(select(state)).one()._asdict()
+    head_file = _head_path(audited).read_bytes()
     try:
         yield audited
     finally:
+        _head_path(audited).write_bytes(head_file)
         with audited.engine.begin() as conn:
             conn.execute(delete(entries))
             conn.execute(insert(entries), rows)

@@ -134,6 +134,26 @@ def test_authorization_matrix(unit: EmbeddedUnit, encoded: Encoded) -> None:
               for m in r.methods}  # fmt: skip
     assert routes - covered == set(), "endpoints missing from the authorization matrix"
 
+    # The project dimension, over every project-scoped route from the app itself: a token
+    # of one project opens nothing of another, and a party learns nothing about which
+    # project IDs exist (403 for a real other project and for one that does not exist).
+    missing = "0123456789abcdef"
+    for method, route in sorted(routes):
+        if "{project_id}" not in route:
+            continue
+        for target, party_tokens in ((other["project_id"], tokens),
+                                     (pid, other["parties"]), (missing, tokens)):  # fmt: skip
+            path = route.format(project_id=target, run_id=run["id"], other="x")
+            for name, token in party_tokens.items():
+                response = httpx.request(method, unit.url + path, json={},
+                                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                assert response.status_code == 403, (name, method, path, response.text)
+                assert response.json()["detail"] == "this token is not valid for this project"
+        response = httpx.request(method, unit.url + route.format(
+            project_id=missing, run_id=run["id"], other="x"), json={},
+            headers={"Authorization": f"Bearer {unit.admin_token}"})  # fmt: skip
+        assert response.status_code in (404, 403), (method, route, response.text)
+
 
 def _route_of(template: str) -> str:
     return (

@@ -62,6 +62,7 @@ def test_partner_and_operator_commands(
     for name in PARTNERS:
         token_files[name] = tmp_path / f"{name}.token"
         token_files[name].write_text(tokens["parties"][name] + "\n")
+        token_files[name].chmod(0o600)  # a token file others can read is refused
         _ok("upload", str(encoded.partners[name].plk), "--unit", url, "--project", project,
             "--token-file", str(token_files[name]))  # fmt: skip
 
