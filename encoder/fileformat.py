@@ -306,6 +306,11 @@ def read_header(path: Path) -> PlkHeader:
             if length > 1 << 20:
                 raise EncodingFileError(f"{path}: implausible header length {length}")
             blob = fh.read(length)
+            if len(blob) < length:
+                raise EncodingFileError(
+                    f"{path}: the header length ({length} bytes) runs past the end of the file "
+                    "(truncated?)"
+                )
     except OSError as exc:
         raise EncodingFileError(f"{path}: cannot read: {exc.strerror}") from None
     try:

@@ -10,7 +10,8 @@ Outputs in the run folder::
 
     index/             the entity index after the run (linkage_unit.matching.EntityIndex)
     ids/<upload>.npy   the linkage ID of every row of every upload of the project
-    counts.json        entities per set of parties (as bit masks), before suppression
+    counts.json        entities per set of parties (as bit masks), before suppression, held
+                       steady between runs (see :func:`steady_counts`)
     scores.json        histogram of candidate scores and the pairs near the threshold
 """
 
@@ -33,7 +34,7 @@ from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.threshold import DEFAULT_THRESHOLD
 
-__all__ = ["NEAR", "Batch", "RunError", "RunInputs", "RunOutcome", "execute"]
+__all__ = ["NEAR", "Batch", "RunError", "RunInputs", "RunOutcome", "execute", "steady_counts"]
 
 #: Pairs within this distance of the threshold are listed for the operator's review.
 NEAR: Final = 0.05
@@ -66,6 +67,9 @@ class RunInputs:
     new_batches: tuple[Batch, ...]
     all_batches: tuple[Batch, ...]
     threshold: float | Literal["auto"]
+    #: A count moves from the last run's only when it changed by at least this much (the
+    #: policy's suppression ``min_count``; 1: every change shows).
+    counts_steady_within: int = 1
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,48 @@ def _bits(batch: Batch) -> NDArray[np.uint8]:
         return np.ascontiguousarray(read_encodings(batch.path).bits)
     except Exception as exc:  # the file was checked on upload: damage since is the unit's
         raise RunError(f"the encodings of upload {batch.upload_id} cannot be read") from exc
+
+
+def _previous_counts(base: Path | None) -> dict[int, int] | None:
+    if base is None:
+        return None
+    try:
+        raw = json.loads((base / "counts.json").read_text())
+    except FileNotFoundError:  # a run folder from before counts were kept steady
+        return None
+    return {int(m): int(c) for m, c in raw.items()}
+
+
+def steady_counts(
+    exact: dict[int, int], previous: dict[int, int] | None, within: int
+) -> dict[int, int]:
+    """The counts to keep for release: each moves from the last run's only by ``within`` or more.
+
+    Suppression and rounding protect one release; a party that fetches counts after every
+    run can still subtract two releases. It uploads one record of a person it wants to
+    find out about, the operator runs the project, and the overlap it shares with another
+    party goes up by one or not — visible whenever that overlap was at a rounding edge,
+    which the party can find by uploading a few decoys first. Keeping every entities-per-
+    party-set count where it was until it has moved by at least ``min_count`` makes any
+    change smaller than what suppression hides invisible: a release differs from the last
+    one only where at least ``min_count`` entities have changed. The counts are those of
+    the partition of entities by the set of parties holding them, so every released
+    figure (sums over it) stays consistent with the others.
+
+    Args:
+        exact: Entities per party set (bit mask) after this run.
+        previous: What the last run kept, or None for a project's first run.
+        within: The policy's ``min_count``.
+    """
+    if previous is None or within <= 1:
+        return dict(exact)
+    steady = {}
+    for mask in sorted(set(exact) | set(previous)):
+        now, before = exact.get(mask, 0), previous.get(mask, 0)
+        kept = now if abs(now - before) >= within else before
+        if kept:
+            steady[mask] = kept
+    return steady
 
 
 def _choose_threshold(
@@ -169,9 +215,10 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     np.bitwise_or.at(masks, index.entity, np.left_shift(1, index.party))
     live = masks[masks > 0]
     values, counts = np.unique(live, return_counts=True)
-    (out_dir / "counts.json").write_text(
-        json.dumps({str(int(m)): int(c) for m, c in zip(values, counts, strict=True)})
-    )
+    exact = {int(m): int(c) for m, c in zip(values, counts, strict=True)}
+    previous = _previous_counts(inputs.base_index)
+    steady = steady_counts(exact, previous, inputs.counts_steady_within)
+    (out_dir / "counts.json").write_text(json.dumps({str(m): c for m, c in steady.items()}))
     near.sort(key=lambda row: (abs(row[0] - threshold), row))
     near = near[:_MAX_NEAR_PAIRS]
     # IDs seen while linking may since have merged into older ones: report current IDs.

@@ -31,6 +31,7 @@ from linkage_unit import audit
 from linkage_unit.database import Party, Project, Run, Upload, make_engine, migrate, now
 from linkage_unit.database import session_factory as _session_factory
 from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, execute
+from linkage_unit.policy import SharingPolicy
 from linkage_unit.retention import purge_expired
 from linkage_unit.settings import UnitSettings
 from linkage_unit.storage import Storage
@@ -171,6 +172,9 @@ class Worker:
             new_batches=tuple(b for b in batches if b.upload_id not in linked_before),
             all_batches=tuple(batches),
             threshold=threshold,  # type: ignore[arg-type]  # "auto" or a float
+            counts_steady_within=SharingPolicy.model_validate_json(
+                project.policy_json
+            ).suppression.min_count,
         )
 
     def process(self, run_id: str, claim: str) -> None:

@@ -97,6 +97,10 @@ def test_truncation_and_corruption_are_detected(tmp_path: Path) -> None:
     (tmp_path / "s.plk").write_bytes(b"PACE")
     with pytest.raises(EncodingFileError, match="too short"):
         read_header(tmp_path / "s.plk")
+    length = int.from_bytes(data[8:12], "little")
+    (tmp_path / "h.plk").write_bytes(bytes(data[: 12 + length // 2]))  # cut inside the header
+    with pytest.raises(EncodingFileError, match="runs past the end of the file"):
+        read_header(tmp_path / "h.plk")
 
 
 def test_header_fields_are_validated(tmp_path: Path) -> None:
