@@ -29,7 +29,7 @@ Call = tuple[str, str, str | None, dict[str, Any]]
 def _ask(unit: EmbeddedUnit, method: str, path: str, token: str | None,
          **kwargs: Any) -> httpx.Response:  # fmt: skip
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    headers.update(kwargs.pop("headers", {}))
+    headers.update(kwargs.pop("headers", None) or {})
     return httpx.request(method, unit.url + path, headers=headers, **kwargs)
 
 
@@ -146,82 +146,33 @@ def test_every_refusal_is_audited_once(unit: EmbeddedUnit, encoded: Encoded) -> 
     )
     assert entry["detail"]["release"] == "scores"
     # Uploads: every check.
-    octets = {"Content-Type": "application/octet-stream"}
-    refused(
-        "POST",
-        "/projects/{pid}/uploads",
-        council,
-        422,
-        actor="party:council",
-        action="upload.refused",
-        check="format",
-        content=b"PACELINK",
-        headers=octets,
-    )
-    refused(
-        "POST",
-        "/projects/{pid}/uploads",
-        council,
-        409,
-        actor="party:council",
-        action="upload.refused",
-        check="schema",
-        content=encoded.other_schema_plk.read_bytes(),
-    )
-    refused(
-        "POST",
-        "/projects/{pid}/uploads",
-        council,
-        409,
-        actor="party:council",
-        action="upload.refused",
-        check="secret",
-        content=encoded.other_secret_plk.read_bytes(),
-    )
-    entry = refused(
-        "POST",
-        "/projects/{pid}/uploads",
-        council,
-        409,
-        actor="party:council",
-        action="upload.refused",
-        check="duplicate",
-        content=plk.read_bytes(),
-    )
-    assert entry["detail"]["duplicate_of"] == first
     header, bits = _parts(plk)
     half = header["bit_length"] // 16  # bytes per row of filters half as long
     width = header["bit_length"] // 8
     rows = b"".join(bits[i : i + half] for i in range(0, len(bits), width))
     short = _with(header, rows, bit_length=half * 8,
                   content_digest="sha256:" + hashlib.sha256(rows).hexdigest())  # fmt: skip
-    refused("POST", "/projects/{pid}/uploads", council, 409, actor="party:council",
-            action="upload.refused", check="bit length", content=short)  # fmt: skip
     empty = _with(header, b"", record_count=0,
                   content_digest="sha256:" + hashlib.sha256(b"").hexdigest())  # fmt: skip
-    refused("POST", "/projects/{pid}/uploads", council, 422, actor="party:council",
-            action="upload.refused", check="record count", content=empty)  # fmt: skip
-    refused(
-        "POST",
-        "/projects/{pid}/uploads",
-        council,
-        422,
-        actor="party:council",
-        action="upload.refused",
-        check="transfer digest",
-        content=plk.read_bytes(),
-        headers={"X-Content-SHA256": "0" * 64},
-    )
-    refused(
-        "POST",
-        "/projects/{pid}/uploads",
-        unit.admin_token,
-        403,
-        actor="admin",
-        action="upload.refused",
-        check="parties only",
-        content=plk.read_bytes(),
-    )
+    octets = {"Content-Type": "application/octet-stream"}
+    damaged = {"X-Content-SHA256": "0" * 64}
+    uploads: list[tuple[str | None, int, str, bytes, dict[str, str] | None]] = [
+        (council, 422, "format", b"PACELINK", octets),
+        (council, 409, "schema", encoded.other_schema_plk.read_bytes(), None),
+        (council, 409, "secret", encoded.other_secret_plk.read_bytes(), None),
+        (council, 409, "duplicate", plk.read_bytes(), None),
+        (council, 409, "bit length", short, None),
+        (council, 422, "record count", empty, None),
+        (council, 422, "transfer digest", plk.read_bytes(), damaged),
+        (unit.admin_token, 403, "parties only", plk.read_bytes(), None),
+    ]
+    for token, status, check, content, headers in uploads:
+        entry = refused("POST", "/projects/{pid}/uploads", token, status,
+                        actor="admin" if token == unit.admin_token else "party:council",
+                        action="upload.refused", check=check, content=content,
+                        headers=headers)  # fmt: skip
+        if check == "duplicate":
+            assert entry["detail"]["duplicate_of"] == first
     # Another project's token, and a party calling the operator's endpoints.
     entry = refused(
         "GET",
