@@ -2,7 +2,8 @@
 
 `pacelink link` links encoding files offline, on the operator's side: it checks that every
 file was made with the same schema and secret, links them, and writes GROUPS.csv
-(`entity_id,party,row`: party is the file's position, 0-based; row is the row in that file).
+(`entity_id,party,row`: party is the file's position, 0-based; row is the encoding row in
+that file, 0-based as in its key map).
 """
 
 from __future__ import annotations
