@@ -490,7 +490,7 @@ def _fast_check(spec: Any) -> Callable[[str], str | None] | None:
     return check_string
 
 
-class ChunkEncoder:
+class _ChunkEncoder:
     """Encodes chunks of dictionary-encoded columns; holds caches that persist across chunks."""
 
     def __init__(self, schema: LinkageSchema, secret: Secret, date_format: str | None) -> None:
@@ -582,18 +582,18 @@ class ChunkEncoder:
 
 # Workers are threads: the heavy steps (Arrow compute, numba kernels with nogil, pandas'
 # factorisation, hashlib) release the GIL, and threads share the chunks without pickling or
-# forking. Each thread owns a ChunkEncoder, so no cache is shared between threads.
+# forking. Each thread owns a _ChunkEncoder, so no cache is shared between threads.
 _THREAD = threading.local()
 
 
 def _init_thread(schema: LinkageSchema, secret: Secret, date_format: str | None) -> None:
-    _THREAD.encoder = ChunkEncoder(schema, secret, date_format)
+    _THREAD.encoder = _ChunkEncoder(schema, secret, date_format)
 
 
 def _encode_in_worker(
     first_row: int, n_rows: int, columns: Mapping[str, pa.Array | None], active: Any
 ) -> _ChunkResult:
-    encoder: ChunkEncoder = _THREAD.encoder
+    encoder: _ChunkEncoder = _THREAD.encoder
     return encoder.encode(first_row, n_rows, columns, active)
 
 
@@ -1079,7 +1079,7 @@ def encode_file(
                 )
                 _run_parallel(run, pool, [*head, *rest], outputs, progress)
             else:
-                local = ChunkEncoder(schema, secret, options.date_format)
+                local = _ChunkEncoder(schema, secret, options.date_format)
                 for chunk in [*head, *rest]:
                     args, extra = run.prepare(chunk)
                     run.absorb(local.encode(*args), extra, outputs)
@@ -1198,7 +1198,7 @@ def encode_dataframe(
     )
     run = _Run(schema, secret, options, reader, report, feature_columns)
     _check_unique_ids(run)
-    encoder = ChunkEncoder(schema, secret, options.date_format)
+    encoder = _ChunkEncoder(schema, secret, options.date_format)
     outputs = _MemoryOutputs()
     for chunk in reader.chunks(run.wanted_columns(), options.chunk_rows):
         args, extra = run.prepare(chunk)

@@ -60,3 +60,50 @@ def test_public_names_resolve() -> None:
         assert getattr(encoder, name) is not None, name
     with pytest.raises(AttributeError):
         _ = encoder.no_such_name  # type: ignore[attr-defined]
+
+
+def _declared_all(tree: ast.Module) -> list[str] | None:
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, list | tuple)
+            return [str(v) for v in value]
+    return None
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_all_is_complete(path: Path) -> None:
+    """`__all__` names every public function and class the module defines, and only names
+    the module has: a public API that is written down, not guessed."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    declared = _declared_all(tree)
+    if declared is None:
+        return  # a docstring-only package (checked above)
+    defined = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        # Route handlers and commands are reached through their router or app
+        # (`@router.get(...)`, `@app.command()`), not imported by name.
+        and not any(
+            isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+            for d in node.decorator_list
+        )
+    }
+    bound = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound |= {t.id for t in targets if isinstance(t, ast.Name)}
+    public = {name for name in defined if not name.startswith("_")}
+    assert not public - set(declared), f"{path}: public but not in __all__"
+    assert not set(declared) - bound, f"{path}: in __all__ but not defined"
+    assert len(declared) == len(set(declared)), f"{path}: a name twice in __all__"

@@ -21,7 +21,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -61,7 +61,8 @@ class Batch:
 class RunInputs:
     """Everything a run depends on."""
 
-    salt: bytes
+    # Kept out of reprs: with the salt, anyone holding an index could issue its IDs.
+    salt: bytes = field(repr=False)
     parties: tuple[str, ...]
     base_index: Path | None
     new_batches: tuple[Batch, ...]

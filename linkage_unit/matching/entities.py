@@ -55,7 +55,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -179,7 +179,8 @@ class EntityIndex:
         moved_batch: Value of ``n_batches`` when the move was made.
     """
 
-    salt: bytes
+    # Kept out of reprs: with the salt, anyone holding an index could issue its IDs.
+    salt: bytes = field(repr=False)
     n_batches: int
     filter_bytes: int
     party: NDArray[np.int64]
@@ -741,9 +742,9 @@ class EntityIndex:
         return index
 
     def _validate(self, n_records: int, n_entities: int) -> None:
-        for field in _INT_FIELDS:
-            if getattr(self, field).dtype != np.int64:
-                raise ValueError(f"{field} must be int64")
+        for name in _INT_FIELDS:
+            if getattr(self, name).dtype != np.int64:
+                raise ValueError(f"{name} must be int64")
         per_record = (self.party, self.key, self.entity, self.first_entity, self.batch)
         per_entity = (self.entity_id, self.alias_of, self.created_batch, self.merged_batch)
         moves = (self.moved_record, self.moved_from, self.moved_to, self.moved_batch)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from linkage_unit.jobs.pipeline import RunInputs
 from linkage_unit.matching.entities import ID_LENGTH, EntityIndex
 
 SALT = bytes(range(32))
@@ -373,3 +374,12 @@ def test_identical_encodings_without_keys_are_one_record() -> None:
     assert result.ids[1] == index.record_ids[0]
     assert result.index.n_records == 4
     assert result.new_entity.tolist() == [True, False, True, True, False]
+
+
+def test_the_salt_stays_out_of_reprs() -> None:
+    """A repr reaches logs and tracebacks; with the salt anyone could issue the index's IDs."""
+    salt = bytes(range(32))
+    index = EntityIndex.empty(salt)
+    inputs = RunInputs(salt, ("a", "b"), None, (), (), "auto")
+    for text in (repr(index), repr(inputs)):
+        assert repr(salt) not in text and salt.hex() not in text and "salt" not in text
