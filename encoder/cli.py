@@ -193,6 +193,8 @@ def encode(
             max_reject_rate=max_reject_rate,
         )
     )
+    if report_path is not None and not report_path.parent.is_dir():
+        fail(f"{report_path.parent}: the folder for --report does not exist")
     if report_path is not None and report_path.exists() and not force:
         fail(f"{report_path} already exists; refusing to overwrite it (pass --force to overwrite)")
 
@@ -237,7 +239,10 @@ def encode(
 
     report = _guarded(run)
     if report_path is not None:
-        report_path.write_text(report.to_json(), encoding="utf-8")
+        from encoder.atomic import atomic_write
+
+        with atomic_write(report_path) as fh:
+            fh.write(report.to_json())
     with_consent = report.records_in - report.excluded_no_consent
     table = Table(title=f"encoded {input_path.name}", show_header=False)
     table.add_row("records in", f"{report.records_in:,}")

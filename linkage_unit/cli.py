@@ -9,8 +9,6 @@ that file, 0-based as in its key map).
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from encoder.atomic import atomic_write
 from encoder.cli import fail, user_errors
 
 __all__ = ["check_compatible", "link", "parse_threshold"]
@@ -148,14 +147,8 @@ def link(
 
 
 def _write_groups(path: Path, entity: Any, party: Any, row: Any) -> None:
-    """GROUPS.csv, written under a temporary name and moved into place when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(("entity_id", "party", "row"))
-            writer.writerows(zip(entity.tolist(), party.tolist(), row.tolist(), strict=True))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """GROUPS.csv, whole or not at all (mode 0600: it says who is who across partners)."""
+    with atomic_write(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(("entity_id", "party", "row"))
+        writer.writerows(zip(entity.tolist(), party.tolist(), row.tolist(), strict=True))

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,18 +113,13 @@ def _settings(data_dir: Path, database_url: str | None) -> Any:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (mode 0600) under a temporary name, then move it."""
+    """Write ``text`` to ``path`` (mode 0600), whole or not at all."""
+    from encoder.atomic import atomic_write
+
     if not path.parent.is_dir():
         fail(f"{path.parent}: output folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(text)
 
 
 def _threshold(text: str | None) -> float | str | None:
