@@ -87,64 +87,20 @@ def test_every_refusal_is_audited_once(unit: EmbeddedUnit, encoded: Encoded) -> 
         first = party.upload(pid, plk)["id"]
     with UnitClient(unit.url, skills) as party:
         party.upload(pid, encoded.partners["skills_agency"].plk)
-    refused(
-        "GET",
-        "/projects/{pid}/releases/mapping",
-        skills,
-        409,
-        actor="party:skills_agency",
-        action="release.refused",
-        check="not linked",
-    )
-    refused(
-        "GET",
-        "/projects/{pid}/releases/counts",
-        council,
-        409,
-        actor="party:council",
-        action="release.refused",
-        check="no completed run",
-    )
-    # Releases refused by the policy, to the operator, and scores to a party.
-    entry = refused(
-        "GET",
-        "/projects/{pid}/releases/mapping",
-        council,
-        403,
-        actor="party:council",
-        action="release.refused",
-        check="policy",
-    )
-    assert entry["detail"]["release"] == "mapping"
-    entry = refused(
-        "GET",
-        "/projects/{pid}/releases/flags/skills_agency",
-        council,
-        403,
-        actor="party:council",
-        action="release.refused",
-        check="policy",
-    )
-    assert entry["detail"]["release"] == "flags:skills_agency"
-    refused(
-        "GET",
-        "/projects/{pid}/releases/mapping",
-        unit.admin_token,
-        403,
-        actor="admin",
-        action="release.refused",
-        check="parties only",
-    )
-    entry = refused(
-        "GET",
-        "/projects/{pid}/releases/scores",
-        council,
-        403,
-        actor="party:council",
-        action="release.refused",
-        check="operator only",
-    )
-    assert entry["detail"]["release"] == "scores"
+    actors = {skills: "party:skills_agency", council: "party:council", unit.admin_token: "admin"}
+    # Then refused for state, by the policy, to the operator, and scores to a party.
+    releases = [
+        ("mapping", skills, 409, "not linked"),
+        ("counts", council, 409, "no completed run"),
+        ("mapping", council, 403, "policy"),
+        ("flags/skills_agency", council, 403, "policy"),
+        ("mapping", unit.admin_token, 403, "parties only"),
+        ("scores", council, 403, "operator only"),
+    ]
+    for release, token, status, check in releases:
+        entry = refused("GET", f"/projects/{{pid}}/releases/{release}", token, status,
+                        actor=actors[token], action="release.refused", check=check)  # fmt: skip
+        assert entry["detail"]["release"] == release.replace("/", ":")
     # Uploads: every check.
     header, bits = _parts(plk)
     half = header["bit_length"] // 16  # bytes per row of filters half as long
@@ -168,7 +124,7 @@ def test_every_refusal_is_audited_once(unit: EmbeddedUnit, encoded: Encoded) -> 
     ]
     for token, status, check, content, headers in uploads:
         entry = refused("POST", "/projects/{pid}/uploads", token, status,
-                        actor="admin" if token == unit.admin_token else "party:council",
+                        actor=actors[token],
                         action="upload.refused", check=check, content=content,
                         headers=headers)  # fmt: skip
         if check == "duplicate":
