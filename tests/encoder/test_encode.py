@@ -327,8 +327,7 @@ def test_too_many_rejections_fail_and_leave_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(EncodeError) as info:
-        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out / "s.plk",
-                    EncodeOptions(id_column="client_ref", consent_column="consent"))  # fmt: skip
+        _encode(out, src, "s")
     message = str(info.value)
     assert "39 of 40 records with consent were rejected (98%), more than --max-reject-rate " in (
         message
@@ -338,9 +337,7 @@ def test_too_many_rejections_fail_and_leave_nothing(tmp_path: Path) -> None:
     for value in ("EH1 1AA", "K0001", "03/1985"):
         assert value not in message
     assert list(out.iterdir()) == []  # no .plk, key map, rejects or temporary files
-    report = encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out / "s.plk",
-                         EncodeOptions(id_column="client_ref", consent_column="consent",
-                                       max_reject_rate=1.0))  # fmt: skip
+    report = _encode(out, src, "s", max_reject_rate=1.0)
     assert (report.encoded, report.rejected, report.excluded_no_consent) == (1, 39, 1)
     summary = read_encodings(out / "s.plk").header["input_summary"]
     assert summary == {"records_in": 41, "excluded_no_consent": 1, "rejected": 39}
@@ -385,8 +382,7 @@ def test_all_duplicate_ids_are_listed_before_any_encoding(tmp_path: Path) -> Non
     # Every record has an impossible date too: the duplicate check comes first, before any
     # record is encoded (or the reject rate could be counted).
     with pytest.raises(EncodeError) as info:
-        encode_file(src, load_schema("pace-default"), Secret(TEST_SECRET), out / "d.plk",
-                    EncodeOptions(id_column="client_ref", consent_column="consent"))  # fmt: skip
+        _encode(out, src, "d")
     message = str(info.value)
     assert "local IDs must be unique (column 'client_ref'), but 7 IDs appear more than once " in (
         message

@@ -7,12 +7,14 @@ database test that cannot reach its database has not passed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
 import json
 import secrets
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -64,6 +66,19 @@ def unit(tmp_path: Path, database_url: str | None) -> Iterator[EmbeddedUnit]:
         stale_after_seconds=2.0, poll_seconds=0.05,
     ) as running:  # fmt: skip
         yield running
+
+
+@pytest.fixture
+def unit_with(tmp_path: Path, database_url: str | None) -> Iterator[Callable[..., EmbeddedUnit]]:
+    """Starts a unit without a worker, with settings of the test's choosing (stopped after)."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**settings: Any) -> EmbeddedUnit:
+            unit = EmbeddedUnit(tmp_path / "unit", database_url=database_url, worker=False,
+                                **settings)  # fmt: skip
+            return stack.enter_context(unit)
+
+        yield start
 
 
 @dataclass(frozen=True)
@@ -137,3 +152,27 @@ def project_body(schema: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+# Hand-made `.plk` files, for tests that play a caller the client never would.
+PLK_PREFIX = struct.Struct("<8sI")  # magic, header length (the format's fixed prefix)
+
+
+def plk_parts(plk: Path) -> tuple[dict[str, Any], bytes]:
+    """A `.plk` file's header and its packed bits."""
+    data = plk.read_bytes()
+    _, length = PLK_PREFIX.unpack_from(data)
+    header = json.loads(data[PLK_PREFIX.size : PLK_PREFIX.size + length])
+    return header, data[header["data_offset"] :]
+
+
+def build_plk(header_blob: bytes, bits: bytes, data_offset: int = 4096) -> bytes:
+    """A `.plk` file from a header as given (valid or not) and bits at `data_offset`."""
+    head = PLK_PREFIX.pack(b"PACELINK", len(header_blob)) + header_blob
+    return head + b" " * max(0, data_offset - len(head)) + bits
+
+
+def plk_with(header: dict[str, Any], bits: bytes, **changes: Any) -> bytes:
+    """A `.plk` file whose header has `changes` applied."""
+    doc = {**header, **changes}
+    return build_plk(json.dumps(doc).encode(), bits, int(header["data_offset"]))

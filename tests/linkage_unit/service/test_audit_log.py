@@ -174,15 +174,8 @@ def _delete_middle(audited: Audited) -> str:
 
 
 def _delete_last(audited: Audited) -> str:
-    last = audited.entries[-1]["seq"]
-    with audited.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_entries WHERE seq = :s"), {"s": last})
-        prev_hash = conn.execute(
-            text("SELECT entry_hash FROM audit_entries WHERE seq = :s"), {"s": last - 1}
-        ).scalar_one()
-        # The chain and its head row now agree: only audit.head still knows the last entry.
-        conn.execute(text("UPDATE audit_state SET last_seq = :n, last_hash = :h WHERE id = 1"),
-                     {"n": last - 1, "h": prev_hash})  # fmt: skip
+    # The chain and its head row then agree: only audit.head still knows the last entry.
+    last = _cut_last_entry(audited)[0] + 1
     return f"entries {last}..{last} have been deleted from the end of the log"
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,8 +19,7 @@ import pytest
 
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import Encoded, project_body
-from tests.linkage_unit.service.test_security import _parts, _with
+from tests.linkage_unit.service.conftest import Encoded, plk_parts, plk_with, project_body
 
 Call = tuple[str, str, str | None, dict[str, Any]]
 
@@ -102,14 +100,14 @@ def test_every_refusal_is_audited_once(unit: EmbeddedUnit, encoded: Encoded) -> 
                         actor=actors[token], action="release.refused", check=check)  # fmt: skip
         assert entry["detail"]["release"] == release.replace("/", ":")
     # Uploads: every check.
-    header, bits = _parts(plk)
+    header, bits = plk_parts(plk)
     half = header["bit_length"] // 16  # bytes per row of filters half as long
     width = header["bit_length"] // 8
     rows = b"".join(bits[i : i + half] for i in range(0, len(bits), width))
-    short = _with(header, rows, bit_length=half * 8,
-                  content_digest="sha256:" + hashlib.sha256(rows).hexdigest())  # fmt: skip
-    empty = _with(header, b"", record_count=0,
-                  content_digest="sha256:" + hashlib.sha256(b"").hexdigest())  # fmt: skip
+    short = plk_with(header, rows, bit_length=half * 8,
+                     content_digest="sha256:" + hashlib.sha256(rows).hexdigest())  # fmt: skip
+    empty = plk_with(header, b"", record_count=0,
+                     content_digest="sha256:" + hashlib.sha256(b"").hexdigest())  # fmt: skip
     octets = {"Content-Type": "application/octet-stream"}
     damaged = {"X-Content-SHA256": "0" * 64}
     uploads: list[tuple[str | None, int, str, bytes, dict[str, str] | None]] = [
@@ -208,11 +206,9 @@ def test_every_refusal_is_audited_once(unit: EmbeddedUnit, encoded: Encoded) -> 
 
 
 @pytest.fixture
-def quick_window_unit(tmp_path: Path, database_url: str | None) -> Iterator[EmbeddedUnit]:
+def quick_window_unit(unit_with: Callable[..., EmbeddedUnit]) -> EmbeddedUnit:
     """A unit that writes an entry for unauthenticated refusals at most every 1.5 s."""
-    with EmbeddedUnit(tmp_path / "unit", database_url=database_url, worker=False,
-                      anonymous_audit_seconds=1.5) as running:  # fmt: skip
-        yield running
+    return unit_with(anonymous_audit_seconds=1.5)
 
 
 def test_unauthenticated_refusals_are_counted_not_flooded(

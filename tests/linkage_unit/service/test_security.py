@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,32 +20,19 @@ import pytest
 
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import Encoded, project_body
-
-_PREFIX = struct.Struct("<8sI")
-
-
-def _parts(plk: Path) -> tuple[dict[str, Any], bytes]:
-    """A `.plk` file's header and its packed bits."""
-    data = plk.read_bytes()
-    _, length = _PREFIX.unpack_from(data)
-    header = json.loads(data[_PREFIX.size : _PREFIX.size + length])
-    return header, data[header["data_offset"] :]
-
-
-def _build(header_blob: bytes, bits: bytes, data_offset: int = 4096) -> bytes:
-    head = _PREFIX.pack(b"PACELINK", len(header_blob)) + header_blob
-    return head + b" " * max(0, data_offset - len(head)) + bits
-
-
-def _with(header: dict[str, Any], bits: bytes, **changes: Any) -> bytes:
-    doc = {**header, **changes}
-    return _build(json.dumps(doc).encode(), bits, int(header["data_offset"]))
+from tests.linkage_unit.service.conftest import (
+    PLK_PREFIX,
+    Encoded,
+    build_plk,
+    plk_parts,
+    plk_with,
+    project_body,
+)
 
 
 def _malformed(plk: Path) -> dict[str, tuple[bytes, str]]:
     """Name → (body, a word the refusal must contain)."""
-    header, bits = _parts(plk)
+    header, bits = plk_parts(plk)
     good = plk.read_bytes()
     nan = json.dumps(header).replace(
         f'"record_count": {header["record_count"]}', '"record_count": NaN'
@@ -54,23 +40,23 @@ def _malformed(plk: Path) -> dict[str, tuple[bytes, str]]:
     return {
         "truncated-prefix": (good[:5], "too short"),
         "truncated-bits": (good[:-7], "truncated"),
-        "header-length-huge": (_PREFIX.pack(b"PACELINK", 0xFFFFFFFF) + good[12:],
+        "header-length-huge": (PLK_PREFIX.pack(b"PACELINK", 0xFFFFFFFF) + good[12:],
                                "header length"),
-        "header-length-beyond-file": (_PREFIX.pack(b"PACELINK", 1 << 20) + b"{}",
+        "header-length-beyond-file": (PLK_PREFIX.pack(b"PACELINK", 1 << 20) + b"{}",
                                       "runs past the end of the file"),
-        "header-not-an-object": (_build(b"[1, 2, 3]", bits), "header"),
-        "header-not-json": (_build(b"{'a': 1", bits), "JSON"),
-        "header-not-utf8": (_build(b'{"a": "\xff"}', bits), "JSON"),
-        "record-count-lying": (_with(header, bits, record_count=header["record_count"] + 1),
+        "header-not-an-object": (build_plk(b"[1, 2, 3]", bits), "header"),
+        "header-not-json": (build_plk(b"{'a': 1", bits), "JSON"),
+        "header-not-utf8": (build_plk(b'{"a": "\xff"}', bits), "JSON"),
+        "record-count-lying": (plk_with(header, bits, record_count=header["record_count"] + 1),
                                "header describes"),
-        "record-count-negative": (_with(header, bits, record_count=-1), "record_count"),
-        "bit-length-zero": (_with(header, bits, bit_length=0), "bit_length"),
-        "bit-length-not-bytes": (_with(header, bits, bit_length=1020), "bit_length"),
-        "data-offset-beyond-file": (_with(header, bits, data_offset=4096 * 1000),
+        "record-count-negative": (plk_with(header, bits, record_count=-1), "record_count"),
+        "bit-length-zero": (plk_with(header, bits, bit_length=0), "bit_length"),
+        "bit-length-not-bytes": (plk_with(header, bits, bit_length=1020), "bit_length"),
+        "data-offset-beyond-file": (plk_with(header, bits, data_offset=4096 * 1000),
                                     "header describes"),
-        "nan-in-json": (_build(nan.encode(), bits), "record_count"),
-        "unknown-field": (_with(header, bits, surprise=1), "surprise"),
-        "digest-lying": (_with(header, bits, content_digest="sha256:" + "0" * 64), "digest"),
+        "nan-in-json": (build_plk(nan.encode(), bits), "record_count"),
+        "unknown-field": (plk_with(header, bits, surprise=1), "surprise"),
+        "digest-lying": (plk_with(header, bits, content_digest="sha256:" + "0" * 64), "digest"),
     }  # fmt: skip
 
 
@@ -112,11 +98,9 @@ def test_malformed_uploads_are_refused_cleanly(unit: EmbeddedUnit, encoded: Enco
 
 
 @pytest.fixture
-def small_unit(tmp_path: Path, database_url: str | None) -> Iterator[EmbeddedUnit]:
+def small_unit(unit_with: Callable[..., EmbeddedUnit]) -> EmbeddedUnit:
     """A unit that accepts uploads of at most 2,000 bytes, without a worker."""
-    with EmbeddedUnit(tmp_path / "unit", database_url=database_url, worker=False,
-                      max_upload_bytes=2000) as running:  # fmt: skip
-        yield running
+    return unit_with(max_upload_bytes=2000)
 
 
 def test_upload_size_limit_with_and_without_content_length(
