@@ -19,7 +19,15 @@ if TYPE_CHECKING:
         encode_file,
     )
     from encoder.fileformat import EncodingFileError, Encodings, read_encodings
-    from encoder.keys import Secret, SecretError, key_check_value, load_secret
+    from encoder.keymap import KeyMapError, read_local_ids
+    from encoder.keys import (
+        RecordKey,
+        Secret,
+        SecretError,
+        key_check_value,
+        load_record_key,
+        load_secret,
+    )
     from encoder.read import InputError
     from encoder.schema import LinkageSchema, SchemaInvalid, load_schema, parse_schema
 
@@ -30,17 +38,21 @@ __all__ = [
     "EncodingFileError",
     "Encodings",
     "InputError",
+    "KeyMapError",
     "LinkageSchema",
+    "RecordKey",
     "SchemaInvalid",
     "Secret",
     "SecretError",
     "encode_dataframe",
     "encode_file",
     "key_check_value",
+    "load_record_key",
     "load_schema",
     "load_secret",
     "parse_schema",
     "read_encodings",
+    "read_local_ids",
 ]
 
 _HOMES = {
@@ -52,6 +64,10 @@ _HOMES = {
     "EncodingFileError": "fileformat",
     "Encodings": "fileformat",
     "read_encodings": "fileformat",
+    "KeyMapError": "keymap",
+    "read_local_ids": "keymap",
+    "RecordKey": "keys",
+    "load_record_key": "keys",
     "Secret": "keys",
     "SecretError": "keys",
     "key_check_value": "keys",

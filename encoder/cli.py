@@ -28,9 +28,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from encoder.keys import SecretError, generate_secret, load_secret, write_secret
+from encoder.keys import (
+    SecretError,
+    generate_record_key,
+    generate_secret,
+    load_record_key,
+    load_secret,
+    write_record_key,
+    write_secret,
+)
 
-__all__ = ["app", "fail", "load_plugins", "main", "user_errors"]
+__all__ = ["NO_RECORD_KEY_WARNING", "app", "fail", "load_plugins", "main", "user_errors"]
 
 app = typer.Typer(
     name="pacelink",
@@ -72,15 +80,46 @@ def _guarded(func: Callable[[], Any]) -> Any:
         raise
 
 
+#: Printed when encoding without --record-key: what the partner gives up.
+NO_RECORD_KEY_WARNING = (
+    "no --record-key: the linkage unit will treat every record of a later delivery as new "
+    "and cannot withdraw single records (create a key once with `pacelink keygen "
+    "--record-key --out FILE`)"
+)
+
+
 @app.command()
 def keygen(
     out_path: Annotated[Path, typer.Option("--out", help="File to create (mode 0600).")],
+    record_key: Annotated[
+        bool,
+        typer.Option(
+            "--record-key",
+            help="Create your own record key instead of a partnership secret. Keep it beside "
+            "your key maps and never share it (not with the other partners, not with the "
+            "linkage unit). You need the same key for every later delivery and for "
+            "withdrawals: losing it means your next upload looks like all-new clients.",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Create a new 256-bit partnership secret.
+    """Create a new 256-bit partnership secret, or (--record-key) your own record key.
 
-    Share it with the other partners by a secure route; never with the linkage unit.
+    Share the partnership secret with the other partners by a secure route; never with the
+    linkage unit. A record key is yours alone: keep it beside your key maps, never share
+    it, and use the same key for every delivery and for withdrawals; losing it means your
+    next upload looks like all-new clients.
     """
+    if record_key:
+        key = generate_record_key()
+        _guarded(lambda: write_record_key(out_path, key, overwrite=force))
+        out.print(
+            f"wrote a record key to {out_path} (readable by you only; check value "
+            f"{key.check_value}). Keep it beside your key maps, back it up, never share it: "
+            "every later delivery and every withdrawal needs this same key",
+            soft_wrap=True,
+        )
+        return
     _guarded(lambda: write_secret(out_path, generate_secret(), overwrite=force))
     out.print(f"wrote a 256-bit secret to {out_path} (readable by you only)")
 
@@ -108,6 +147,15 @@ def encode(
     ] = None,
     id_column: Annotated[
         str | None, typer.Option("--id-column", help="Column of your local record ID.")
+    ] = None,
+    record_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--record-key",
+            help="Your own record key file (pacelink keygen --record-key): the .plk gets a "
+            "pseudonym of each local ID, so the linkage unit can recognise updated records "
+            "and withdraw records. Needs --id-column; use the same key for every delivery.",
+        ),
     ] = None,
     column: Annotated[
         list[str] | None,
@@ -179,6 +227,14 @@ def encode(
     if delimiter == "\\t" or (delimiter or "").lower() == "tab":
         delimiter = "\t"
     mapping = _parse_mapping(column or [])
+    if record_key_file is not None and id_column is None:
+        fail(
+            "--record-key needs --id-column: pseudonyms are made from your local record IDs "
+            "(row numbers change from one delivery to the next)"
+        )
+    record_key = (
+        None if record_key_file is None else _guarded(lambda: load_record_key(record_key_file))
+    )
     options: EncodeOptions = _guarded(
         lambda: EncodeOptions(
             id_column=id_column,
@@ -191,6 +247,7 @@ def encode(
             workers=workers,
             chunk_rows=chunk_rows,
             max_reject_rate=max_reject_rate,
+            record_key=record_key,
         )
     )
     if report_path is not None and not report_path.parent.is_dir():
@@ -238,6 +295,10 @@ def encode(
             )
 
     report = _guarded(run)
+    if record_key is None:  # after the run: a failure's message stays the only line
+        err.print(
+            f"[bold yellow]warning:[/] {NO_RECORD_KEY_WARNING}", highlight=False, soft_wrap=True
+        )
     if report_path is not None:
         from encoder.atomic import atomic_write
 
@@ -253,10 +314,17 @@ def encode(
         table.add_row(f"  rejected for {name}", f"{count:,}")
     for name, count in sorted(report.invalid_treated_as_missing.items()):
         table.add_row(f"  invalid {name}, encoded as missing", f"{count:,}")
+    table.add_row("record keys", _record_keys_text(report.record_key_check_value))
     table.add_row("throughput", f"{report.records_per_second:,.0f} records/s")
     table.add_row("to the linkage unit", str(report.output))
     table.add_row("stays with you", f"{report.key_map}, {report.rejects_file}")
     out.print(table)
+
+
+def _record_keys_text(check_value: str | None) -> str:
+    if check_value is None:
+        return "none (every record counts as new in a later delivery)"
+    return f"yes, record key check value {check_value}"
 
 
 def _rate(part: int, whole: int) -> str:
@@ -293,6 +361,8 @@ def inspect(
         "schema_fingerprint", "key_check_value", "content_digest",
     ):  # fmt: skip
         table.add_row(key, str(header[key]))
+    keys = header.get("record_keys")  # absent in v1 files and without --record-key
+    table.add_row("record keys", _record_keys_text(None if keys is None else keys["check_value"]))
     pop = header["popcount"]
     table.add_row(
         "popcount",

@@ -12,6 +12,11 @@ the ID column alone, before any encoding work; the share of rejected records onc
 counted, before anything is moved into place. Row numbers in messages and in the rejects
 file are the ones a spreadsheet shows (`TableReader.sheet_row`); the key map's rows are
 0-based encoding rows, the rows of the `.plk` file.
+
+Local IDs are used in their canonical form (`encoder.keymap`: surrounding whitespace
+removed) by the key map, the duplicate check and, with a record key, the record pseudonyms
+written after the bits; an ID with a control character rejects its record, since no
+withdrawal list could name it.
 """
 
 from __future__ import annotations
@@ -40,10 +45,21 @@ import pyarrow.compute as pc
 from clkhash.field_formats import DateSpec, EnumSpec, InvalidEntryError, StringSpec
 from numba import njit
 
-from encoder.fileformat import Encodings, EncodingWriter, FeatureCoverage, InputSummary
+from encoder.fileformat import (
+    FORMAT_VERSION,
+    Encodings,
+    EncodingWriter,
+    FeatureCoverage,
+    InputSummary,
+)
 from encoder.hashing import FeatureHasher, fold_xor, hashers_for
-from encoder.keymap import KeyMapWriter, spreadsheet_safe
-from encoder.keys import Secret, key_check_value
+from encoder.keymap import (
+    KeyMapWriter,
+    canonical_local_ids,
+    has_control_characters,
+    spreadsheet_safe,
+)
+from encoder.keys import PSEUDONYM_ALGORITHM, PSEUDONYM_BYTES, RecordKey, Secret, key_check_value
 from encoder.read import Chunk, TableReader, describe_header, open_table, string_buffers
 from encoder.schema import Feature, LinkageSchema, derived_value
 from encoder.standardise import (
@@ -143,6 +159,10 @@ class EncodeOptions:
         chunk_rows: Records per chunk; bounds memory.
         max_reject_rate: The run fails (and writes nothing) when more than this share of
             the records with consent is rejected; 1 never fails.
+        record_key: The partner's own record key: each encoded record gets the pseudonym of
+            its canonical local ID (`encoder.keymap`), stored after the bits. Needs
+            `id_column` (row numbers change between deliveries). Without it the linkage
+            unit cannot recognise updated records or withdraw single ones.
     """
 
     id_column: str | None = None
@@ -153,8 +173,14 @@ class EncodeOptions:
     workers: int = 2
     chunk_rows: int = 50_000
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
+    record_key: RecordKey | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.record_key is not None and self.id_column is None:
+            raise EncodeError(
+                "--record-key needs --id-column: pseudonyms are made from your local record "
+                "IDs (row numbers change from one delivery to the next)"
+            )
         if self.date_format is not None:
             check_date_format(self.date_format)
         if not 0.0 <= self.max_reject_rate <= 1.0 or math.isnan(self.max_reject_rate):
@@ -169,6 +195,8 @@ class EncodeReport:
 
     `invalid_treated_as_missing` counts encoded records (never rejected ones) whose invalid
     value was encoded as missing; each is a `treated as missing` line of the rejects file.
+    `record_keys` says whether the output carries record pseudonyms, and
+    `record_key_check_value` names the record key that made them (None without).
     """
 
     input: str
@@ -182,6 +210,8 @@ class EncodeReport:
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema_fingerprint: str = ""
     key_check_value: str = ""
+    record_keys: bool = False
+    record_key_check_value: str | None = None
     bit_length: int = 0
     output: str | None = None
     key_map: str | None = None
@@ -781,8 +811,8 @@ class _Outputs:
         self._rejects = csv.writer(rejects_fh)
         self._rejects.writerow(REJECTS_HEADER)
 
-    def encoded(self, bits: _U8, first: int, ids: pa.Array) -> None:
-        self.writer.append(bits)
+    def encoded(self, bits: _U8, first: int, ids: pa.Array, pseudonyms: _U8 | None) -> None:
+        self.writer.append(bits, pseudonyms)
         self._keys.write(first, ids)
 
     def rejects(self, rows: list[tuple[int, str, str, str]]) -> None:
@@ -803,11 +833,14 @@ class _MemoryOutputs(_Outputs):
     def __init__(self) -> None:  # no files
         self.bits: list[_U8] = []
         self.ids: list[pa.Array] = []
+        self.pseudonyms: list[_U8] = []
         self.rejected: list[tuple[int, str, str, str]] = []
 
-    def encoded(self, bits: _U8, first: int, ids: pa.Array) -> None:
+    def encoded(self, bits: _U8, first: int, ids: pa.Array, pseudonyms: _U8 | None) -> None:
         self.bits.append(bits)
         self.ids.append(ids)
+        if pseudonyms is not None:
+            self.pseudonyms.append(pseudonyms)
 
     def rejects(self, rows: list[tuple[int, str, str, str]]) -> None:
         self.rejected.extend(rows)
@@ -852,13 +885,19 @@ class _Run:
         active = self.consented(chunk)
         no_consent = int(n - active.sum())
         if self.options.id_column is not None:
-            ids = chunk.columns[self.options.id_column]
+            # The key map, the duplicate check and the pseudonyms all use canonical IDs.
+            ids = canonical_local_ids(chunk.columns[self.options.id_column])
             empty_id = _empty(ids)
+            control_id = has_control_characters(ids) & ~empty_id
         else:
             ids = pa.array([str(chunk.first_row + i) for i in range(n)], pa.string())
-            empty_id = np.zeros(n, dtype=bool)
-        id_rejects = np.flatnonzero(empty_id & active)
-        active &= ~empty_id
+            empty_id = control_id = np.zeros(n, dtype=bool)
+        id_rejects = [(int(r), "local ID is empty") for r in np.flatnonzero(empty_id & active)]
+        id_rejects += [
+            (int(r), "local ID has a control character")
+            for r in np.flatnonzero(control_id & active)
+        ]
+        active &= ~(empty_id | control_id)
         columns = {
             name: (chunk.columns[col] if col is not None else None)
             for name, col in self.feature_columns.items()
@@ -874,8 +913,7 @@ class _Run:
         report.excluded_no_consent += extra["no_consent"]
         id_field = self.options.id_column or "local_id"
         lines = result.rejects + [
-            (result.first_row + int(r), id_field, _REJECTED, "local ID is empty")
-            for r in extra["id_rejects"]
+            (result.first_row + r, id_field, _REJECTED, reason) for r, reason in extra["id_rejects"]
         ]
         lines.sort()
         sheet_row = self.reader.sheet_row
@@ -889,7 +927,9 @@ class _Run:
         keep = np.flatnonzero(result.valid)
         first_out = report.encoded
         ids = extra["ids"].take(pa.array(keep))
-        outputs.encoded(result.bits, first_out, ids)
+        key = self.options.record_key
+        pseudonyms = None if key is None else key.pseudonym_bytes(ids.to_pylist())
+        outputs.encoded(result.bits, first_out, ids, pseudonyms)
         report.encoded += len(ids)
         self.present.update(result.present)
         self.as_missing.update(result.as_missing)
@@ -931,6 +971,14 @@ class _Run:
         )
 
 
+def _record_key_fields(options: EncodeOptions) -> dict[str, Any]:
+    key = options.record_key
+    return {
+        "record_keys": key is not None,
+        "record_key_check_value": None if key is None else key.check_value,
+    }
+
+
 def _empty(ids: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
     lengths = pc.utf8_length(pc.utf8_trim_whitespace(ids))
     result: np.ndarray[Any, np.dtype[np.bool_]] = lengths.to_numpy(zero_copy_only=False) == 0
@@ -957,8 +1005,8 @@ def _check_unique_ids(run: _Run) -> None:
     hashes: list[np.ndarray[Any, Any]] = []
     rows: list[np.ndarray[Any, Any]] = []
     for chunk in run.reader.chunks(wanted, chunk_rows):
-        ids = chunk.columns[id_column]
-        keep = np.flatnonzero(run.consented(chunk) & ~_empty(ids))
+        ids = canonical_local_ids(chunk.columns[id_column])
+        keep = np.flatnonzero(run.consented(chunk) & ~_empty(ids) & ~has_control_characters(ids))
         if keep.size:
             hashes.append(_string_hashes(ids.take(pa.array(keep))))
             rows.append(chunk.first_row + keep)
@@ -982,7 +1030,8 @@ def _check_unique_ids(run: _Run) -> None:
         if lo == hi:
             continue
         picked = candidates[lo:hi]
-        values = chunk.columns[id_column].take(pa.array(picked - chunk.first_row)).to_pylist()
+        ids = canonical_local_ids(chunk.columns[id_column])
+        values = ids.take(pa.array(picked - chunk.first_row)).to_pylist()
         for row, value in zip(picked.tolist(), values, strict=True):
             groups.setdefault(value, []).append(row)
     repeated = sorted((r for r in groups.values() if len(r) > 1), key=lambda r: r[0])
@@ -1051,6 +1100,7 @@ def encode_file(
         schema_fingerprint=schema.fingerprint,
         key_check_value=key_check_value(secret),
         bit_length=schema.bit_length,
+        **_record_key_fields(options),
     )
     run = _Run(schema, secret, options, reader, report, feature_columns)
     _check_unique_ids(run)
@@ -1095,6 +1145,7 @@ def encode_file(
                 key_check_value=report.key_check_value,
                 features=[(f.name, run.present[f.name]) for f in schema.hashed_features],
                 input_summary=run.summary(),
+                record_key_check=report.record_key_check_value,
             )
             placed = True
         os.replace(key_tmp_path, keys_path)
@@ -1195,6 +1246,7 @@ def encode_dataframe(
         schema_fingerprint=schema.fingerprint,
         key_check_value=key_check_value(secret),
         bit_length=schema.bit_length,
+        **_record_key_fields(options),
     )
     run = _Run(schema, secret, options, reader, report, feature_columns)
     _check_unique_ids(run)
@@ -1208,9 +1260,17 @@ def encode_dataframe(
     width = schema.bit_length // 8
     parts = outputs.bits
     bits = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.uint8)
-    header = {
+    pseudonyms = None
+    if options.record_key is not None:
+        parts_keys = outputs.pseudonyms
+        pseudonyms = (
+            np.concatenate(parts_keys)
+            if parts_keys
+            else np.zeros((0, PSEUDONYM_BYTES), dtype=np.uint8)
+        )
+    header: dict[str, Any] = {
         "format": "pacelink-encodings",
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "encoder_version": version("pacelink"),
         "schema_fingerprint": schema.fingerprint,
         "key_check_value": report.key_check_value,
@@ -1223,4 +1283,10 @@ def encode_dataframe(
         ],
         "input_summary": run.summary().model_dump(),
     }
-    return Encodings(bits=bits, header=header, report=report)
+    if report.record_key_check_value is not None:
+        # No offset in memory: it describes a file's layout.
+        header["record_keys"] = {
+            "algorithm": PSEUDONYM_ALGORITHM,
+            "check_value": report.record_key_check_value,
+        }
+    return Encodings(bits=bits, header=header, report=report, record_key_bytes=pseudonyms)

@@ -6,11 +6,20 @@ as text, not run. Such cells get a leading `'` (which a spreadsheet reads as "te
 reversibly: `from_spreadsheet_safe` gives the original back, and `read_key_map`, the key map's
 single reader, applies it. The key map is `row,local_id` with 0-based encoding rows: row `i`
 is row `i` of the `.plk` file.
+
+Local IDs have one canonical form everywhere: the ID cell with leading and trailing
+whitespace removed (`str.strip`, which removes exactly what Arrow's `utf8_trim_whitespace`
+does). The key map holds canonical IDs, duplicates are found among them, and a record's
+pseudonym (`encoder.keys.RecordKey`) is made from the UTF-8 bytes of its canonical ID; so
+`read_local_ids`, which applies the same form, gives back the IDs whose pseudonyms
+`pacelink encode --record-key` wrote. An ID with a control character is rejected by the
+encoder and refused by `read_local_ids`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -21,17 +30,29 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 __all__ = [
+    "CONTROL_PATTERN",
     "KEY_MAP_HEADER",
+    "LOCAL_ID_COLUMN",
     "KeyMapError",
     "KeyMapWriter",
+    "canonical_local_id",
+    "canonical_local_ids",
     "from_spreadsheet_safe",
+    "has_control_characters",
     "read_key_map",
+    "read_local_ids",
     "spreadsheet_safe",
     "spreadsheet_safe_array",
 ]
 
 #: The key map's header: encoding row (0-based, as in the `.plk` file), the partner's local ID.
 KEY_MAP_HEADER = ("row", "local_id")
+#: The column of local IDs in a key map and in a results mapping.
+LOCAL_ID_COLUMN = "local_id"
+#: Control characters (Unicode category Cc): never part of a local ID. A regular expression
+#: for both Python and Arrow (RE2).
+CONTROL_PATTERN = "[\\x00-\\x1f\\x7f-\\x9f]"
+_CONTROL = re.compile(CONTROL_PATTERN)
 # Characters that make a spreadsheet treat a cell as a formula (tab and CR hide a formula
 # behind whitespace), and the quote itself, so that escaping stays reversible.
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -80,10 +101,28 @@ def spreadsheet_safe_array(values: pa.Array) -> pa.Array:
     return pc.if_else(quote, quoted, values)
 
 
+def canonical_local_id(value: str) -> str:
+    """The canonical form of a local ID: leading and trailing whitespace removed."""
+    return value.strip()
+
+
+def canonical_local_ids(values: pa.Array) -> pa.Array:
+    """`canonical_local_id` on every value of an Arrow string array (vectorised)."""
+    return pc.utf8_trim_whitespace(values.cast(pa.string()))
+
+
+def has_control_characters(values: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which values of an Arrow string array hold a control character (nulls: False)."""
+    found = pc.fill_null(pc.match_substring_regex(values, CONTROL_PATTERN), False)
+    result: np.ndarray[Any, np.dtype[np.bool_]] = found.to_numpy(zero_copy_only=False)
+    return result
+
+
 class KeyMapWriter:
     """Writes the key map: header, then `row,local_id` lines in encoding-row order.
 
-    Local IDs are written spreadsheet-safe; `read_key_map` turns them back.
+    Local IDs are written spreadsheet-safe; `read_key_map` turns them back. The encoder
+    gives canonical IDs (`canonical_local_ids`).
     """
 
     def __init__(self, fh: Any) -> None:
@@ -138,3 +177,84 @@ def read_key_map(path: Path) -> list[str]:
     except UnicodeDecodeError:
         raise KeyMapError(f"{path}: not UTF-8 text") from None
     return ids
+
+
+def read_local_ids(path: Path) -> list[str]:
+    """Local IDs from a file a partner names, e.g. for `pacelink withdraw --ids FILE`.
+
+    Either one ID per line, with no header, or a CSV (comma-separated) whose first line has
+    a `local_id` column, such as a key map (`OUT.keys.csv`) or a results mapping. Each ID is
+    brought to the canonical form the encoder used (surrounding whitespace removed, a
+    spreadsheet-safety `'` undone), so `RecordKey.pseudonyms` of the result equals the
+    pseudonyms `pacelink encode --record-key` wrote. Blank lines at the end are ignored.
+
+    Raises:
+        KeyMapError: The file is unreadable, not UTF-8, or holds no IDs; a line is blank,
+            has a control character, or repeats an earlier line's ID. The message names the
+            file and line(s), never an ID (IDs can be personal).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise KeyMapError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM, as spreadsheets save UTF-8 CSV
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise KeyMapError(f"{path}, line {line}: not UTF-8 text") from None
+    if not text.strip():
+        raise KeyMapError(f"{path}: the file is empty (one local ID per line expected)")
+    first = text.split("\n", 1)[0]
+    try:
+        head = next(csv.reader([first]), [])
+    except csv.Error:
+        head = []
+    if LOCAL_ID_COLUMN in [cell.strip() for cell in head]:
+        cells = _csv_column(path, text)
+    else:
+        lines = text.split("\n")
+        while lines and not lines[-1].strip():
+            lines.pop()  # blank lines at the end
+        cells = list(enumerate(lines, start=1))
+    if not cells:
+        raise KeyMapError(f"{path}: no local IDs below the header")
+    seen: dict[str, int] = {}
+    ids: list[str] = []
+    for line, cell in cells:
+        value = canonical_local_id(from_spreadsheet_safe(canonical_local_id(cell)))
+        if not value:
+            raise KeyMapError(f"{path}, line {line}: blank local ID")
+        if _CONTROL.search(value):
+            raise KeyMapError(f"{path}, line {line}: the local ID has a control character")
+        earlier = seen.setdefault(value, line)
+        if earlier != line:
+            raise KeyMapError(f"{path}, line {line}: duplicate of the local ID on line {earlier}")
+        ids.append(value)
+    return ids
+
+
+def _csv_column(path: Path, text: str) -> list[tuple[int, str]]:
+    """(line where the record starts, `local_id` cell) of each record of a CSV with a header."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    cells: list[tuple[int, str]] = []
+    blank: list[bool] = []
+    try:
+        head = [cell.strip() for cell in next(reader)]
+        if head.count(LOCAL_ID_COLUMN) > 1:
+            raise KeyMapError(f"{path}, line 1: more than one {LOCAL_ID_COLUMN} column")
+        column = head.index(LOCAL_ID_COLUMN)
+        start = reader.line_num + 1
+        for record in reader:
+            if record and len(record) != len(head):
+                raise KeyMapError(
+                    f"{path}, line {start}: {len(record)} fields where the header has {len(head)}"
+                )
+            cells.append((start, record[column] if record else ""))
+            blank.append(not record or not "".join(record).strip())
+            start = reader.line_num + 1
+    except csv.Error:
+        raise KeyMapError(f"{path}, line {reader.line_num}: not valid CSV") from None
+    while blank and blank[-1]:  # blank lines at the end (not a record with a blank ID)
+        blank.pop()
+        cells.pop()
+    return cells

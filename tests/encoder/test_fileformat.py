@@ -111,7 +111,7 @@ def test_header_fields_are_validated(tmp_path: Path) -> None:
     (tmp_path / "b.plk").write_bytes(tampered)
     with pytest.raises(EncodingFileError, match="bit_length"):
         read_header(tmp_path / "b.plk")
-    future = data.replace(b'"format_version":1', b'"format_version":9')
+    future = data.replace(b'"format_version":2', b'"format_version":9')
     (tmp_path / "v.plk").write_bytes(future)
     with pytest.raises(EncodingFileError, match="format version 9 is not supported"):
         read_header(tmp_path / "v.plk")
