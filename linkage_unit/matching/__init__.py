@@ -2,7 +2,9 @@
 
 Pipeline order: `similarity` (the Dice kernel), `blocking`, `distributed` (scale-out),
 `threshold` (label-free choice), `solving` (one-to-one and N-party grouping), `entities`
-(persistent index of linkage IDs), and `linkage`, which runs them end to end.
+(persistent index of linkage IDs), `incremental` (`link_changes`: the one way a run's
+deliveries and withdrawals are linked into the index) and `linkage` (offline files, over
+`link_changes`).
 """
 
 from linkage_unit.matching.blocking import (
@@ -14,7 +16,14 @@ from linkage_unit.matching.blocking import (
     pair_completeness,
 )
 from linkage_unit.matching.distributed import compare_in_chunks
-from linkage_unit.matching.entities import EntityIndex, LinkResult
+from linkage_unit.matching.entities import EntityIndex
+from linkage_unit.matching.incremental import (
+    Delivery,
+    LinkOutcome,
+    LinkSettings,
+    Withdrawal,
+    link_changes,
+)
 from linkage_unit.matching.linkage import LinkSummary, link_encodings
 from linkage_unit.matching.similarity import (
     CandidateLimitExceeded,
@@ -33,11 +42,14 @@ __all__ = [
     "BlockingConfig",
     "BlockingStats",
     "CandidateLimitExceeded",
+    "Delivery",
     "EntityIndex",
     "Groups",
-    "LinkResult",
+    "LinkOutcome",
+    "LinkSettings",
     "LinkSummary",
     "ThresholdEstimate",
+    "Withdrawal",
     "blocking_stats",
     "candidate_pairs",
     "cluster",
@@ -46,6 +58,7 @@ __all__ = [
     "estimate_threshold",
     "greedy_solve_two",
     "iter_dice_candidates",
+    "link_changes",
     "link_encodings",
     "pair_completeness",
     "runner_up_scores",

@@ -1,30 +1,30 @@
 """A persistent entity index: stable linkage IDs for records that arrive in batches.
 
 Partners send their encodings (packed Bloom filters, ``uint8`` arrays ``(n, l // 8)``) in
-batches, one party per batch.  :class:`EntityIndex` keeps every record seen so far, the
-entity each belongs to and the opaque ID of every entity.  Linking a batch
-(:meth:`EntityIndex.add_batch`, or :meth:`EntityIndex.link_candidates` with candidates
-computed elsewhere) returns a *new* index; the old one is unchanged (the state is a frozen
-dataclass of numpy arrays), so a failed or abandoned batch never corrupts anything.
+batches.  :class:`EntityIndex` keeps every record held now, the entity each belongs to
+and the opaque ID of every entity.  Every change (:meth:`EntityIndex.add_records`,
+:meth:`~EntityIndex.remove_records`, :meth:`~EntityIndex.replace_bits`,
+:meth:`~EntityIndex.move_records`) returns a *new* index; the old one is unchanged (the
+state is a frozen dataclass of numpy arrays), so a failed or abandoned run never corrupts
+anything.  :func:`linkage_unit.matching.incremental.link_changes` decides which changes a
+run's deliveries and withdrawals make; it is the one way pacelink links a batch.
 
 The rules (also in ``docs/entities.md``)
 ----------------------------------------
-* **Records are identified by (party, key).**  ``key`` is the partner's own opaque record
-  key (pass ``keys=``); without keys a record's key is a hash of its encoding.  A record
-  whose key is already in the index is *known*: it keeps its entity and ID, whatever its
-  encoding is now (a changed encoding is reported in ``LinkResult.changed``, never acted
-  on).  Linking the same batch twice therefore changes nothing (idempotent re-run).
+* **Records are identified by (party, key).**  ``key`` is the partner's keyed pseudonym of
+  its local ID (``pacelink encode --record-key``); without one a record's key is a hash of
+  its encoding (:func:`content_keys`), so a changed record is a new one.
 * **New records** are linked greedily by descending score against the existing entities
   (through the candidate pairs of their records) and against each other: a record joins
   the entity of its best match unless that entity already holds a record of the same
   party (``duplicates="forbid"``, the default).  Records that join no existing entity
-  form new entities and get new IDs, issued in batch row order.
+  form new entities and get new IDs, issued in record order.
 * **IDs** are ``HMAC-SHA256(salt, counter)`` truncated to 128 bits (32 hex characters).
   The salt is 32 random bytes per project, so IDs reveal nothing about the records and two
   projects' IDs cannot be joined; with the same salt, the same batches in the same order
   give the same IDs (determinism).  The salt is stored with the index: protect the index
   directory like the encodings it holds.
-* **An ID never changes** for a record, except by a merge.
+* **An ID never changes** for a record, except by a merge or a move.
 * **Merges.**  When a new record links two existing entities (it matches records of both,
   and the merged entity would still hold at most one record per party), they merge.  The
   *oldest* entity (issued first; lowest counter) survives; the others become *aliases* of
@@ -32,9 +32,11 @@ The rules (also in ``docs/entities.md``)
   (:meth:`EntityIndex.aliases`) so releases can report "ID X is now ID Y".  Pass
   ``allow_merges=False`` to forbid merges: the new record then joins only its best
   entity.
-* **Record moves** never happen automatically: a known record is never re-linked, even if
-  later evidence suggests it belongs elsewhere.  An operator can move one explicitly with
-  :meth:`EntityIndex.move_record`; every move is logged.
+* **Moves** are logged (:attr:`EntityIndex.moved_record` and the following fields): an
+  updated record whose new details prove it belongs to another entity
+  (``link_changes`` decides), or an operator's explicit :meth:`EntityIndex.move_record`.
+* **Withdrawn** records leave the index with their keys and encodings; their entities
+  keep their IDs, which are never issued again, even if left empty.
 
 Storage
 -------
@@ -62,14 +64,13 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from linkage_unit.matching.similarity import DEFAULT_MAX_CANDIDATES, dice_candidates
 from linkage_unit.matching.solving import Duplicates, _greedy_union, _order_by_score
 
 __all__ = [
     "FORMAT_VERSION",
     "ID_LENGTH",
+    "AddResult",
     "EntityIndex",
-    "LinkResult",
     "content_keys",
 ]
 
@@ -125,28 +126,10 @@ def _strings(values: ArrayLike) -> NDArray[np.str_]:
 
 
 @dataclass(frozen=True, eq=False)
-class LinkResult:
-    """What linking one batch did.
-
-    All per-row arrays follow the rows of the batch as given.
-
-    Attributes:
-        index: The index after the batch (the index linked from is unchanged).
-        ids: Entity ID of each row after the batch (merges applied).
-        known: Whether the row's (party, key) was already in the index; its ID is then
-            the one it had, and it was not re-linked.
-        new_entity: Whether the row's entity was created by this batch.
-        changed: Known rows whose encoding differs from the stored one (reported only:
-            the stored encoding and the entity are kept; see :meth:`EntityIndex.move_record`).
-        merged_from: IDs that became aliases in this batch.
-        merged_into: The surviving ID of each entry of ``merged_from``.
-    """
+class AddResult:
+    """What :meth:`EntityIndex.add_records` did: the new index and the merges it made."""
 
     index: EntityIndex
-    ids: NDArray[np.str_]
-    known: NDArray[np.bool_]
-    new_entity: NDArray[np.bool_]
-    changed: NDArray[np.bool_]
     merged_from: NDArray[np.str_]
     merged_into: NDArray[np.str_]
 
@@ -249,8 +232,8 @@ class EntityIndex:
 
     @property
     def n_entities(self) -> int:
-        """Number of current entities (aliases not counted)."""
-        return int(np.count_nonzero(self.alias_of < 0))
+        """Number of current entities that hold records (aliases and emptied ones not counted)."""
+        return int(np.count_nonzero(np.bincount(self.entity, minlength=len(self.entity_id))))
 
     @property
     def record_ids(self) -> NDArray[np.str_]:
@@ -285,6 +268,12 @@ class EntityIndex:
         out[found] = self.entity_id[self.entity[record[found]]]
         return out
 
+    def find_records(
+        self, party: int, keys: ArrayLike
+    ) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+        """For each key: whether ``party`` has a record with it, and its record number."""
+        return self._find_records(int(party), _strings(keys))
+
     def _entity_numbers(self, ids: NDArray[np.str_]) -> NDArray[np.int64]:
         order = np.argsort(self.entity_id, kind="stable")
         pos = np.searchsorted(self.entity_id[order], ids)
@@ -310,177 +299,102 @@ class EntityIndex:
 
     # ------------------------------------------------------------------ linking
 
-    def add_batch(
+    def add_records(
         self,
-        party: int,
+        parties: ArrayLike,
+        keys: ArrayLike,
         bits: NDArray[np.uint8],
+        to_stored: Candidates,
+        among: Candidates | None = None,
         *,
-        threshold: float,
-        keys: ArrayLike | None = None,
         duplicates: Duplicates = "forbid",
         allow_merges: bool = True,
-        workers: int | None = None,
-        max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
-    ) -> LinkResult:
-        """Link a batch of one party's encodings against the index and add it.
+    ) -> AddResult:
+        """Add new records of any parties, linked greedily through their candidate pairs.
 
-        Candidate pairs (Dice >= ``threshold``) are computed between the batch's new records
-        and the stored records of the other parties (with ``duplicates="allow"`` also the
-        same party's, and the batch's records among themselves), then linked as
-        :meth:`link_candidates` does.
+        Pairs are visited by descending score (ties by the two nodes' numbers: existing
+        entities by age, then the new records in the order given); a pair is refused when
+        its two sides are already together, when the result would hold two records of one
+        party (``"forbid"``; ``"linked"`` lets a pair of one party's own records share
+        that party and nothing else: a partner's duplicate clients), or when it would
+        merge two existing entities and ``allow_merges`` is false.  Existing entities
+        brought together merge into the oldest; new records that joined no existing
+        entity form new entities, issued in the order of their first record.
 
         Args:
-            party: The batch's party (a non-negative integer; parties appear as they come).
-            bits: The batch's encodings, ``uint8`` ``(m, filter_bytes)``.
-            threshold: Least Dice coefficient of a match, in ``(0, 1]``.
-            keys: The partner's record keys (unique within the party), one per row;
-                ``None`` keys each record by a hash of its encoding, so identical
-                encodings of one party are one record.
-            duplicates: ``"forbid"``: an entity holds at most one record per party;
-                ``"allow"``: it may hold several (a partner file with duplicate clients).
+            parties: Party of each new record.
+            keys: Key of each new record, unique within its party and not in the index.
+            bits: Their encodings, ``uint8`` ``(m, filter_bytes)``.
+            to_stored: ``(i, j, score)``: new record ``i`` matches stored record ``j``.
+            among: ``(i, j, score)`` between new records.
+            duplicates: ``"forbid"``, ``"linked"`` or ``"allow"`` (no party constraint).
             allow_merges: Whether a new record may merge two existing entities.
-            workers: Threads for :func:`dice_candidates`.
-            max_candidates: Passed to :func:`dice_candidates`.
 
         Returns:
-            The :class:`LinkResult`; its ``index`` holds the batch.
-        """
-        party, batch_bits = self._check_batch(party, bits)
-        batch_keys, first_row, _ = self._batch_keys(batch_bits, keys)
-        known, _ = self._find_records(party, batch_keys)
-        fresh_rows = first_row[~known[first_row]]
-        fresh_bits = batch_bits[fresh_rows]
-
-        others = self.party != party if duplicates == "forbid" else np.ones(self.n_records, bool)
-        other_records = np.flatnonzero(others)
-        cand_i: list[NDArray[np.int64]] = []
-        cand_j: list[NDArray[np.int64]] = []
-        cand_s: list[NDArray[np.float64]] = []
-        if len(fresh_rows) and len(other_records):
-            i, j, s = dice_candidates(
-                fresh_bits,
-                self.bits[other_records],
-                threshold,
-                max_candidates=max_candidates,
-                workers=workers,
-            )
-            cand_i.append(fresh_rows[i])
-            cand_j.append(other_records[j])
-            cand_s.append(s)
-        within: Candidates | None = None
-        if duplicates == "allow" and len(fresh_rows) > 1:
-            i, j, s = dice_candidates(
-                fresh_bits, fresh_bits, threshold, max_candidates=max_candidates, workers=workers
-            )
-            upper = i < j
-            within = (fresh_rows[i[upper]], fresh_rows[j[upper]], s[upper])
-        candidates: Candidates = (
-            (np.concatenate(cand_i), np.concatenate(cand_j), np.concatenate(cand_s))
-            if cand_i
-            else (_i64(), _i64(), np.zeros(0))
-        )
-        return self.link_candidates(
-            party,
-            batch_bits,
-            candidates,
-            within=within,
-            keys=keys,
-            duplicates=duplicates,
-            allow_merges=allow_merges,
-        )
-
-    def link_candidates(
-        self,
-        party: int,
-        bits: NDArray[np.uint8],
-        candidates: Candidates,
-        *,
-        within: Candidates | None = None,
-        keys: ArrayLike | None = None,
-        duplicates: Duplicates = "forbid",
-        allow_merges: bool = True,
-    ) -> LinkResult:
-        """Link a batch given its candidate pairs, and add it.
-
-        Use this when the candidates come from elsewhere (blocking, another machine).
-        Candidates of rows that are already known, and within-party candidates when
-        ``duplicates="forbid"``, are ignored.
-
-        Linking: every candidate pair joins a new record to the entity of a stored record
-        (or, ``within``, to another new record).  Pairs are visited by descending score,
-        ties by (batch row, entity number, other batch row) ascending; a pair is refused
-        when the two sides are already together, when the result would hold two records
-        of one party (``duplicates="forbid"``), or when it would merge two existing
-        entities and ``allow_merges`` is false.  Existing entities brought together
-        merge into the oldest; new records that joined no existing entity form new
-        entities, issued in order of their first batch row.
-
-        Args:
-            party: The batch's party.
-            bits: The batch's encodings, ``uint8`` ``(m, filter_bytes)``.
-            candidates: ``(i, j, score)``: batch row ``i`` matches stored record number
-                ``j`` (see :attr:`party`) with ``score``.
-            within: ``(i, j, score)`` between batch rows, used with ``duplicates="allow"``.
-            keys: As for :meth:`add_batch`.
-            duplicates: As for :meth:`add_batch`.
-            allow_merges: As for :meth:`add_batch`.
-
-        Returns:
-            The :class:`LinkResult`; its ``index`` holds the batch.
+            The new index (one more batch) and the merges made.
 
         Raises:
-            ValueError: On bad shapes, indices out of range, duplicate keys or a filter
-                width different from the index's.
+            ValueError: On bad shapes or indices, keys already held, or an unknown
+                ``duplicates``.
         """
-        if duplicates not in ("forbid", "allow"):
-            raise ValueError(f'duplicates must be "forbid" or "allow", got {duplicates!r}')
-        party, batch_bits = self._check_batch(party, bits)
-        m = len(batch_bits)
-        batch_keys, first_row, row_to_first = self._batch_keys(batch_bits, keys)
-        known_row, known_record = self._find_records(party, batch_keys)
-        fresh_rows = first_row[~known_row[first_row]]
-        n_fresh = len(fresh_rows)
-        fresh_pos = np.full(m, -1, dtype=np.int64)
-        fresh_pos[fresh_rows] = np.arange(n_fresh, dtype=np.int64)
-
+        if duplicates not in ("forbid", "linked", "allow"):
+            raise ValueError(
+                f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}'
+            )
+        row_party = np.asarray(parties, dtype=np.int64).reshape(-1)
+        if len(row_party) and row_party.min() < 0:
+            raise ValueError("parties must be non-negative")
+        new_keys = _strings(keys)
+        _, batch_bits = self._check_batch(0, bits)
+        m = len(row_party)
+        if len(new_keys) != m or len(batch_bits) != m:
+            raise ValueError("parties, keys and bits differ in length")
+        for p in np.unique(row_party):
+            mine = new_keys[row_party == p]
+            if len(np.unique(mine)) != len(mine) or self._find_records(int(p), mine)[0].any():
+                raise ValueError(f"keys of party {p} must be new and unique")
         n_ent = len(self.entity_id)
-        n_nodes = n_ent + n_fresh
-        u_parts: list[NDArray[np.int64]] = []
-        v_parts: list[NDArray[np.int64]] = []
-        s_parts: list[NDArray[np.float64]] = []
-        i, j, s = _check_candidates(candidates, m, self.n_records, "candidates")
-        keep = fresh_pos[i] >= 0
-        if duplicates == "forbid":
-            keep &= self.party[j] != party
-        u_parts.append(n_ent + fresh_pos[i[keep]])
-        v_parts.append(self.entity[j[keep]])
-        s_parts.append(s[keep])
-        if within is not None and duplicates == "allow":
-            i, j, s = _check_candidates(within, m, m, "within")
-            keep = (fresh_pos[i] >= 0) & (fresh_pos[j] >= 0) & (fresh_pos[i] != fresh_pos[j])
-            a = n_ent + fresh_pos[i[keep]]
-            b = n_ent + fresh_pos[j[keep]]
-            u_parts.append(np.minimum(a, b))
-            v_parts.append(np.maximum(a, b))
-            s_parts.append(s[keep])
+        n_nodes = n_ent + m
+        i, j, s = _check_candidates(to_stored, m, self.n_records, "candidates")
+        same = self.party[j] == row_party[i]
+        keep = ~same if duplicates == "forbid" else np.ones(len(i), dtype=np.bool_)
+        u_parts = [n_ent + i[keep]]
+        v_parts = [self.entity[j[keep]]]
+        s_parts = [s[keep]]
+        own_parts = [np.where(same, row_party[i], -1)[keep]]
+        if among is not None:
+            a, b, s2 = _check_candidates(among, m, m, "among")
+            same2 = row_party[a] == row_party[b]
+            keep = a != b
+            if duplicates == "forbid":
+                keep &= ~same2
+            u_parts.append(n_ent + np.minimum(a, b)[keep])
+            v_parts.append(n_ent + np.maximum(a, b)[keep])
+            s_parts.append(s2[keep])
+            own_parts.append(np.where(same2, row_party[a], -1)[keep])
         u = np.concatenate(u_parts)
         v = np.concatenate(v_parts)
         sc = np.concatenate(s_parts)
+        own = np.concatenate(own_parts) if duplicates == "linked" else np.full(len(u), -1)
 
-        max_party = max(party, int(self.party.max()) if self.n_records else 0)
-        words = max(1, -(-(max_party + 1) // _MASK_BITS))
+        all_party = np.concatenate([self.party, row_party])
+        words = max(1, -(-(int(all_party.max()) + 1 if len(all_party) else 1) // _MASK_BITS))
         masks = np.zeros((n_nodes, words), dtype=np.uint64)
-        record_bit = np.left_shift(np.uint64(1), (self.party % _MASK_BITS).astype(np.uint64))
-        for w in range(words):
-            in_word = self.party // _MASK_BITS == w
-            np.bitwise_or.at(masks[:, w], self.entity[in_word], record_bit[in_word])
-        masks[n_ent:, party // _MASK_BITS] = np.uint64(1) << np.uint64(party % _MASK_BITS)
+        if duplicates != "allow":
+            record_bit = np.left_shift(np.uint64(1), (self.party % _MASK_BITS).astype(np.uint64))
+            new_bit = np.left_shift(np.uint64(1), (row_party % _MASK_BITS).astype(np.uint64))
+            for w in range(words):
+                in_word = self.party // _MASK_BITS == w
+                np.bitwise_or.at(masks[:, w], self.entity[in_word], record_bit[in_word])
+                new_in_word = row_party // _MASK_BITS == w
+                masks[n_ent + np.flatnonzero(new_in_word), w] |= new_bit[new_in_word]
         anchored = np.zeros(n_nodes, dtype=np.bool_)
         anchored[:n_ent] = True
-        order = _order_by_score(sc, (u - n_ent) * max(n_nodes, 1) + v)
+        lo, hi = np.minimum(u, v), np.maximum(u, v)
+        order = _order_by_score(sc, lo * max(n_nodes, 1) + hi)
         roots, _ = _greedy_union(
-            u, v, order, masks, anchored, duplicates == "forbid", bool(allow_merges),
-            np.full(len(u), -1, dtype=np.int64),
+            lo, hi, order, masks, anchored, duplicates != "allow", bool(allow_merges),
+            own.astype(np.int64),
         )  # fmt: skip
 
         # Oldest existing entity of each component (n_nodes: none).
@@ -520,19 +434,18 @@ class EntityIndex:
 
         id_width = f"<U{ID_LENGTH}"
         entity_id = np.concatenate([self.entity_id, np.asarray(new_ids, dtype=id_width)])
-        key_width = max(self.key.dtype.itemsize, batch_keys.dtype.itemsize) // 4
+        key_width = max(self.key.dtype.itemsize, new_keys.dtype.itemsize, 4) // 4
+        width = batch_bits.shape[1] if m else self.filter_bytes
         index = replace(
             self,
             n_batches=this_batch + 1,
-            filter_bytes=batch_bits.shape[1],
-            party=np.concatenate([self.party, np.full(n_fresh, party, dtype=np.int64)]),
-            key=np.concatenate([self.key, batch_keys[fresh_rows]]).astype(f"<U{key_width}"),
-            bits=np.concatenate(
-                [self.bits.reshape(-1, batch_bits.shape[1]), batch_bits[fresh_rows]]
-            ),
+            filter_bytes=width,
+            party=all_party,
+            key=np.concatenate([self.key, new_keys]).astype(f"<U{key_width}"),
+            bits=np.concatenate([self.bits.reshape(-1, width), batch_bits.reshape(-1, width)]),
             entity=np.concatenate([entity, fresh_entity]),
             first_entity=np.concatenate([self.first_entity, fresh_entity]),
-            batch=np.concatenate([self.batch, np.full(n_fresh, this_batch, dtype=np.int64)]),
+            batch=np.concatenate([self.batch, np.full(m, this_batch, dtype=np.int64)]),
             entity_id=entity_id,
             alias_of=alias_of,
             created_batch=np.concatenate(
@@ -540,26 +453,72 @@ class EntityIndex:
             ),
             merged_batch=merged_batch,
         )
+        return AddResult(index, entity_id[absorbed], entity_id[survivor])
 
-        # Per-row results (duplicate rows of a default key follow their first row).
-        row_entity = np.empty(m, dtype=np.int64)
-        first_known = known_row[first_row]
-        row_entity[first_row[first_known]] = index.entity[known_record[first_row[first_known]]]
-        row_entity[fresh_rows] = fresh_entity
-        row_entity = row_entity[first_row[row_to_first]]
-        known = known_row[first_row[row_to_first]]
-        changed = np.zeros(m, dtype=np.bool_)
-        if np.any(known):
-            stored = self.bits[known_record[first_row[row_to_first]][known]]
-            changed[known] = np.any(stored != batch_bits[known], axis=1)
-        return LinkResult(
-            index=index,
-            ids=entity_id[row_entity],
-            known=known,
-            new_entity=row_entity >= n_ent,
-            changed=changed,
-            merged_from=entity_id[absorbed],
-            merged_into=entity_id[survivor],
+    def remove_records(self, records: ArrayLike) -> EntityIndex:
+        """The index without the given records (withdrawn): their keys and encodings go.
+
+        Their entities keep their IDs (never issued again) and may be left empty; logged
+        moves of the removed records are dropped with them.
+        """
+        doomed = np.asarray(records, dtype=np.int64).reshape(-1)
+        keep = np.ones(self.n_records, dtype=np.bool_)
+        keep[doomed] = False
+        new_number = np.cumsum(keep) - 1
+        kept_moves = keep[self.moved_record]
+        return replace(
+            self,
+            party=self.party[keep],
+            key=self.key[keep],
+            bits=self.bits[keep],
+            entity=self.entity[keep],
+            first_entity=self.first_entity[keep],
+            batch=self.batch[keep],
+            moved_record=new_number[self.moved_record[kept_moves]],
+            moved_from=self.moved_from[kept_moves],
+            moved_to=self.moved_to[kept_moves],
+            moved_batch=self.moved_batch[kept_moves],
+        )
+
+    def replace_bits(self, records: ArrayLike, bits: NDArray[np.uint8]) -> EntityIndex:
+        """The index with new encodings for the given records (updated details)."""
+        rows = np.asarray(records, dtype=np.int64).reshape(-1)
+        _, new_bits = self._check_batch(0, bits)
+        if len(new_bits) != len(rows):
+            raise ValueError("one encoding per record")
+        stored = self.bits.copy()
+        stored[rows] = new_bits
+        return replace(self, bits=stored)
+
+    def move_records(self, records: ArrayLike, targets: ArrayLike) -> EntityIndex:
+        """Move records to other entities (entity numbers; -1: a new entity each), logged."""
+        rows = np.asarray(records, dtype=np.int64).reshape(-1)
+        to = np.asarray(targets, dtype=np.int64).reshape(-1).copy()
+        fresh = np.flatnonzero(to < 0)
+        n_ent = len(self.entity_id)
+        to[fresh] = n_ent + np.arange(len(fresh), dtype=np.int64)
+        new_ids = np.asarray(
+            [_entity_id(self.salt, n_ent + k) for k in range(len(fresh))], dtype=f"<U{ID_LENGTH}"
+        )
+        entity = self.entity.copy()
+        source = entity[rows]
+        entity[rows] = to
+        n_new = len(fresh)
+        return replace(
+            self,
+            entity=entity,
+            entity_id=np.concatenate([self.entity_id, new_ids]),
+            alias_of=np.concatenate([self.alias_of, np.full(n_new, -1, dtype=np.int64)]),
+            created_batch=np.concatenate(
+                [self.created_batch, np.full(n_new, self.n_batches, dtype=np.int64)]
+            ),
+            merged_batch=np.concatenate([self.merged_batch, np.full(n_new, -1, dtype=np.int64)]),
+            moved_record=np.concatenate([self.moved_record, rows]),
+            moved_from=np.concatenate([self.moved_from, source]),
+            moved_to=np.concatenate([self.moved_to, to]),
+            moved_batch=np.concatenate(
+                [self.moved_batch, np.full(len(rows), self.n_batches, dtype=np.int64)]
+            ),
         )
 
     def move_record(
@@ -633,29 +592,6 @@ class EntityIndex:
                 f"filters of {array.shape[1]} bytes, but the index holds {self.filter_bytes}"
             )
         return int(party), np.ascontiguousarray(array)
-
-    @staticmethod
-    def _batch_keys(
-        bits: NDArray[np.uint8], keys: ArrayLike | None
-    ) -> tuple[NDArray[np.str_], NDArray[np.int64], NDArray[np.int64]]:
-        """Keys of the rows, the first row of each distinct key, and each row's key slot."""
-        if keys is None:
-            batch_keys = content_keys(bits)
-        else:
-            batch_keys = _strings(keys)
-            if len(batch_keys) != len(bits):
-                raise ValueError(f"got {len(batch_keys)} keys for {len(bits)} records")
-        _, first, inverse = np.unique(batch_keys, return_index=True, return_inverse=True)
-        if keys is not None and len(first) != len(batch_keys):
-            raise ValueError("keys must be unique within a batch")
-        by_row = np.argsort(first, kind="stable")
-        slot_of_unique = np.empty(len(first), dtype=np.int64)
-        slot_of_unique[by_row] = np.arange(len(first), dtype=np.int64)
-        return (
-            batch_keys,
-            first[by_row].astype(np.int64),
-            slot_of_unique[inverse.reshape(-1)],
-        )
 
     # ------------------------------------------------------------------ storage
 

@@ -1,0 +1,601 @@
+"""Link a run's changes into the entity index: the one way pacelink links a batch.
+
+Every path that links encodings calls :func:`link_changes`: the linkage unit's runs
+(`jobs/pipeline.py`), the offline `pacelink link` (:func:`linkage.link_encodings`: every
+file a snapshot, on an empty index) and the quality and lifecycle benchmarks, so a
+benchmark measures exactly what the service runs.
+
+A run's *changes* come in upload order and are of two kinds:
+
+* a :class:`Delivery` of one party, either a ``"snapshot"`` (the party's whole current
+  list: its records absent from it are withdrawn) or a ``"delta"`` (new and changed
+  records; the rest stay);
+* a :class:`Withdrawal` of named records of one party (consent withdrawn).
+
+Records are identified by ``(party, key)``: the key is the partner's keyed pseudonym of
+its local ID (written by ``pacelink encode --record-key``), or, for files without record
+keys, a hash of the encoding (then a changed record is a new one and cannot be withdrawn
+by name).  The changes are first resolved into what they mean for the index (records to
+withdraw, records whose encoding changed, records new to the index) and then applied in
+that order:
+
+1. **Withdrawn** records leave the index (keys and encodings gone); their entities keep
+   their IDs, which are never issued again.
+2. **Updated** records get their new encoding.  An updated record keeps its entity (and
+   so its linkage ID) while its new encoding still matches another record of that entity
+   at the threshold, or while it matches nothing elsewhere: a client who moved house no
+   longer matches the other partner's old address, and that alone is no evidence that
+   the link was wrong.  It *moves* only when its new details prove it belongs elsewhere:
+   it matches no record of its own entity and does match a record of another entity that
+   can take it (no record of its party there).  Updated records are decided one at a
+   time, in record order, each against the entities as the earlier decisions left them,
+   so two records that match each other never swap places.  Moves are logged in the
+   index (:attr:`EntityIndex.moved_record`) and counted.
+3. **New** records of all parties are linked together, greedily by descending score,
+   against the existing entities and each other (:meth:`EntityIndex.add_records`).
+
+Candidates are found with blocking (or exhaustively for small files) at the threshold, or
+at the estimator's floor when the threshold is ``"auto"``: the same candidates then serve
+both the label-free estimate and the linking, so estimating costs no second linkage.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from linkage_unit.matching.blocking import (
+    DEFAULT_BLOCKING,
+    BlockingConfig,
+    BlockingProgress,
+    candidate_pairs,
+    candidate_pairs_and_stats,
+)
+from linkage_unit.matching.distributed import compare_in_chunks
+from linkage_unit.matching.entities import EntityIndex, content_keys
+from linkage_unit.matching.solving import Duplicates, greedy_solve_two
+from linkage_unit.matching.threshold import (
+    DEFAULT_FLOOR,
+    DEFAULT_THRESHOLD,
+    ThresholdEstimate,
+    estimate_threshold,
+    runner_up_scores,
+)
+
+__all__ = [
+    "Candidates",
+    "Change",
+    "Delivery",
+    "LinkOutcome",
+    "LinkSettings",
+    "Progress",
+    "Withdrawal",
+    "estimate_from_candidates",
+    "link_changes",
+    "pair_candidates",
+]
+
+Candidates = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
+#: ``(description of the current step, share of the run done in [0, 1])``; the share
+#: never goes back.
+Progress = Callable[[str, float], None]
+Kind = Literal["snapshot", "delta"]
+
+# Shares of the progress: comparing (split between the comparisons by their sizes'
+# product), then estimating, updating and grouping. Comparing is nearly all of the time.
+_COMPARE_SHARE = 0.9
+
+
+@dataclass(frozen=True, eq=False)
+class Delivery:
+    """One upload of one party: its encodings, its record keys and what kind it is."""
+
+    party: int
+    bits: NDArray[np.uint8]
+    #: One key per row (the partner's record pseudonyms); None: keys are content hashes,
+    #: and identical encodings of the party are one record.
+    keys: NDArray[np.str_] | None = None
+    kind: Kind = "delta"
+
+
+@dataclass(frozen=True, eq=False)
+class Withdrawal:
+    """Records of one party to withdraw, by key."""
+
+    party: int
+    keys: NDArray[np.str_]
+
+
+Change = Delivery | Withdrawal
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to link."""
+
+    threshold: float | Literal["auto"]
+    duplicates: Duplicates = "forbid"
+    #: Least score of a pair of one party's own records (``"linked"``/``"allow"``); None:
+    #: the threshold, or with ``"auto"`` the higher of it and its own estimate.
+    duplicates_threshold: float | None = None
+    blocking: BlockingConfig = DEFAULT_BLOCKING
+    allow_merges: bool = True
+    workers: int | None = None
+    #: Dask scheduler (address or client) for exhaustive comparisons.
+    scheduler: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class LinkOutcome:
+    """What :func:`link_changes` did.
+
+    ``pairs`` are the candidate pairs between records of different parties that were
+    scored (at the floor), as record numbers of the new index; withdrawn records have none.
+    """
+
+    index: EntityIndex
+    threshold: float
+    threshold_method: str
+    duplicates_threshold: float | None
+    estimated_precision: float | None
+    estimated_recall: float | None
+    pairs: Candidates
+    comparisons: int
+    new_records: int
+    updated_records: int
+    unchanged_records: int
+    moved_records: int
+    withdrawn_records: int
+    merged_entities: int
+    #: For each :class:`Withdrawal`, by its position in the changes: the positions of its
+    #: keys that named no record of the party.
+    unknown_withdrawals: dict[int, NDArray[np.int64]]
+    seconds: float
+
+
+def _no_candidates() -> Candidates:
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty.copy(), np.zeros(0)
+
+
+def _joined(parts: Sequence[Candidates]) -> Candidates:
+    if not parts:
+        return _no_candidates()
+    i, j, s = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return i.astype(np.int64), j.astype(np.int64), s.astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def pair_candidates(
+    a: NDArray[np.uint8], b: NDArray[np.uint8], floor: float, blocking: BlockingConfig, *,
+    scheduler: Any = None, workers: int | None = None,
+    report: Callable[[float, str], None] | None = None,
+) -> tuple[Candidates, int]:  # fmt: skip
+    """Candidate pairs of two sets of encodings at ``floor``, and the comparisons made.
+
+    Blocked unless the blocking config compares the two sizes exhaustively (then on the
+    Dask ``scheduler`` when given).  ``report`` gets the share of the work done and a line
+    with the comparisons made so far.
+    """
+    if not len(a) or not len(b):
+        return _no_candidates(), 0
+    if blocking.compares_all(a.shape[0], b.shape[0]):
+        n = a.shape[0] * b.shape[0]
+        if scheduler is not None:
+
+            def chunks(done: int, total: int) -> None:
+                if report is not None:
+                    report(done / total, f"chunk {done}/{total} of {n:,} comparisons")
+
+            found = compare_in_chunks(a, b, floor, scheduler=scheduler, progress=chunks)
+        else:
+            if report is not None:
+                report(0.0, f"{n:,} comparisons")
+            found = candidate_pairs(a, b, floor, blocking, workers=workers)
+        return found, n
+
+    def tables(p: BlockingProgress) -> None:
+        if report is not None:
+            report(
+                p.fraction,
+                f"table {p.tables_done}/{p.tables}, {p.comparisons:,} comparisons, "
+                f"{p.candidates:,} candidates",
+            )
+
+    found, stats = candidate_pairs_and_stats(
+        a, b, floor, blocking, workers=workers, progress=tables
+    )
+    return found, int(stats.comparisons)
+
+
+def estimate_from_candidates(candidates: Iterable[Candidates], floor: float) -> ThresholdEstimate:
+    """The label-free threshold from two-sided candidate sets: their one-to-one solved
+    scores, anchored on their runner-up scores."""
+    sets = [c for c in candidates if len(c[0])]
+    solved = [greedy_solve_two(*c)[2] for c in sets]
+    runner_ups = [runner_up_scores(*c, floor=floor) for c in sets]
+    return estimate_threshold(
+        np.concatenate(solved) if solved else np.empty(0),
+        nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
+        floor=floor,
+    )
+
+
+# ----------------------------------------------------------------------------- resolving
+
+
+@dataclass
+class _Plan:
+    """What the changes mean for the index (record numbers are the index's before the run)."""
+
+    withdraw: list[int] = field(default_factory=list)
+    update_records: list[int] = field(default_factory=list)
+    update_source: list[tuple[int, int]] = field(default_factory=list)  # (change, row)
+    unchanged: int = 0
+    new_party: list[int] = field(default_factory=list)
+    new_key: list[str] = field(default_factory=list)
+    new_source: list[tuple[int, int]] = field(default_factory=list)
+    unknown: dict[int, NDArray[np.int64]] = field(default_factory=dict)
+
+
+def _keys_of(change: Delivery) -> NDArray[np.str_]:
+    if change.keys is None:
+        return content_keys(np.asarray(change.bits))
+    keys = np.asarray(change.keys).astype(str)
+    if len(keys) != len(change.bits):
+        raise ValueError(f"got {len(keys)} keys for {len(change.bits)} records")
+    if len(np.unique(keys)) != len(keys):
+        raise ValueError("record keys must be unique within a delivery")
+    return keys
+
+
+def _resolve(index: EntityIndex, changes: Sequence[Change]) -> _Plan:
+    """What the changes, applied in upload order, mean for the index."""
+    plan = _Plan()
+    for party in sorted({c.party for c in changes}):
+        numbers = [n for n, c in enumerate(changes) if c.party == party]
+        mine = np.flatnonzero(index.party == party)
+        only = changes[numbers[0]]
+        if not len(mine) and len(numbers) == 1 and isinstance(only, Delivery):
+            # The common first delivery (and every offline file): all its rows are new.
+            keys = _keys_of(only)
+            _, first = np.unique(keys, return_index=True)  # content keys may repeat
+            rows = np.sort(first)
+            plan.new_party += [party] * len(rows)
+            plan.new_key += keys[rows].tolist()
+            plan.new_source += [(numbers[0], int(r)) for r in rows]
+            continue
+        _resolve_party(index, changes, party, numbers, mine, plan)
+    # New records in upload order, then row order: their entities are issued in that order.
+    order = sorted(range(len(plan.new_source)), key=lambda k: plan.new_source[k])
+    plan.new_party = [plan.new_party[k] for k in order]
+    plan.new_key = [plan.new_key[k] for k in order]
+    plan.new_source = [plan.new_source[k] for k in order]
+    return plan
+
+
+def _resolve_party(
+    index: EntityIndex, changes: Sequence[Change], party: int, numbers: list[int],
+    mine: NDArray[np.int64], plan: _Plan,
+) -> None:  # fmt: skip
+    """One party's changes, in order: what it holds at the end, and what it withdrew."""
+    known = dict(zip(index.key[mine].tolist(), mine.tolist(), strict=True))
+    rows: dict[str, tuple[int, int]] = {}  # key -> (change, row) of its latest encoding
+    removed: set[str] = set()  # known keys withdrawn by name
+    snapshot = False  # a snapshot came: known keys it and later deltas lack are withdrawn
+    for number in numbers:
+        change = changes[number]
+        if isinstance(change, Delivery):
+            keys = _keys_of(change)
+            if change.kind == "snapshot":
+                rows, removed, snapshot = {}, set(), True
+            for row, key in enumerate(keys.tolist()):
+                if change.keys is None:  # identical encodings are one record
+                    rows.setdefault(key, (number, row))
+                else:
+                    rows[key] = (number, row)
+                removed.discard(key)
+            continue
+        unknown = []
+        for pos, key in enumerate(np.asarray(change.keys).astype(str).tolist()):
+            if key in rows:
+                del rows[key]
+                if key in known:
+                    removed.add(key)
+            elif key in known and not snapshot and key not in removed:
+                removed.add(key)
+            else:
+                unknown.append(pos)
+        plan.unknown[number] = np.asarray(unknown, dtype=np.int64)
+    gone = (set(known) - set(rows)) if snapshot else (removed - set(rows))
+    plan.withdraw.extend(sorted(known[k] for k in gone))
+    for key, source in rows.items():
+        record = known.get(key)
+        if record is None:
+            plan.new_party.append(party)
+            plan.new_key.append(key)
+            plan.new_source.append(source)
+            continue
+        delivery = changes[source[0]]
+        assert isinstance(delivery, Delivery)
+        if np.array_equal(index.bits[record], delivery.bits[source[1]]):
+            plan.unchanged += 1
+        else:
+            plan.update_records.append(record)
+            plan.update_source.append(source)
+
+
+def _gather(changes: Sequence[Change], sources: Sequence[tuple[int, int]], width: int
+            ) -> NDArray[np.uint8]:  # fmt: skip
+    out = np.empty((len(sources), width), dtype=np.uint8)
+    if not sources:
+        return out
+    src = np.asarray(sources, dtype=np.int64)
+    for number in np.unique(src[:, 0]):
+        change = changes[int(number)]
+        assert isinstance(change, Delivery)
+        at = np.flatnonzero(src[:, 0] == number)
+        out[at] = np.asarray(change.bits)[src[at, 1]]
+    return out
+
+
+# ----------------------------------------------------------------------------- updates
+
+
+def _decide_updates(
+    index: EntityIndex, records: NDArray[np.int64], found: Candidates, threshold: float,
+    duplicates: Duplicates,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # fmt: skip
+    """The updated records that move, and the entity each moves to (see the module doc).
+
+    ``found`` holds ``(position in records, record number, score)`` of each updated
+    record's candidates among the other parties' records.
+    """
+    i, j, s = found
+    keep = s >= threshold
+    i, j, s = i[keep], j[keep], s[keep]
+    order = np.lexsort((j, -s, i))  # by updated record, then best first
+    i, j = i[order], j[order]
+    starts = np.searchsorted(i, np.arange(len(records) + 1))
+    entity = index.entity.copy()  # as the decisions so far leave it
+    held: dict[tuple[int, int], int] | None = None  # records per (entity, party)
+    moves: dict[int, int] = {}
+    for pos, record in enumerate(records.tolist()):
+        lo, hi = starts[pos], starts[pos + 1]
+        if lo == hi:
+            continue  # matches nothing: no evidence against its entity
+        own = entity[record]
+        others = j[lo:hi]
+        if np.any(entity[others] == own):
+            continue  # still matches a record of its entity
+        if held is None:
+            keys, counts = np.unique(entity * (int(index.party.max()) + 1) + index.party,
+                                     return_counts=True)  # fmt: skip
+            width = int(index.party.max()) + 1
+            held = {(int(k) // width, int(k) % width): int(c)
+                    for k, c in zip(keys, counts, strict=True)}  # fmt: skip
+        party = int(index.party[record])
+        for other in others.tolist():  # best first
+            target = int(entity[other])
+            if duplicates == "allow" or not held.get((target, party), 0):
+                held[(own, party)] -= 1
+                held[(target, party)] = held.get((target, party), 0) + 1
+                entity[record] = target
+                moves[record] = target
+                break
+    movers = np.asarray(sorted(moves), dtype=np.int64)
+    return movers, np.asarray([moves[m] for m in movers.tolist()], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- linking
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """One comparison job: ``left`` rows of one set against ``right`` rows of another."""
+
+    what: Literal["update", "stored", "new"]
+    p: int
+    q: int
+    left: NDArray[np.int64]
+    right: NDArray[np.int64]
+
+    @property
+    def work(self) -> int:
+        return len(self.left) * len(self.right)
+
+
+def link_changes(
+    index: EntityIndex,
+    changes: Sequence[Change],
+    settings: LinkSettings,
+    *,
+    progress: Progress | None = None,
+) -> LinkOutcome:
+    """Apply a run's deliveries and withdrawals (in upload order) to the entity index.
+
+    Args:
+        index: The index of the last run (unchanged: the result is a new index).
+        changes: The run's deliveries and withdrawals, in upload order.
+        settings: Threshold, duplicates rule and blocking.
+        progress: Called with a step description (while comparing, with the counts of
+            comparisons made) and the share of the work done.
+
+    Returns:
+        The new index and what was done (see :class:`LinkOutcome`).
+
+    Raises:
+        ValueError: On encodings of another width than the index's, or duplicate keys in
+            one delivery.
+    """
+    started = time.perf_counter()
+
+    def say(step: str, share: float) -> None:
+        if progress is not None:
+            progress(step, share)
+
+    widths = {np.asarray(c.bits).shape[1] for c in changes if isinstance(c, Delivery)}
+    if index.filter_bytes:
+        widths.add(index.filter_bytes)
+    if len(widths) > 1:
+        raise ValueError("all encodings must have the same bit length")
+    width = widths.pop() if widths else 0
+    say("resolving updates and withdrawals", 0.0)
+    plan = _resolve(index, changes)
+    withdrawn = len(plan.withdraw)
+    if withdrawn:
+        # Record numbers shift: find the updated records again by key afterwards.
+        update_keys = [(int(index.party[r]), str(index.key[r])) for r in plan.update_records]
+        index = index.remove_records(plan.withdraw)
+        plan.update_records = [
+            int(index.find_records(p, np.asarray([k]))[1][0]) for p, k in update_keys
+        ]
+    updates = np.asarray(plan.update_records, dtype=np.int64)
+    if len(updates):
+        index = index.replace_bits(updates, _gather(changes, plan.update_source, width))
+    new_bits = _gather(changes, plan.new_source, width)
+    new_party = np.asarray(plan.new_party, dtype=np.int64)
+
+    auto = settings.threshold == "auto"
+    floor = DEFAULT_FLOOR if auto else float(settings.threshold)
+    within = settings.duplicates != "forbid"
+    jobs = _comparisons(index, updates, new_party, within)
+    total = max(sum(job.work for job in jobs), 1)
+    found: list[Candidates] = []
+    comparisons = 0
+    done = 0
+    for job in jobs:
+        prefix = f"comparing party {job.p} with party {job.q}" + (
+            " (updated records)" if job.what == "update" else ""
+        )
+
+        def report(fraction: float, detail: str, start: int = done, work: int = job.work,
+                   prefix: str = prefix) -> None:  # fmt: skip
+            say(f"{prefix}: {detail}", _COMPARE_SHARE * (start + work * fraction) / total)
+
+        left = index.bits[updates[job.left]] if job.what == "update" else new_bits[job.left]
+        right = new_bits[job.right] if job.what == "new" else index.bits[job.right]
+        (i, j, s), made = pair_candidates(
+            left, right, floor, settings.blocking, scheduler=settings.scheduler,
+            workers=settings.workers, report=report,
+        )  # fmt: skip
+        if job.what == "new" and job.p == job.q:
+            other = i != j  # a record is not its own duplicate
+            i, j, s = i[other], j[other], s[other]
+        found.append((job.left[i], job.right[j], s))
+        comparisons += made
+        done += job.work
+
+    between = [k for k, job in enumerate(jobs) if job.what != "update" and job.p != job.q]
+    own = [k for k, job in enumerate(jobs) if job.p == job.q]
+    precision: float | None = None
+    recall: float | None = None
+    if not auto:
+        threshold, method = floor, "fixed"
+    elif any(len(found[k][0]) for k in between):
+        say("estimating the threshold", _COMPARE_SHARE)
+        estimate = estimate_from_candidates((found[k] for k in between), floor)
+        threshold, method = float(estimate.threshold), f"auto ({estimate.method})"
+        if np.isfinite(estimate.precision):
+            precision, recall = float(estimate.precision), float(estimate.recall)
+    else:
+        # Nothing between parties to estimate from (one party so far): the default.
+        threshold, method = DEFAULT_THRESHOLD, "default (no pairs between parties yet)"
+    dup_threshold: float | None = None
+    if within:
+        dup_threshold = settings.duplicates_threshold
+        if dup_threshold is None:
+            dup_threshold = threshold
+            if auto and any(len(found[k][0]) for k in own):
+                # Duplicates are rare and a wrong one joins whole entities: never lower.
+                mine = float(estimate_from_candidates((found[k] for k in own), floor).threshold)
+                dup_threshold = max(threshold, mine)
+
+    say("applying updates", _COMPARE_SHARE + 0.03)
+    update_pairs = _joined([found[k] for k, job in enumerate(jobs) if job.what == "update"])
+    movers, targets = _decide_updates(index, updates, update_pairs, threshold,
+                                      settings.duplicates)  # fmt: skip
+    if len(movers):
+        index = index.move_records(movers, targets)
+
+    say("grouping records into entities", _COMPARE_SHARE + 0.06)
+    n_before = index.n_records
+
+    def kept(what: str, of_right: NDArray[np.int64]) -> Candidates:
+        i, j, s = _joined([found[k] for k, job in enumerate(jobs) if job.what == what])
+        same = new_party[i] == of_right[j]
+        bar = np.where(same, threshold if dup_threshold is None else dup_threshold, threshold)
+        keep = s >= bar
+        if what == "new":
+            keep &= ~same | (i < j)  # a party's own pair once
+        return i[keep], j[keep], s[keep]
+
+    to_stored = kept("stored", index.party)
+    among = kept("new", new_party)
+    added = index.add_records(
+        new_party, np.asarray(plan.new_key, dtype=str), new_bits, to_stored, among,
+        duplicates=settings.duplicates, allow_merges=settings.allow_merges,
+    )  # fmt: skip
+
+    # Every scored pair between parties, as record numbers of the new index.
+    pair_parts: list[Candidates] = []
+    for k, job in enumerate(jobs):
+        if job.p != job.q:
+            i, j, s = found[k]
+            rec_a = updates[i] if job.what == "update" else n_before + i
+            rec_b = n_before + j if job.what == "new" else j
+            pair_parts.append((rec_a, rec_b, s))
+    say(f"linked: {added.index.n_entities:,} entities", 1.0)
+    return LinkOutcome(
+        index=added.index,
+        threshold=threshold,
+        threshold_method=method,
+        duplicates_threshold=dup_threshold,
+        estimated_precision=precision,
+        estimated_recall=recall,
+        pairs=_joined(pair_parts),
+        comparisons=comparisons,
+        new_records=len(new_party),
+        updated_records=len(updates),
+        unchanged_records=plan.unchanged,
+        moved_records=len(movers),
+        withdrawn_records=withdrawn,
+        merged_entities=len(added.merged_from),
+        unknown_withdrawals=plan.unknown,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _comparisons(
+    index: EntityIndex, updates: NDArray[np.int64], new_party: NDArray[np.int64], within: bool
+) -> list[_Comparison]:
+    """The comparisons a run makes, in order: updated records against the other parties'
+    stored records, new records against stored ones, new records among themselves (with
+    ``within``, a party's records against its own too)."""
+    stored_parties = np.unique(index.party).tolist()
+    new_parties = np.unique(new_party).tolist()
+    jobs: list[_Comparison] = []
+    update_party = index.party[updates]
+    for p in np.unique(update_party).tolist():
+        for q in stored_parties:
+            if q != p:
+                jobs.append(_Comparison("update", p, q, np.flatnonzero(update_party == p),
+                                        np.flatnonzero(index.party == q)))  # fmt: skip
+    for p in new_parties:
+        for q in stored_parties:
+            if q != p or within:
+                jobs.append(_Comparison("stored", p, q, np.flatnonzero(new_party == p),
+                                        np.flatnonzero(index.party == q)))  # fmt: skip
+    for p, q in itertools.combinations_with_replacement(new_parties, 2):
+        if p != q or within:
+            jobs.append(_Comparison("new", p, q, np.flatnonzero(new_party == p),
+                                    np.flatnonzero(new_party == q)))  # fmt: skip
+    return [job for job in jobs if job.work]
