@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +155,14 @@ class UnitClient:
 
     # ----------------------------------------------------------------- party
 
-    def upload(self, project_id: str, path: Path) -> dict[str, Any]:
-        """Stream a `.plk` file to the unit as a new batch."""
+    def upload(self, project_id: str, path: Path, kind: str | None = None) -> dict[str, Any]:
+        """Stream a `.plk` file to the unit as a new batch.
+
+        Args:
+            kind: "snapshot" (the party's whole current list: records absent from it are
+                withdrawn) or "delta" (new and changed records); None lets the unit
+                decide: a party's first upload is a snapshot, later ones deltas.
+        """
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(_CHUNK), b""):
@@ -169,12 +175,24 @@ class UnitClient:
         result: dict[str, Any] = self._json(
             "POST",
             f"/projects/{project_id}/uploads",
+            params={} if kind is None else {"kind": kind},
             content=body(),
             headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Length": str(path.stat().st_size),
                 "X-Content-SHA256": digest.hexdigest(),
             },
+        )
+        return result
+
+    def withdraw(
+        self, project_id: str, record_keys: Sequence[str], *, allow_unknown: bool = False
+    ) -> dict[str, Any]:
+        """Withdraw the party's records named by their record keys (a run is queued)."""
+        result: dict[str, Any] = self._json(
+            "POST",
+            f"/projects/{project_id}/withdrawals",
+            json={"record_keys": list(record_keys), "allow_unknown": allow_unknown},
         )
         return result
 

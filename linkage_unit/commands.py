@@ -31,7 +31,7 @@ from linkage_unit.policy import WITHHELD
 if TYPE_CHECKING:
     from linkage_unit.client import UnitClient
 
-__all__ = ["demo", "results", "unit", "upload"]
+__all__ = ["demo", "results", "unit", "upload", "withdraw"]
 
 err = Console(stderr=True)
 out = Console()
@@ -221,9 +221,18 @@ def project_create(
     policy: Annotated[Path | None, typer.Option(help="Sharing policy JSON file.")] = None,
     retention_days: Annotated[int, typer.Option(min=1, help="Days before purging.")] = 365,
     threshold: Annotated[str, typer.Option(help="Dice threshold or 'auto'.")] = "auto",
+    duplicates: Annotated[
+        str,
+        typer.Option(
+            help="A partner's duplicate clients: 'forbid' (one record per party per entity) "
+            "or 'linked' (two records of one party share an entity when they match)."
+        ),
+    ] = "forbid",
     ca_cert: CaCert = None,
 ) -> None:
     """Create a project; writes each party's token to TOKENS.json (shown only once)."""
+    if duplicates not in ("forbid", "linked"):
+        fail(f"--duplicates {duplicates!r}: expected forbid or linked")
     from encoder.schema import load_schema
 
     try:
@@ -233,6 +242,7 @@ def project_create(
     body: dict[str, Any] = {
         "name": name, "purpose": purpose, "schema": schema_doc, "parties": party,
         "retention_days": retention_days, "threshold": _threshold(threshold),
+        "duplicates": duplicates,
     }  # fmt: skip
     if policy is not None:
         try:
@@ -437,23 +447,110 @@ def upload(
     file: Annotated[Path, typer.Argument(help="The .plk file made by `pacelink encode`.")],
     unit_url: UnitUrl,
     project: ProjectId,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="snapshot: your whole current list (your records absent from it are "
+            "withdrawn); delta: new and changed clients only, nothing withdrawn. Default: "
+            "delta (your first upload is a snapshot either way).",
+        ),
+    ] = None,
     token_file: TokenFile = None,
     ca_cert: CaCert = None,
 ) -> None:
-    """Upload an encoding file to a project (a new batch; upload again for new data)."""
+    """Upload an encoding file to a project: a snapshot or a delta of your records."""
     from encoder.fileformat import read_encodings
 
+    if kind not in (None, "snapshot", "delta"):
+        fail(f"--as {kind!r}: expected snapshot or delta")
     try:
         header = read_encodings(file).header  # refuse a damaged file before sending it
     except user_errors() as exc:
         fail(str(exc))
+    if header.get("record_keys") is None:
+        err.print(
+            f"[yellow]warning:[/] {file} has no record keys (encoded without --record-key): the "
+            "unit will take a changed client in a later upload for a new one, and cannot "
+            "withdraw single records"
+        )
     size = file.stat().st_size
     with (
         _client(unit_url, _party_token(token_file), ca_cert) as client,
         err.status(f"uploading {file.name} ({size:,} bytes)"),
     ):
-        result = client.upload(project, file)
-    out.print(f"uploaded {header['record_count']:,} records as upload [bold]{result['id']}[/]")
+        result = client.upload(project, file, kind)
+    out.print(
+        f"uploaded {header['record_count']:,} records as {result['kind']} [bold]{result['id']}[/]"
+    )
+
+
+def withdraw(
+    unit_url: UnitUrl,
+    project: ProjectId,
+    record_key_file: Annotated[
+        Path,
+        typer.Option("--record-key", help="Your record key (the one you encode with)."),
+    ],
+    ids_file: Annotated[
+        Path,
+        typer.Option(
+            "--ids",
+            help="Local IDs to withdraw: one per line, or a CSV with a local_id column.",
+        ),
+    ],
+    allow_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown",
+            help="Withdraw the rest when some IDs are not at the unit (else nothing changes).",
+        ),
+    ] = False,
+    token_file: TokenFile = None,
+    ca_cert: CaCert = None,
+) -> None:
+    """Withdraw records (consent withdrawn): the unit removes them at a run it queues at once.
+
+    Your local IDs never leave your premises: only their pseudonyms, made with your record
+    key, are sent. The withdrawn records' encodings are deleted from the unit and appear in
+    no later release.
+    """
+    from encoder.keymap import read_local_ids
+    from encoder.keys import load_record_key
+
+    try:
+        key = load_record_key(record_key_file)
+        local_ids = read_local_ids(ids_file)
+    except user_errors() as exc:
+        fail(str(exc))
+    pseudonyms = key.pseudonyms(local_ids).tolist()
+    from linkage_unit.client import UnitError
+
+    with _client(unit_url, _party_token(token_file), ca_cert) as client:
+        try:
+            result = client.withdraw(project, pseudonyms, allow_unknown=allow_unknown)
+        except UnitError as exc:
+            fail(_unknown_ids(str(exc), ids_file))
+    line = f"withdrawal [bold]{result['id']}[/]: {result['requested'] - result['unknown']:,} "
+    line += "records to withdraw"
+    if result["unknown"]:
+        line += f"; {result['unknown']:,} IDs were not at the unit (left alone)"
+    out.print(line + f"; run {result['run_id']} applies it")
+
+
+def _unknown_ids(message: str, ids_file: Path) -> str:
+    """The unit names unknown keys by position in the list sent: name them as the file's IDs."""
+    found = re.search(r"\(positions ([0-9, ]+)(?: and (\d+) more)?\)", message)
+    if found is None:
+        return message
+    shown = ", ".join(str(int(k) + 1) for k in found.group(1).split(", "))
+    more = f" and {found.group(2)} more" if found.group(2) else ""
+    return (
+        message.replace(
+            found.group(0), f"(the IDs numbered {shown}{more}, counting from 1, in {ids_file})"
+        )
+        + "; pass --allow-unknown to withdraw the others"
+    )
 
 
 def _read_keys(path: Path) -> list[str]:
@@ -527,22 +624,29 @@ def results(
             project, other, chosen
         )  # fmt: skip
     rows = list(csv.reader(text.splitlines()))[1:]
-    if len(rows) != len(local):
-        fail(f"{keys} has {len(local):,} rows but upload {chosen} has {len(rows):,}: "
-             "is this the key map of that upload?")  # fmt: skip
     column = "linkage_id" if kind == "mapping" else f"in_{other}"
     expected = _LINKAGE_ID if kind == "mapping" else _FLAG
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(("local_id", spreadsheet_safe(column)))
-    for n, ((_, row, value), local_id) in enumerate(zip(rows, local, strict=True)):
-        if row != str(n):
-            fail(f"the unit's answer is out of order at row {n}; try again")
+    # The answer lists the upload's rows in order; rows of records withdrawn since (by you,
+    # or absent from a later snapshot) are left out.
+    previous = -1
+    for n, record in enumerate(rows):
+        if len(record) != 3 or not record[1].isdigit():
+            fail(f"the unit's answer is malformed at line {n + 2}; nothing was written")
+        row, value = int(record[1]), record[2]
+        if row <= previous or row >= len(local):
+            fail(f"the unit's answer has row {row} out of order or beyond the {len(local):,} "
+                 f"rows of {keys}: is this the key map of upload {chosen}?")  # fmt: skip
         if not expected.fullmatch(value):
-            fail(f"the unit's answer has a malformed {column} at row {n}; nothing was written")
-        writer.writerow((spreadsheet_safe(local_id), value))
+            fail(f"the unit's answer has a malformed {column} at row {row}; nothing was written")
+        writer.writerow((spreadsheet_safe(local[row]), value))
+        previous = row
     _write_private(out_path, buf.getvalue())
-    out.print(f"wrote {len(rows):,} rows to {out_path}")
+    gone = len(local) - len(rows)
+    note = f" ({gone:,} of the key map's records were withdrawn since)" if gone else ""
+    out.print(f"wrote {len(rows):,} rows to {out_path}{note}")
 
 
 def _print_counts(data: dict[str, Any]) -> None:

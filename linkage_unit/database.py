@@ -74,6 +74,10 @@ class Project(Base):
     threshold: Mapped[str] = mapped_column(String(32))
     # The threshold "auto" chose on the first run; later runs keep it so IDs stay stable.
     threshold_pinned: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # A partner's duplicate clients: "forbid" (one record per party per entity) or
+    # "linked" (two of one party's records share an entity only when they match).
+    duplicates: Mapped[str] = mapped_column(String(16), server_default="forbid")
+    duplicates_threshold_pinned: Mapped[float | None] = mapped_column(Float, nullable=True)
     retention_days: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
@@ -94,10 +98,13 @@ class Party(Base):
     name: Mapped[str] = mapped_column(String(100))
     position: Mapped[int] = mapped_column(Integer)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Check value of the party's record key, pinned by its first upload with record keys:
+    # a file with another value is another partner's, or made with a new key.
+    record_key_check: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Upload(Base):
-    """One accepted encoding file (a batch) of one party."""
+    """One batch of one party: an encoding file (snapshot or delta) or a withdrawal."""
 
     __tablename__ = "uploads"
     __table_args__ = (Index("ix_uploads_project_seq", "project_id", "seq"),)
@@ -106,6 +113,9 @@ class Upload(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     party_id: Mapped[int] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
+    # "snapshot" (the party's whole list: records absent from it are withdrawn), "delta"
+    # (new and changed records) or "withdrawal" (record keys to remove).
+    kind: Mapped[str] = mapped_column(String(16), server_default="delta")
     record_count: Mapped[int] = mapped_column(Integer)
     content_digest: Mapped[str] = mapped_column(String(80))
     size_bytes: Mapped[int] = mapped_column(Integer)

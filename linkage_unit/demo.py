@@ -5,8 +5,11 @@ council; files shipped in ``linkage_unit/data/demo``) share a partnership secret
 encodes its own file on its premises, uploads the encodings, and after the unit has linked
 them fetches what the project's sharing policy releases to it. The linkage unit runs
 embedded: SQLite and files in a temporary folder, the API on loopback, an in-process
-worker. At the end, the linkage IDs the partners received are compared with the synthetic
-ground truth (which no partner or unit sees) to report precision, recall and F1.
+worker. The linkage IDs the partners received are compared with the synthetic ground
+truth (which no partner or unit sees) to report precision, recall and F1. Then a quarter
+passes: the skills agency sends a delta of clients who moved house and withdraws a client
+who withdrew consent, and the demo shows that the movers keep their linkage IDs and the
+withdrawn client is in no release.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from rich.table import Table
 
 from encoder.encode import EncodeOptions, encode_file
 from encoder.keymap import read_key_map
-from encoder.keys import generate_secret, write_secret
+from encoder.keys import (
+    RecordKey,
+    generate_record_key,
+    generate_secret,
+    write_record_key,
+    write_secret,
+)
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
 from linkage_unit.embedded import EmbeddedUnit
@@ -61,6 +70,11 @@ class DemoResult:
     seconds: float
     audit_entries: int
     audit_ok: bool
+    #: The quarter after: movers sent in a delta that kept their linkage ID, of how many.
+    movers_kept: int = 0
+    movers: int = 0
+    #: Whether the withdrawn client is absent from the skills agency's mapping afterwards.
+    withdrawn_gone: bool = False
 
 
 @contextmanager
@@ -114,16 +128,23 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
         schema = load_schema("pace-default")
         secret = generate_secret()
         partners: dict[str, Path] = {}
+        record_keys: dict[str, RecordKey] = {}
         console.print("\n[bold]1. Each partner encodes its own file on its premises[/]")
+        console.print("  (with the partnership secret, and its own record key: pseudonyms of "
+                      "its local IDs, so the unit can follow its records from one delivery to "
+                      "the next)")  # fmt: skip
         table = Table("partner", "records in", "encoded", "no consent", "rejected")
         for name in PARTNERS:
             folder = base / name
             folder.mkdir(exist_ok=True)
             (folder / f"{name}.csv").write_text(_data(f"{name}.csv"), encoding="utf-8")
             write_secret(folder / "partnership.key", secret, overwrite=True)
+            record_keys[name] = generate_record_key()
+            write_record_key(folder / f"{name}.record.key", record_keys[name], overwrite=True)
             report = encode_file(
                 folder / f"{name}.csv", schema, secret, folder / f"{name}.plk",
-                EncodeOptions(id_column="local_id", consent_column=_CONSENT.get(name)),
+                EncodeOptions(id_column="local_id", consent_column=_CONSENT.get(name),
+                              record_key=record_keys[name]),
             )  # fmt: skip
             table.add_row(name, f"{report.records_in:,}", f"{report.encoded:,}",
                           f"{report.excluded_no_consent:,}", f"{report.rejected:,}")  # fmt: skip
@@ -141,9 +162,11 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
             console.print(f"project {project}; sharing policy: default mapping + counts, "
                           f"overrides {POLICY['grants']}")  # fmt: skip
             tokens: dict[str, str] = created["parties"]
+            uploads: dict[str, str] = {}
             for name in PARTNERS:
                 with UnitClient(unit.url, tokens[name]) as party:
                     done = party.upload(project, partners[name] / f"{name}.plk")
+                uploads[name] = done["id"]
                 console.print(f"  {name}: uploaded {done['record_count']:,} encodings")
 
             console.print("\n[bold]3. The unit links the encodings[/]")
@@ -194,8 +217,6 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
                     console.print(f"  flags:{other}: {hits:,} of {len(flags):,} of its rows "
                                   f"are also known to {other}")  # fmt: skip
 
-        with UnitClient(unit.url, unit.admin_token) as admin:
-            audit_report = admin.verify_audit()
         truth = {(r["partner"], r["local_id"]): r["person"]
                  for r in csv.DictReader(io.StringIO(_data("truth.csv")))}  # fmt: skip
         # The council holds no mapping under the policy; the evaluator's view of the
@@ -206,12 +227,79 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
         console.print("\n[bold]5. Match quality against the synthetic ground truth[/]")
         console.print(f"cross-partner record pairs: {n_true:,} true, {n_found:,} linked; "
                       f"precision {p:.4f}, recall {r:.4f}, F1 {f1:.4f}")  # fmt: skip
-        console.print(f"audit log: {audit_report['entries']} entries, "
+
+        console.print("\n[bold]6. A quarter later: clients who moved, a client who withdrew[/]")
+        skills = "skills_agency"
+        kept, movers, gone = _next_quarter(
+            unit, project, tokens[skills], uploads[skills], partners[skills], schema, secret,
+            record_keys[skills], linked, console,
+        )  # fmt: skip
+        with UnitClient(unit.url, unit.admin_token) as admin:
+            audit_report = admin.verify_audit()
+        console.print(f"\naudit log: {audit_report['entries']} entries, "
                       f"{'intact' if audit_report['ok'] else 'TAMPERED'}")  # fmt: skip
         seconds = time.perf_counter() - started
         console.print(f"done in {seconds:.1f} s")
         return DemoResult(p, r, f1, n_true, n_found, summary["entities"], seconds,
-                          audit_report["entries"], audit_report["ok"])  # fmt: skip
+                          audit_report["entries"], audit_report["ok"], kept, movers,
+                          gone)  # fmt: skip
+
+
+def _next_quarter(
+    unit: EmbeddedUnit, project: str, token: str, first_upload: str, folder: Path,
+    schema: Any, secret: Any, record_key: RecordKey, linked: dict[tuple[str, str], str],
+    console: Console,
+) -> tuple[int, int, bool]:  # fmt: skip
+    """The skills agency's next delivery: a delta of movers, and one withdrawal.
+
+    Returns how many movers kept their linkage ID, of how many, and whether the withdrawn
+    client is gone from the agency's mapping.
+    """
+    name = "skills_agency"
+    with (folder / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = {r["local_id"]: r for r in reader}
+    # Clients the benefits department also knows, so keeping the ID is a real test.
+    theirs = {i for (p, _), i in linked.items() if p == "benefits_dept"}
+    shared = [k for (p, k), i in sorted(linked.items()) if p == name and i in theirs]
+    movers, leaver = shared[:3], shared[3]
+    delta = folder / f"{name}-next-quarter.csv"
+    with delta.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fields)
+        writer.writeheader()
+        for local_id in movers:  # moved house: a new postcode and address
+            writer.writerow({**rows[local_id], "postcode": "KW15 1XY",
+                             "address_line": "2 Harbour Street"})  # fmt: skip
+    encode_file(delta, schema, secret, folder / f"{name}-next-quarter.plk",
+                EncodeOptions(id_column="local_id", consent_column=_CONSENT.get(name),
+                              record_key=record_key))  # fmt: skip
+    with UnitClient(unit.url, token) as party:
+        sent = party.upload(project, folder / f"{name}-next-quarter.plk", "delta")
+        console.print(f"  {name}: uploaded a delta of {sent['record_count']} clients who moved "
+                      "house")  # fmt: skip
+        withdrawal = party.withdraw(project, record_key.pseudonyms([leaver]).tolist())
+        console.print(f"  {name}: withdrew 1 client (only the pseudonym of its local ID is "
+                      f"sent); the unit queued run {withdrawal['run_id']}")  # fmt: skip
+    with UnitClient(unit.url, unit.admin_token) as admin:
+        run = admin.wait(project, withdrawal["run_id"], poll=0.2)
+    if run["status"] != "done":
+        raise UnitError(f"the demo's second run failed: {run['error']}")
+    summary = run["summary"]
+    console.print(f"  the unit: {summary['updated_records']} records updated, "
+                  f"{summary['moved_records']} moved to another entity, "
+                  f"{summary['withdrawn_records']} withdrawn")  # fmt: skip
+    with UnitClient(unit.url, token) as party:
+        now = _release_rows(party.mapping(project, sent["id"]))
+        before = _release_rows(party.mapping(project, first_upload))
+    keys = _keys(folder / f"{name}-next-quarter.keys.csv")
+    kept = sum(linked[(name, keys[row])] == linkage_id for row, linkage_id in now)
+    first = _keys(folder / f"{name}.keys.csv")
+    held = {first[row] for row, _ in before}
+    gone = leaver not in held
+    console.print(f"  {kept} of {len(movers)} movers kept their linkage ID; the withdrawn "
+                  f"client is {'in no release' if gone else 'STILL RELEASED'}")  # fmt: skip
+    return kept, len(movers), gone
 
 
 def _keys(path: Path) -> dict[int, str]:

@@ -5,7 +5,11 @@ Layout (all under ``DATA_DIR``)::
     incoming/                 uploads being received (same file system, so moves are atomic)
     projects/<project>/
         salt                  the project's secret for linkage IDs (mode 0600)
-        uploads/<upload>.plk  accepted encodings, read-only
+        uploads/<upload>.plk  accepted encodings, read-only, until a run has linked them
+                              (then they live in the entity index only)
+        uploads/<upload>.keys.npy   the key of each row of a delivery (record pseudonyms,
+                              or hashes of the encodings), "" once withdrawn
+        uploads/<upload>.withdraw.npy  the record keys of a withdrawal, until linked
         runs/<run>/           a run's outputs: entity index, per-upload IDs, scores
 
 A file appears under its final name only when complete (written elsewhere, then renamed),
@@ -63,6 +67,14 @@ class Storage:
     def upload_path(self, project_id: str, upload_id: str) -> Path:
         """Where an accepted upload's encodings are kept."""
         return self.project_dir(project_id) / "uploads" / f"{upload_id}.plk"
+
+    def keys_path(self, project_id: str, upload_id: str) -> Path:
+        """Where the row keys of a delivery are kept."""
+        return self.project_dir(project_id) / "uploads" / f"{upload_id}.keys.npy"
+
+    def withdrawal_path(self, project_id: str, upload_id: str) -> Path:
+        """Where a withdrawal's record keys wait for the next run."""
+        return self.project_dir(project_id) / "uploads" / f"{upload_id}.withdraw.npy"
 
     def run_dir(self, project_id: str, run_id: str) -> Path:
         """A run's output folder."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from linkage_unit.api import audit, projects, releases, runs, uploads
+from linkage_unit.api import audit, projects, releases, runs, uploads, withdrawals
 from linkage_unit.api.deps import Refusal, UnitState, hash_token
 from linkage_unit.api.refusals import handle_refusal
 from linkage_unit.audit import load_audit_key
@@ -43,7 +43,7 @@ def create_app(settings: UnitSettings) -> FastAPI:
         audit_key=load_audit_key(settings.data_dir),
         admin_token_hash=hash_token(token),
     )
-    for module in (projects, uploads, runs, releases, audit):
+    for module in (projects, uploads, withdrawals, runs, releases, audit):
         app.include_router(module.router)
     app.add_exception_handler(Refusal, handle_refusal)
 

@@ -20,6 +20,8 @@ __all__ = [
     "RunOut",
     "ScoresOut",
     "UploadOut",
+    "WithdrawalCreate",
+    "WithdrawalOut",
 ]
 
 PartyName = str
@@ -59,6 +61,12 @@ class ProjectCreate(BaseModel):
     policy: SharingPolicy = Field(default_factory=SharingPolicy)
     retention_days: int = Field(default=365, ge=1, le=3650)
     threshold: Threshold = Field(default="auto")
+    duplicates: Literal["forbid", "linked"] = Field(
+        default="forbid",
+        description="A partner's duplicate clients: 'forbid' (at most one record per party "
+        "per entity) or 'linked' (two records of one party share an entity when they match "
+        "each other).",
+    )
     key_check_value: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{32}$",
         description="Pin the secret's key check value now (else the first upload pins it).",
@@ -86,6 +94,7 @@ class ProjectOut(BaseModel):
     policy: SharingPolicy
     threshold: str
     threshold_pinned: float | None
+    duplicates: str = "forbid"
     retention_days: int
     created_at: float
     expires_at: float
@@ -95,15 +104,43 @@ class ProjectOut(BaseModel):
 
 
 class UploadOut(BaseModel):
-    """An accepted upload."""
+    """An accepted upload: a delivery of encodings (snapshot or delta) or a withdrawal."""
 
     id: str
     party: str
     seq: int
+    kind: Literal["snapshot", "delta", "withdrawal"]
     record_count: int
     content_digest: str
     created_at: float
     linked_run_id: str | None
+
+
+class WithdrawalCreate(BaseModel):
+    """Records to withdraw (consent withdrawn), named by their record keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_keys: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(
+        min_length=1, max_length=1_000_000,
+        description="The records' pseudonyms (pacelink withdraw computes them from your local "
+        "IDs with your record key).",
+    )  # fmt: skip
+    allow_unknown: bool = Field(
+        default=False,
+        description="Accept the withdrawal although some keys name no record of yours (they "
+        "are counted in the answer); else it is refused and nothing changes.",
+    )
+
+
+class WithdrawalOut(BaseModel):
+    """An accepted withdrawal: it takes effect with the run queued for it."""
+
+    id: str
+    seq: int
+    requested: int
+    unknown: int
+    run_id: str | None
 
 
 class RunCreate(BaseModel):

@@ -76,7 +76,7 @@ def _own_uploads(session: Session, caller: Caller, project: Project,
         .where(Upload.project_id == project.id, Upload.party_id == caller.party_id)
         .order_by(Upload.seq)
     )
-    uploads = list(session.scalars(query))
+    uploads = [u for u in session.scalars(query) if u.kind != "withdrawal"]
     if upload is not None:
         uploads = [u for u in uploads if u.id == upload]
         if not uploads:
@@ -84,6 +84,14 @@ def _own_uploads(session: Session, caller: Caller, project: Project,
     if not uploads:
         raise _refused(409, "you have not uploaded anything to this project", release,
                        "no uploads")  # fmt: skip
+    withdrawing = session.scalar(
+        select(Upload.id).where(Upload.project_id == project.id, Upload.kind == "withdrawal",
+                                Upload.linked_run_id.is_(None))
+    )  # fmt: skip
+    if withdrawing is not None:
+        raise _refused(409, "a withdrawal is waiting for its run: nothing is released until "
+                            "the withdrawn records are gone; ask again shortly", release,
+                       "withdrawal pending")  # fmt: skip
     pending = [u.id for u in uploads if u.linked_run_id is None]
     if pending:
         raise _refused(409, f"upload {pending[0]} has not been linked yet: a run must "
@@ -109,15 +117,17 @@ def _json(path: Path) -> Any:
         raise HTTPException(503, _REPLACED) from None
 
 
-def _csv(header: str, parts: list[tuple[str, NDArray[Any]]]) -> Iterator[bytes]:
+def _csv(header: str, parts: list[tuple[str, NDArray[Any], NDArray[np.bool_]]]
+         ) -> Iterator[bytes]:  # fmt: skip
+    """Rows ``upload_id,row,value`` of the present rows (withdrawn ones are left out)."""
     yield (header + "\n").encode()
-    for upload_id, values in parts:
+    for upload_id, values, present in parts:
         for start in range(0, len(values), _ROWS_PER_CHUNK):
             chunk = values[start : start + _ROWS_PER_CHUNK]
-            rows = np.arange(start, start + len(chunk))
+            rows = np.arange(start, start + len(chunk))[present[start : start + _ROWS_PER_CHUNK]]
             buf = io.StringIO()
-            for row, value in zip(rows.tolist(), chunk.tolist(), strict=True):
-                buf.write(f"{upload_id},{row},{value}\n")
+            for row in rows.tolist():
+                buf.write(f"{upload_id},{row},{values[row]}\n")
             yield buf.getvalue().encode()
 
 
@@ -141,10 +151,11 @@ def mapping(project_id: str, request: Request, session: SessionDep, caller: Call
     policy = _granted(caller, project, "mapping")
     uploads = _own_uploads(session, caller, project, upload, "mapping")
     run_id, run_dir = _run_dir(unit, project, "mapping")
-    parts = [(u.id, _ids(run_dir, u.id)) for u in uploads]
+    found = [(u.id, _ids(run_dir, u.id)) for u in uploads]
+    parts = [(upload_id, ids, ids != "") for upload_id, ids in found]
     _record(session, unit, caller, project, "release.mapping", policy,
             {"run": run_id, "uploads": [u.id for u in uploads],
-             "rows": sum(len(p[1]) for p in parts)})  # fmt: skip
+             "rows": sum(int(p[2].sum()) for p in parts)})  # fmt: skip
     return StreamingResponse(_csv("upload_id,row,linkage_id", parts), media_type="text/csv")
 
 
@@ -168,17 +179,23 @@ def flags(project_id: str, other: str, request: Request, session: SessionDep,
     run_id, run_dir = _run_dir(unit, project, f"flags:{other}")
     theirs = session.scalars(
         select(Upload.id).where(
-            Upload.party_id == other_party.id, Upload.linked_run_id.is_not(None)
+            Upload.party_id == other_party.id,
+            Upload.linked_run_id.is_not(None),
+            Upload.kind != "withdrawal",
         )
     ).all()
     their_ids = (
         np.unique(np.concatenate([_ids(run_dir, u) for u in theirs]))
         if theirs else np.zeros(0, dtype="<U32")
     )  # fmt: skip
-    parts = [(u.id, np.isin(_ids(run_dir, u.id), their_ids).astype(np.int8)) for u in uploads]
+    their_ids = their_ids[their_ids != ""]  # withdrawn rows
+    parts = []
+    for u in uploads:
+        ids = _ids(run_dir, u.id)
+        parts.append((u.id, np.isin(ids, their_ids).astype(np.int8), ids != ""))
     _record(session, unit, caller, project, f"release.flags:{other}", policy,
             {"run": run_id, "uploads": [u.id for u in uploads],
-             "rows": sum(len(p[1]) for p in parts)})  # fmt: skip
+             "rows": sum(int(p[2].sum()) for p in parts)})  # fmt: skip
     return StreamingResponse(_csv("upload_id,row,flag", parts), media_type="text/csv")
 
 

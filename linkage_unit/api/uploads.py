@@ -13,10 +13,12 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
+import numpy as np
 from anyio import to_thread
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
+from numpy.typing import NDArray
 from sqlalchemy import func, select
 
 from encoder.fileformat import EncodingFileError, read_encodings
@@ -33,6 +35,7 @@ from linkage_unit.api.deps import (
 from linkage_unit.api.deps import state as unit_state
 from linkage_unit.api.models import UploadOut
 from linkage_unit.database import Party, Project, Upload, now
+from linkage_unit.jobs.pipeline import row_keys
 
 __all__ = ["router"]
 
@@ -48,8 +51,8 @@ def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
                    **facts)  # fmt: skip
 
 
-def _check(path: Path, project: Project) -> dict[str, object]:
-    """Validate a received file against the project; returns its header."""
+def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str_]]:
+    """Validate a received file against the project; returns its header and row keys."""
     try:
         header = read_encodings(path, verify=True).header
     except EncodingFileError as exc:
@@ -74,7 +77,56 @@ def _check(path: Path, project: Project) -> dict[str, object]:
         )
     if header["record_count"] == 0:
         raise _refuse(422, "the file holds no records", "record count")
-    return header
+    keys = row_keys(path)
+    if header.get("record_keys") is not None:
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            row = int(np.sort(first[counts > 1])[0])
+            raise _refuse(422, f"the record key of row {row} repeats in the file (the encoder "
+                               "refuses duplicate local IDs: was the file altered?)",
+                          "record keys")  # fmt: skip
+    return header, keys
+
+
+Kind = Literal["snapshot", "delta"]
+_KIND_HELP = (
+    "snapshot: your whole current list (your records absent from it are withdrawn); delta: "
+    "new and changed records (the rest stay). Default: delta, which never withdraws "
+    "anything; a party's first upload is its first snapshot either way."
+)
+
+
+def _kind(session: Any, party: Party, header: dict[str, Any], kind: Kind | None) -> Kind:
+    """The upload's kind, checked against the party's earlier uploads; pins its record key.
+
+    Without a kind an upload is a delta: it adds and updates, and withdraws nothing, as
+    every upload did before snapshots existed, so a partner who does not say loses nothing.
+    """
+    earlier = session.scalar(
+        select(func.count()).select_from(Upload).where(
+            Upload.party_id == party.id, Upload.kind != "withdrawal"
+        )
+    )  # fmt: skip
+    if kind is None:
+        kind = "delta" if earlier else "snapshot"
+    if kind == "delta" and not earlier:
+        raise _refuse(422, "a delta needs an earlier upload from your party; upload your "
+                           "whole list first (pacelink upload --as snapshot)",
+                      "kind")  # fmt: skip
+    info = header.get("record_keys")
+    check = None if info is None else str(info["check_value"])
+    if party.record_key_check is None:
+        if check is not None:
+            party.record_key_check = check
+    elif check is None:
+        raise _refuse(409, "the file has no record keys, but your earlier uploads have: encode "
+                           "with your record key (pacelink encode --record-key)",
+                      "record key")  # fmt: skip
+    elif check != party.record_key_check:
+        raise _refuse(409, "the record keys were made with a different record key from your "
+                           "earlier uploads' (another partner's file, or a new record key): "
+                           "every record would count as new", "record key")  # fmt: skip
+    return kind
 
 
 def _finish_file(fh: BinaryIO, tail: bytes) -> None:
@@ -127,7 +179,12 @@ async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
         }
     },
 )
-async def create_upload(project_id: str, request: Request, caller: CallerDep) -> UploadOut:
+async def create_upload(
+    project_id: str,
+    request: Request,
+    caller: CallerDep,
+    kind: Annotated[Kind | None, Query(description=_KIND_HELP)] = None,
+) -> UploadOut:  # fmt: skip
     """Upload a `.plk` encoding file (the raw bytes as the body) as a new batch.
 
     Send ``X-Content-SHA256`` (hex) to have the transfer itself checked too.
@@ -143,18 +200,19 @@ async def create_upload(project_id: str, request: Request, caller: CallerDep) ->
         if claimed is not None and claimed.lower() != sha:
             raise _refuse(422, "the received bytes do not match X-Content-SHA256 (damaged "
                                "in transfer); upload again", "transfer digest")  # fmt: skip
-        return await to_thread.run_sync(_accept, unit, project_id, caller, tmp, size)
+        return await to_thread.run_sync(_accept, unit, project_id, caller, tmp, size, kind)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: int) -> UploadOut:
+def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: int,
+            kind: Kind | None) -> UploadOut:  # fmt: skip
     """Validate the received file and, if it passes, store and record it in one step."""
     with unit.sessions() as session:
         project = get_project(session, project_id)
         session.expunge(project)  # keep its attributes readable after the rollback
         session.rollback()  # end the read: validation may take a while, hold no lock
-        header = _check(tmp, project)
+        header, keys = _check(tmp, project)
         try:
             project = get_project(session, project_id, for_update=True)
             # Checked again under the lock: a concurrent first upload may have pinned it.
@@ -164,6 +222,9 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             elif header["key_check_value"] != project.key_check_value:
                 raise _refuse(409, "encoded with a different secret than the project's "
                                    "(the key check values differ)", "secret")  # fmt: skip
+            party = session.get(Party, caller.party_id, with_for_update=True)
+            assert party is not None  # the caller's token names it
+            kind = _kind(session, party, header, kind)
             duplicate = session.scalar(
                 select(Upload.id).where(
                     Upload.party_id == caller.party_id,
@@ -182,7 +243,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             ) or 0) + 1  # fmt: skip
             upload = Upload(
                 id=secrets.token_hex(8), project_id=project_id, party_id=caller.party_id,
-                seq=seq, record_count=int(str(header["record_count"])),
+                seq=seq, kind=kind, record_count=int(str(header["record_count"])),
                 content_digest=str(header["content_digest"]), size_bytes=size,
                 created_at=now(),
             )  # fmt: skip
@@ -190,25 +251,32 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             audit.append(
                 session, unit.audit_key, actor=caller.actor, action="upload.accepted",
                 project_id=project_id,
-                detail={"upload": upload.id, "records": upload.record_count, "seq": seq,
+                detail={"upload": upload.id, "kind": kind, "records": upload.record_count,
+                        "seq": seq, "record_keys": header.get("record_keys") is not None,
                         "content_digest": upload.content_digest,
                         "pinned_key_check_value": pinned},
                 data_dir=unit.data_dir,
             )  # fmt: skip
             session.flush()
             final = unit.storage.upload_path(project_id, upload.id)
-            os.replace(tmp, final)
+            keys_file = unit.storage.keys_path(project_id, upload.id)
             try:
+                with open(keys_file, "xb") as fh:
+                    np.save(fh, keys, allow_pickle=False)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, final)
                 os.chmod(final, 0o400)
                 session.commit()
             except BaseException:
-                final.unlink(missing_ok=True)  # no row points at it: it must not stay
+                final.unlink(missing_ok=True)  # no row points at them: they must not stay
+                keys_file.unlink(missing_ok=True)
                 raise
         except BaseException:
             session.rollback()
             raise
         return UploadOut(
-            id=upload.id, party=str(caller.party_name), seq=seq,
+            id=upload.id, party=str(caller.party_name), seq=seq, kind=kind,
             record_count=upload.record_count, content_digest=upload.content_digest,
             created_at=upload.created_at, linked_run_id=None,
         )  # fmt: skip
@@ -232,6 +300,7 @@ def list_uploads(project_id: str, session: SessionDep, caller: CallerDep) -> lis
             id=u.id,
             party=name,
             seq=u.seq,
+            kind=u.kind,  # type: ignore[arg-type]  # one of the three
             record_count=u.record_count,
             content_digest=u.content_digest,
             created_at=u.created_at,

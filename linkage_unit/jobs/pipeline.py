@@ -6,18 +6,29 @@ interrupted and started again from scratch produces exactly what an uninterrupte
 would have. It writes only inside its own run folder; the worker makes the result current
 by recording it in the database once everything is written.
 
+A run's changes are its project's unlinked uploads in upload order: snapshots and deltas of
+encodings, and withdrawals (record keys to remove); :func:`linkage_unit.matching.incremental.
+link_changes` applies them, the same function every other path links with.
+
 Outputs in the run folder::
 
     index/             the entity index after the run (linkage_unit.matching.EntityIndex)
-    ids/<upload>.npy   the linkage ID of every row of every upload of the project
+    ids/<upload>.npy   the linkage ID of every row of every delivery of the project ("" for
+                       a record withdrawn since: it is in no release)
     counts.json        entities per set of parties (as bit masks), before suppression, held
                        steady between runs (see :func:`steady_counts`)
     scores.json        histogram of candidate scores and the pairs near the threshold
+
+Once the run is recorded as done, :func:`settle` removes what the unit no longer needs:
+the ``.plk`` files of linked uploads (their encodings live on in the index only), linked
+withdrawal files, and the keys of withdrawn records from every upload's key file, so a
+withdrawn record's encoding and pseudonym are nowhere in the unit's storage.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -30,11 +41,26 @@ from numpy.typing import NDArray
 
 from encoder.fileformat import read_encodings
 from linkage_unit.matching.entities import EntityIndex, content_keys
-from linkage_unit.matching.linkage import link_encodings
-from linkage_unit.matching.similarity import dice_candidates
-from linkage_unit.matching.threshold import DEFAULT_THRESHOLD
+from linkage_unit.matching.incremental import (
+    Change,
+    Delivery,
+    LinkSettings,
+    Withdrawal,
+    link_changes,
+)
+from linkage_unit.matching.solving import Duplicates
 
-__all__ = ["NEAR", "Batch", "RunError", "RunInputs", "RunOutcome", "execute", "steady_counts"]
+__all__ = [
+    "NEAR",
+    "Batch",
+    "RunError",
+    "RunInputs",
+    "RunOutcome",
+    "execute",
+    "row_keys",
+    "settle",
+    "steady_counts",
+]
 
 #: Pairs within this distance of the threshold are listed for the operator's review.
 NEAR: Final = 0.05
@@ -48,13 +74,22 @@ class RunError(Exception):
     """A run failed for a reason the operator can act on (the message is safe to show)."""
 
 
+Kind = Literal["snapshot", "delta", "withdrawal"]
+
+
 @dataclass(frozen=True)
 class Batch:
-    """An upload: its ID, its party's position and where its encodings are."""
+    """An upload: its ID, its party's position, its kind and where its files are.
+
+    ``path`` is the ``.plk`` of a delivery (present until a run has linked it) or the
+    record keys of a withdrawal (``.npy``); ``keys_path`` the row keys of a delivery.
+    """
 
     upload_id: str
     party: int
     path: Path
+    kind: Kind = "delta"
+    keys_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +103,8 @@ class RunInputs:
     new_batches: tuple[Batch, ...]
     all_batches: tuple[Batch, ...]
     threshold: float | Literal["auto"]
+    duplicates: Duplicates = "forbid"
+    duplicates_threshold: float | None = None
     #: A count moves from the last run's only when it changed by at least this much (the
     #: policy's suppression ``min_count``; 1: every change shows).
     counts_steady_within: int = 1
@@ -81,13 +118,37 @@ class RunOutcome:
     threshold_method: str
     pin_threshold: bool
     summary: dict[str, Any]
+    duplicates_threshold: float | None = None
 
 
-def _bits(batch: Batch) -> NDArray[np.uint8]:
+def _change(batch: Batch) -> Change:
     try:
-        return np.ascontiguousarray(read_encodings(batch.path).bits)
+        if batch.kind == "withdrawal":
+            return Withdrawal(batch.party, np.load(batch.path, allow_pickle=False))
+        encodings = read_encodings(batch.path)
+        return Delivery(batch.party, np.ascontiguousarray(encodings.bits),
+                        encodings.record_keys, batch.kind)  # fmt: skip
     except Exception as exc:  # the file was checked on upload: damage since is the unit's
         raise RunError(f"the encodings of upload {batch.upload_id} cannot be read") from exc
+
+
+def row_keys(path: Path) -> NDArray[np.str_]:
+    """The key of every row of an encoding file, as the entity index knows its records:
+    the partner's record pseudonyms, or for files without them a hash of each encoding."""
+    encodings = read_encodings(path)
+    if encodings.record_keys is not None:
+        return np.asarray(encodings.record_keys)
+    return content_keys(np.ascontiguousarray(encodings.bits))
+
+
+def _keys(batch: Batch) -> NDArray[np.str_]:
+    if batch.keys_path is not None and batch.keys_path.exists():
+        keys: NDArray[np.str_] = np.load(batch.keys_path, allow_pickle=False)
+        return keys
+    try:  # an upload accepted before key files were kept
+        return row_keys(batch.path)
+    except Exception as exc:
+        raise RunError(f"the keys of upload {batch.upload_id} cannot be read") from exc
 
 
 def _previous_counts(base: Path | None) -> dict[int, int] | None:
@@ -132,29 +193,6 @@ def steady_counts(
     return steady
 
 
-def _choose_threshold(
-    inputs: RunInputs, index: EntityIndex, new: Sequence[tuple[Batch, NDArray[np.uint8]]]
-) -> tuple[float, str, bool, dict[str, Any]]:
-    """The threshold to link with, how it was chosen, and whether to pin it."""
-    if inputs.threshold != "auto":
-        return float(inputs.threshold), "fixed", False, {}
-    by_party: dict[int, list[NDArray[np.uint8]]] = {}
-    for party in np.unique(index.party):
-        by_party.setdefault(int(party), []).append(index.bits[index.party == party])
-    for batch, bits in new:
-        by_party.setdefault(batch.party, []).append(bits)
-    parties = [np.concatenate(v) for _, v in sorted(by_party.items()) if sum(map(len, v))]
-    if len(parties) < 2:
-        # Nothing to link yet: use the default, and estimate once two parties have data.
-        return DEFAULT_THRESHOLD, "default (fewer than two parties have data)", False, {}
-    _, summary = link_encodings(parties, "auto")
-    extra = {
-        "estimated_precision": summary.estimated_precision,
-        "estimated_recall": summary.estimated_recall,
-    }
-    return summary.threshold, summary.threshold_method, True, extra
-
-
 def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     """Run the linkage; write the outputs into ``out_dir`` (replaced if it exists).
 
@@ -171,45 +209,37 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         if inputs.base_index is not None
         else EntityIndex.empty(inputs.salt)
     )
-    new = [(batch, _bits(batch)) for batch in inputs.new_batches]
-    read_now = {batch.upload_id: bits for batch, bits in new}  # not read (and checked) twice
-    progress("choosing the threshold", 0.05)
-    threshold, method, pin, estimates = _choose_threshold(inputs, index, new)
-    floor = max(threshold - NEAR, 0.01)
-    edges = np.round(np.arange(floor, 1.0 + _BIN_WIDTH, _BIN_WIDTH), 6)
-    histogram = np.zeros(len(edges) - 1, dtype=np.int64)
-    near: list[tuple[float, int, str, int, int]] = []
-    new_records = 0
-    merges = 0
-    for k, (batch, bits) in enumerate(new):
-        progress(f"linking batch {k + 1} of {len(new)}", 0.1 + 0.7 * k / max(len(new), 1))
-        others = np.flatnonzero(index.party != batch.party)
-        i = j = np.zeros(0, dtype=np.int64)
-        s = np.zeros(0)
-        if len(others) and len(bits):
-            i, j, s = dice_candidates(bits, index.bits[others], floor)
-            j = others[j]
-        histogram += np.histogram(s, bins=edges)[0]
-        keep = s >= threshold
-        before = index.n_records
-        result = index.link_candidates(batch.party, bits, (i[keep], j[keep], s[keep]))
-        index = result.index
-        new_records += index.n_records - before
-        merges += len(result.merged_from)
-        close = np.flatnonzero(np.abs(s - threshold) < NEAR)
-        for c in close[np.argsort(np.abs(s[close] - threshold), kind="stable")][:_MAX_NEAR_PAIRS]:
-            near.append((float(s[c]), batch.party, str(result.ids[i[c]]),
-                         int(index.party[j[c]]), int(j[c])))  # fmt: skip
+    changes = [_change(batch) for batch in inputs.new_batches]
+    settings = LinkSettings(
+        threshold=inputs.threshold, duplicates=inputs.duplicates,
+        duplicates_threshold=inputs.duplicates_threshold,
+    )  # fmt: skip
+
+    shown_stage, shown_at = "", 0.0
+
+    def linking(step: str, share: float) -> None:
+        # The run record shows the step without its running counts (a short stage), and is
+        # written when the step changes or a second has passed, not at every table.
+        nonlocal shown_stage, shown_at
+        stage = step.split(":", 1)[0][:64]
+        if stage != shown_stage or time.monotonic() - shown_at >= 1.0:
+            shown_stage, shown_at = stage, time.monotonic()
+            progress(stage, 0.05 + 0.8 * share)
+
+    try:
+        outcome = link_changes(index, changes, settings, progress=linking)
+    except ValueError as exc:  # checked on upload; a bad file is the unit's problem
+        raise RunError(f"the uploads cannot be linked: {exc}") from exc
+    index = outcome.index
+    threshold = outcome.threshold
     progress("saving the entity index", 0.85)
     index.save(out_dir / "index")
     ids_dir = out_dir / "ids"
     ids_dir.mkdir()
-    current = index.record_ids
     for batch in inputs.all_batches:
-        known = read_now[batch.upload_id] if batch.upload_id in read_now else _bits(batch)
-        ids = index.lookup(batch.party, content_keys(known))
-        if np.any(ids == ""):
-            raise RunError(f"upload {batch.upload_id} has rows missing from the entity index")
+        if batch.kind == "withdrawal":
+            continue
+        ids = index.lookup(batch.party, _keys(batch))
         np.save(ids_dir / f"{batch.upload_id}.npy", ids, allow_pickle=False)
     progress("counting overlaps", 0.95)
     masks = np.zeros(len(index.entity_id), dtype=np.int64)
@@ -220,42 +250,89 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     previous = _previous_counts(inputs.base_index)
     steady = steady_counts(exact, previous, inputs.counts_steady_within)
     (out_dir / "counts.json").write_text(json.dumps({str(m): c for m, c in steady.items()}))
-    near.sort(key=lambda row: (abs(row[0] - threshold), row))
-    near = near[:_MAX_NEAR_PAIRS]
-    # IDs seen while linking may since have merged into older ones: report current IDs.
-    ids_a = index.resolve([row[2] for row in near]) if near else np.zeros(0, dtype=str)
+    a, b, s = outcome.pairs
+    floor = max(threshold - NEAR, 0.01)
+    edges = np.round(np.arange(floor, 1.0 + _BIN_WIDTH, _BIN_WIDTH), 6)
+    histogram = np.histogram(s[s >= floor], bins=edges)[0]
+    close = np.flatnonzero(np.abs(s - threshold) < NEAR)
+    close = close[np.lexsort((b[close], a[close], np.abs(s[close] - threshold)))]
+    close = close[:_MAX_NEAR_PAIRS]
+    current = index.record_ids
     scores = {
         "threshold": threshold,
         "bin_edges": edges.tolist(),
         "histogram": histogram.tolist(),
         "near_pairs": [
             {
-                "score": round(score, 6),
-                "party_a": inputs.parties[pa],
-                "id_a": str(ida),
-                "party_b": inputs.parties[pb],
-                "id_b": str(current[rec]),
+                "score": round(float(s[c]), 6),
+                "party_a": inputs.parties[int(index.party[a[c]])],
+                "id_a": str(current[a[c]]),
+                "party_b": inputs.parties[int(index.party[b[c]])],
+                "id_b": str(current[b[c]]),
             }
-            for (score, pa, _, pb, rec), ida in zip(near, ids_a, strict=True)
+            for c in close.tolist()
         ],
     }
     (out_dir / "scores.json").write_text(json.dumps(scores))
     sizes = np.bincount(index.entity, minlength=len(index.entity_id))
+    unknown = sum(len(v) for v in outcome.unknown_withdrawals.values())
     summary = {
         "records": index.n_records,
         "records_by_party": {
             name: int(np.count_nonzero(index.party == p)) for p, name in enumerate(inputs.parties)
         },
-        "new_batches": len(new),
-        "new_records": int(new_records),
+        "new_batches": len(changes),
+        "new_records": outcome.new_records,
+        # Records whose partner sent changed details under the same record key: they kept
+        # their linkage ID unless their new details proved they belong elsewhere (moved).
+        "updated_records": outcome.updated_records,
+        "moved_records": outcome.moved_records,
+        "withdrawn_records": outcome.withdrawn_records,
+        "unknown_withdrawals": unknown,
         "entities": index.n_entities,
         "linked_entities": int(np.count_nonzero(sizes > 1)),
         # Entities merged into older ones by new records that matched both; their IDs now
         # stand for the older entity's (docs/entities.md).
-        "merged_entities": int(merges),
+        "merged_entities": outcome.merged_entities,
+        "comparisons": outcome.comparisons,
         "threshold": threshold,
-        "threshold_method": method,
-        **estimates,
+        "threshold_method": outcome.threshold_method,
+        "duplicates": inputs.duplicates,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return RunOutcome(threshold, method, pin, summary)
+    if outcome.duplicates_threshold is not None:
+        summary["duplicates_threshold"] = outcome.duplicates_threshold
+    if outcome.estimated_precision is not None:
+        summary["estimated_precision"] = outcome.estimated_precision
+        summary["estimated_recall"] = outcome.estimated_recall
+    pin = outcome.threshold_method.startswith("auto")
+    return RunOutcome(threshold, outcome.threshold_method, pin, summary,
+                      outcome.duplicates_threshold)  # fmt: skip
+
+
+def settle(run_dir: Path, batches: Sequence[Batch]) -> None:
+    """After a run is recorded as done: keep of its uploads only what releases need.
+
+    Idempotent (a crash half-way is finished by the next run's settle). Key files are
+    replaced atomically; withdrawn records' keys become "".
+    """
+    for batch in batches:
+        if batch.kind == "withdrawal":
+            batch.path.unlink(missing_ok=True)
+            continue
+        ids_file = run_dir / "ids" / f"{batch.upload_id}.npy"
+        if batch.keys_path is None or not ids_file.exists():
+            continue
+        keys = _keys(batch)
+        ids = np.load(ids_file, allow_pickle=False)
+        gone = (ids == "") & (keys != "")
+        if gone.any() or not batch.keys_path.exists():
+            keys = keys.copy()
+            keys[ids == ""] = ""
+            tmp = batch.keys_path.with_name(batch.keys_path.name + ".tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, keys, allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, batch.keys_path)
+        batch.path.unlink(missing_ok=True)

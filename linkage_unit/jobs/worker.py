@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from linkage_unit import audit
 from linkage_unit.database import Party, Project, Run, Upload, make_engine, migrate, now
 from linkage_unit.database import session_factory as _session_factory
-from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, execute
+from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, execute, settle
 from linkage_unit.policy import SharingPolicy
 from linkage_unit.retention import purge_expired
 from linkage_unit.settings import UnitSettings
@@ -143,6 +143,14 @@ class Worker:
 
     # ------------------------------------------------------------------ executing
 
+    def _batch(self, project_id: str, upload: Upload, party: int) -> Batch:
+        if upload.kind == "withdrawal":
+            path = self.storage.withdrawal_path(project_id, upload.id)
+            return Batch(upload.id, party, path, "withdrawal")
+        return Batch(upload.id, party, self.storage.upload_path(project_id, upload.id),
+                     upload.kind,  # type: ignore[arg-type]  # snapshot or delta
+                     self.storage.keys_path(project_id, upload.id))  # fmt: skip
+
     def _inputs(self, run: Run, project: Project, session: Session) -> RunInputs:
         parties = session.scalars(
             select(Party).where(Party.project_id == project.id).order_by(Party.position)
@@ -154,10 +162,7 @@ class Worker:
             .order_by(Upload.seq)
         ).all()
         base_run = project.current_run_id
-        batches = [
-            Batch(u.id, position[u.party_id], self.storage.upload_path(project.id, u.id))
-            for u in uploads
-        ]
+        batches = [self._batch(project.id, u, position[u.party_id]) for u in uploads]
         linked_before = {u.id for u in uploads if u.linked_run_id is not None}
         requested = run.threshold_requested or project.threshold
         threshold: float | str
@@ -172,6 +177,8 @@ class Worker:
             new_batches=tuple(b for b in batches if b.upload_id not in linked_before),
             all_batches=tuple(batches),
             threshold=threshold,  # type: ignore[arg-type]  # "auto" or a float
+            duplicates=project.duplicates,  # type: ignore[arg-type]  # checked on creation
+            duplicates_threshold=project.duplicates_threshold_pinned,
             counts_steady_within=SharingPolicy.model_validate_json(
                 project.policy_json
             ).suppression.min_count,
@@ -262,15 +269,26 @@ class Worker:
             project.current_run_id = run_id
             if outcome.pin_threshold and project.threshold_pinned is None:
                 project.threshold_pinned = outcome.threshold
+                if outcome.duplicates_threshold is not None:
+                    project.duplicates_threshold_pinned = outcome.duplicates_threshold
+            summary = outcome.summary
             audit.append(
                 session, self.key, actor="worker", action="run.done", project_id=project_id,
                 detail={"run": run_id, "threshold": outcome.threshold,
                         "threshold_method": outcome.threshold_method,
-                        "uploads_linked": new_ids, "entities": outcome.summary["entities"]},
+                        "uploads_linked": new_ids, "entities": summary["entities"],
+                        # How many, never which: the audit names no record.
+                        "records_new": summary["new_records"],
+                        "records_updated": summary["updated_records"],
+                        "records_moved": summary["moved_records"],
+                        "records_withdrawn": summary["withdrawn_records"],
+                        "withdrawals_unknown": summary["unknown_withdrawals"]},
                 data_dir=self.settings.data_dir,
             )  # fmt: skip
-        # Older runs' folders are superseded; the current one stays.
+        # Older runs' folders are superseded; the current one stays. Then the linked
+        # uploads give up what only the index needs now (withdrawn records included).
         self.storage.prune_runs(project_id, keep={run_id})
+        settle(self.storage.run_dir(project_id, run_id), inputs.all_batches)
 
     # ------------------------------------------------------------------ loop
 

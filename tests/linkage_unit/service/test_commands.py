@@ -137,6 +137,7 @@ def test_demo_links_three_partners(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "Match quality" in result.output and "audit log" in result.output
+    assert "A quarter later" in result.output and "in no release" in result.output
     from rich.console import Console
 
     from linkage_unit.demo import run_demo
@@ -145,6 +146,9 @@ def test_demo_links_three_partners(tmp_path: Path) -> None:
         measured = run_demo(tmp_path / "again", Console(file=sink))
     assert measured.audit_ok
     assert measured.precision > 0.97 and measured.recall > 0.85, measured
+    # The quarter after: the movers keep their IDs, the withdrawn client is released no more.
+    assert measured.movers == 3 and measured.movers_kept == 3, measured
+    assert measured.withdrawn_gone
 
 
 def _free_port() -> int:

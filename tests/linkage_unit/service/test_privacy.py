@@ -394,10 +394,12 @@ def test_nothing_the_unit_wrote_holds_identifiers(
     for what, body in responses.items():
         hits += scanner.scan_text(f"release {what}", body)
 
-    # The scan covered what it had to: the stored encodings, the run's results, the
-    # database (its file and WAL on SQLite), the tables, the worker's log.
+    # The scan covered what it had to: the stored encodings (in the entity index once a
+    # run has linked the uploads) and row keys, the run's results, the database (its file
+    # and WAL on SQLite), the tables, the worker's log.
     names = {p.relative_to(data_dir).as_posix() for p in files}
-    assert sum(n.endswith(".plk") for n in names) == len(PARTNERS)
+    assert sum(n.endswith(".keys.npy") for n in names) == len(PARTNERS)
+    assert any(n.endswith("/bits.npy") for n in names)
     assert any("/ids/" in n for n in names)
     if unit.settings.database_url is None:
         assert {"unit.db", "unit.db-wal"} <= names

@@ -1,8 +1,9 @@
 """Deleting projects: when the retention period is over, and on the operator's request.
 
-Deletion must leave no byte of a project's encodings anywhere under the data folder (the
-uploads and the entity index both hold them), remove its rows, spare other projects, and
-leave the audit trail — including the deletion itself — intact.
+Deletion must leave no byte of a project's encodings anywhere under the data folder (an
+upload holds them until a run has linked it, the entity index from then on), remove its
+rows, spare other projects, and leave the audit trail — including the deletion itself —
+intact.
 """
 
 from __future__ import annotations
@@ -133,10 +134,10 @@ def test_expired_project_is_purged_by_the_worker(
             kept_upload = party.upload(kept["project_id"], encoded.other_secret_plk)
         kept_needles = _needles(encoded.other_secret_plk)
 
-        # The scan finds the encodings while they are meant to be there: in the uploads
-        # and in the run's entity index.
+        # The scan finds the encodings while they are meant to be there: in the run's
+        # entity index (the linked uploads' own files are gone).
         held = _holders(data_dir, needles)
-        assert {p.parts[2] for p in held} == {"uploads", "runs"}, held
+        assert {p.parts[2] for p in held} == {"runs"}, held
         assert all(p.parts[:2] == ("projects", doomed) for p in held), held
         assert _rows(engine, doomed) == {"projects": 1, "parties": 3, "uploads": 3, "runs": 1}
 
@@ -178,9 +179,7 @@ def test_operator_deletion_erases_encodings_and_keeps_the_audit(
     project_id, _ = _linked_project(unit, encoded)
     needles = [n for p in encoded.partners.values() for n in _needles(p.plk)]
     held = _holders(data_dir, needles)  # the scan finds them while they should be there
-    assert {p.parts[:3] for p in held} == {
-        ("projects", project_id, "uploads"), ("projects", project_id, "runs")
-    }, held  # fmt: skip
+    assert {p.parts[:3] for p in held} == {("projects", project_id, "runs")}, held
 
     with UnitClient(unit.url, unit.admin_token) as admin:
         admin.delete_project(project_id)

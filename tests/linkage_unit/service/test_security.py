@@ -156,8 +156,11 @@ def test_concurrent_duplicate_uploads_accept_exactly_one(
             assert "already uploaded" in response.json()["detail"]
     with UnitClient(unit.url, unit.admin_token) as admin:
         assert len(admin.uploads(project)) == 1
-    stored = [p for p in _stored(unit) if p.startswith("projects")]
-    assert len(stored) == 1 and not [p for p in _stored(unit) if p.startswith("incoming")]
+    # One upload's files: its encodings and its row keys.
+    stored = sorted(Path(p).name for p in _stored(unit) if p.startswith("projects"))
+    upload_id = stored[0].split(".")[0]
+    assert stored == [f"{upload_id}.keys.npy", f"{upload_id}.plk"]
+    assert not [p for p in _stored(unit) if p.startswith("incoming")]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,157 @@
+"""Withdrawals: a party names records to remove (consent withdrawn), by their record keys.
+
+The keys are the party's own pseudonyms of its local IDs (``pacelink withdraw`` computes
+them on the partner's premises with its record key), so the unit learns nothing it did not
+hold. A withdrawal is checked against the party's records — every key must name one,
+unless the party accepts unknown keys, which are then counted — and stored as a batch of
+the project like an upload; a run is queued for it at once, and until that run is done the
+project releases nothing (a release would still hold the withdrawn records). The run
+removes the records from the entity index, and then their encodings and keys from the
+unit's storage (:func:`linkage_unit.jobs.pipeline.settle`). The audit log records how many
+were withdrawn, never which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request, status
+from numpy.typing import NDArray
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from linkage_unit import audit
+from linkage_unit.api.deps import (
+    CallerDep,
+    Refusal,
+    SessionDep,
+    get_project,
+    require_member,
+    state,
+)
+from linkage_unit.api.models import WithdrawalCreate, WithdrawalOut
+from linkage_unit.database import Party, Run, Upload, now
+from linkage_unit.storage import Storage
+
+__all__ = ["known_record_keys", "router"]
+
+router = APIRouter(prefix="/projects/{project_id}/withdrawals", tags=["withdrawals"])
+
+_SHOWN = 20  # unknown positions listed in a refusal
+
+
+def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
+    return Refusal(code, f"withdrawal refused: {message}", action="withdrawal.refused",
+                   check=check, **facts)  # fmt: skip
+
+
+def known_record_keys(session: Session, storage: Storage, project_id: str, party_id: int
+                      ) -> NDArray[np.str_]:  # fmt: skip
+    """The record keys the party's uploads hold now, less those already being withdrawn.
+
+    Snapshots not yet linked may withdraw more at the next run; such a key still counts
+    as known here (the run reports it as unknown if it is gone by then).
+    """
+    uploads = session.scalars(
+        select(Upload).where(Upload.project_id == project_id, Upload.party_id == party_id)
+    ).all()
+    held: list[NDArray[np.str_]] = []
+    leaving: list[NDArray[np.str_]] = []
+    for upload in uploads:
+        if upload.kind == "withdrawal":
+            if upload.linked_run_id is None:
+                path = storage.withdrawal_path(project_id, upload.id)
+                leaving.append(np.load(path, allow_pickle=False))
+            continue
+        path = storage.keys_path(project_id, upload.id)
+        if path.exists():
+            held.append(np.load(path, allow_pickle=False))
+    keys = np.unique(np.concatenate(held)) if held else np.zeros(0, dtype="<U32")
+    keys = keys[keys != ""]
+    if leaving:
+        keys = np.setdiff1d(keys, np.concatenate(leaving))
+    return keys
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=WithdrawalOut)
+def create_withdrawal(project_id: str, body: WithdrawalCreate, request: Request,
+                      session: SessionDep, caller: CallerDep) -> WithdrawalOut:  # fmt: skip
+    """Withdraw your records named by their record keys; a run is queued to apply it."""
+    require_member(caller, project_id)
+    if caller.is_admin:
+        raise _refuse(403, "withdrawals come from parties; use a party token", "parties only")
+    unit = state(request)
+    project = get_project(session, project_id, for_update=True)
+    party = session.get(Party, caller.party_id)
+    assert party is not None
+    if party.record_key_check is None:
+        raise _refuse(409, "your uploads carry no record keys, so no record of yours can be "
+                           "named; encode with --record-key and upload a snapshot",
+                      "record keys")  # fmt: skip
+    wanted = np.asarray(body.record_keys, dtype="<U32")
+    _, first, counts = np.unique(wanted, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        at = int(np.sort(first[counts > 1])[0])
+        raise _refuse(422, f"record_keys[{at}] is repeated", "duplicate keys")
+    known = known_record_keys(session, unit.storage, project.id, party.id)
+    unknown = np.flatnonzero(~np.isin(wanted, known))
+    if len(unknown) and not body.allow_unknown:
+        shown = ", ".join(str(int(k)) for k in unknown[:_SHOWN])
+        more = f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else ""
+        raise _refuse(
+            422,
+            f"{len(unknown)} of {len(wanted)} record keys name no record of yours "
+            f"(positions {shown}{more}); nothing was withdrawn",
+            "unknown keys",
+            unknown=len(unknown),
+        )
+    seq = (session.scalar(
+        select(func.max(Upload.seq)).where(Upload.project_id == project.id)
+    ) or 0) + 1  # fmt: skip
+    blob = wanted.tobytes()
+    upload = Upload(
+        id=secrets.token_hex(8), project_id=project.id, party_id=party.id, seq=seq,
+        kind="withdrawal", record_count=len(wanted),
+        content_digest="sha256:" + hashlib.sha256(blob).hexdigest(), size_bytes=len(blob),
+        created_at=now(),
+    )  # fmt: skip
+    session.add(upload)
+    # A withdrawal must not wait for the operator: queue a run unless one is waiting.
+    queued = session.scalar(
+        select(Run.id).where(Run.project_id == project.id, Run.status == "queued")
+    )
+    taken = queued is not None and session.scalar(  # the waiting run takes it too
+        update(Run).where(Run.id == queued, Run.status == "queued").values(through_seq=seq)
+        .returning(Run.id)
+    ) is not None  # fmt: skip
+    run_id = queued
+    if not taken:
+        run = Run(
+            id=secrets.token_hex(8), project_id=project.id, status="queued", stage="queued",
+            progress=0.0, attempts=0, through_seq=seq, created_at=now(),
+        )  # fmt: skip
+        session.add(run)
+        run_id = run.id
+    audit.append(session, unit.audit_key, actor=caller.actor, action="withdrawal.accepted",
+                 project_id=project.id,
+                 detail={"upload": upload.id, "seq": seq, "records": len(wanted) - len(unknown),
+                         "unknown": len(unknown), "run": run_id},
+                 data_dir=unit.data_dir)  # fmt: skip
+    session.flush()
+    path = unit.storage.withdrawal_path(project.id, upload.id)
+    try:
+        with open(path, "xb") as fh:
+            np.save(fh, np.delete(wanted, unknown), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        session.commit()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        session.rollback()
+        raise
+    return WithdrawalOut(id=upload.id, seq=seq, requested=len(wanted), unknown=len(unknown),
+                         run_id=run_id)  # fmt: skip
