@@ -33,9 +33,10 @@ Measures (every record of every file counts; records the encoder rejects are unl
   (singletons included); precision = correct / predicted entities, recall = correct /
   people.
 
-For the incremental scenario the files of batch 1 are added to an ``EntityIndex`` party by
-party, then those of batch 2 (new people and updated records, keyed by local ID), at the
-threshold pacelink's ``auto`` chose on batch 1; the share of people of batch 1 whose
+For the incremental scenario the files of batch 1 are linked as the linkage unit's first
+run links them (``link_changes``: every file a snapshot, threshold ``auto``), then those of
+batch 2 (new people and updated records, keyed by local ID) as deltas at the threshold the
+first run chose, as the unit's second run would; the share of people of batch 1 whose
 linkage ID is unchanged after batch 2 is reported. Results go to
 ``benchmarks/results/quality.json``; ``python -m benchmarks.report`` renders them and
 draws the plots.
@@ -66,6 +67,7 @@ from encoder.keys import Secret
 from encoder.schema import LinkageSchema, derived_value, parse_schema
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
 from linkage_unit.matching.entities import EntityIndex
+from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
 from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.solving import Duplicates, cluster, greedy_solve_two
 from linkage_unit.matching.threshold import DEFAULT_FLOOR
@@ -531,28 +533,31 @@ def run_incremental(
             keys = party.frame["local_id"].to_numpy(dtype=str)[rows]
             files.append((enc.bits[0], keys, party.person[rows]))
         rounds.append(files)
-    _, summary = link_encodings([f[0] for f in rounds[0]], "auto")
-    threshold = summary.threshold
-    index = EntityIndex.empty(salt=b"pacelink-quality-benchmark-salt!")
-    person_of: list[I64] = []
-    for k, (bits, keys, person) in enumerate(rounds[0]):
-        index = index.add_batch(k, bits, threshold=threshold, keys=keys).index
-        person_of.append(person)
-    after_first = index.record_ids.copy()
-    n_first = index.n_records
-    for k, (bits, keys, person) in enumerate(rounds[1]):
-        result = index.add_batch(k, bits, threshold=threshold, keys=keys)
-        index = result.index
-        person_of.append(person[~result.known])
-    after_second = index.record_ids[:n_first]
-    people = np.concatenate(person_of)[:n_first]
-    same = pd.Series(after_first == after_second).groupby(people).all()
+    # Two runs of the linkage unit: batch 1's files as snapshots at "auto", then batch 2's
+    # as deltas at the threshold the first run chose (the unit pins it), through the
+    # function the unit's runs call.
+    first = link_changes(
+        EntityIndex.empty(salt=b"pacelink-quality-benchmark-salt!"),
+        [Delivery(k, bits, keys, "snapshot") for k, (bits, keys, _) in enumerate(rounds[0])],
+        LinkSettings(threshold="auto"),
+    )
+    second = link_changes(
+        first.index,
+        [Delivery(k, bits, keys, "delta") for k, (bits, keys, _) in enumerate(rounds[1])],
+        LinkSettings(threshold=first.threshold),
+    )
+    before = np.concatenate([first.index.lookup(k, f[1]) for k, f in enumerate(rounds[0])])
+    after = np.concatenate([second.index.lookup(k, f[1]) for k, f in enumerate(rounds[0])])
+    people = np.concatenate([f[2] for f in rounds[0]])
+    same = pd.Series(before == after).groupby(people).all()
     return {
-        "threshold": threshold,
+        "threshold": first.threshold,
         "people_batch1": len(same),
         "stable_share": float(same.mean()),
-        "records": int(index.n_records),
-        "entities": int(index.n_entities),
+        "records": int(second.index.n_records),
+        "entities": int(second.index.n_entities),
+        "updated_records": second.updated_records,
+        "moved_records": second.moved_records,
     }
 
 

@@ -258,10 +258,17 @@ def _quality(r: dict[str, Any]) -> list[str]:
     if inc:
         lines += [
             "",
-            f"Incremental linkage (`EntityIndex.add_batch`, threshold {inc['threshold']:.3f} "
-            f"chosen by `auto` on batch 1): **{inc['stable_share']:.2%}** of the "
-            f"{inc['people_batch1']:,} people of batch 1 keep their linkage ID after batch 2 "
-            f"({inc['records']:,} records, {inc['entities']:,} entities).",
+            f"Incremental linkage (`link_changes`, as the unit's runs: batch 1 at `auto`, "
+            f"threshold {inc['threshold']:.3f}, then batch 2 as deltas): "
+            f"**{inc['stable_share']:.2%}** of the {inc['people_batch1']:,} people of batch 1 "
+            f"keep their linkage ID after batch 2 ({inc['records']:,} records, "
+            f"{inc['entities']:,} entities"
+            + (
+                f"; {inc['updated_records']:,} records updated, {inc['moved_records']} moved"
+                if "updated_records" in inc
+                else ""
+            )
+            + ").",
         ]
     lines += ["", "Estimated (label-free) against true quality at the auto threshold:", ""]
     lines += ["| scenario | threshold | estimated P / R | true P / R |", "|---|---:|---|---|"]
@@ -281,12 +288,25 @@ def _quality(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lifecycle(r: dict[str, Any]) -> list[str]:
+    from benchmarks.lifecycle import markdown
+
+    lines = markdown(r)
+    forbid = RESULTS / "lifecycle-forbid.json"
+    if forbid.exists():
+        lines += ["", "The same lifecycle with `duplicates: forbid` (one record per party per "
+                  "entity):", ""]  # fmt: skip
+        lines += markdown(json.loads(forbid.read_text(encoding="utf-8")))
+    return lines
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "encode_speed": ("Encoding speed and memory", _encode_speed),
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
     "link_scale": ("Linkage at scale", _link_scale),
     "quality": ("Match quality", _quality),
     "service_load": ("Linkage unit under load", _service_load),
+    "lifecycle": ("Record lifecycle through the service", _lifecycle),
 }
 
 

@@ -455,3 +455,210 @@ def test_bundled_sample_is_reproducible(tmp_path: Path) -> None:
     assert (~sample["postcode"].str.contains(" ")).any()
     assert (sample["surname"].str.isupper()).any()
     assert (sample["ni_number"] == "").mean() > 0.05
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+LIFECYCLE_PEOPLE = 600
+LIFECYCLE_BATCHES = 4  # a snapshot and three quarterly deltas
+
+
+@pytest.fixture(scope="module")
+def lifecycle() -> syn.Lifecycle:
+    return syn.make_lifecycle(LIFECYCLE_PEOPLE, 5, batches=LIFECYCLE_BATCHES)
+
+
+def _versions(lc: syn.Lifecycle, name: str) -> pd.DataFrame:
+    """Every delivered version of a partner's records: canonical columns, values and batch."""
+    spec = lc.spec(name)
+    parts = [
+        syn.to_pace_columns(b.deliveries[name], spec, canonical_values=True).assign(batch=b.number)
+        for b in lc.batches
+        if name in b.deliveries
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _eligible(lc: syn.Lifecycle, name: str, batch: int) -> set[str]:
+    """Local IDs delivered before a batch and not withdrawn before it."""
+    truth = lc.truth()
+    mine = truth[(truth["partner"] == name) & (truth["first_batch"] < batch)]
+    gone = (mine["withdrawn_batch"] > 0) & (mine["withdrawn_batch"] < batch)
+    return set(mine.loc[~gone, "local_id"])
+
+
+def test_lifecycle_deliveries(lifecycle: syn.Lifecycle) -> None:
+    static, delivering = (s.name for s in lifecycle.partners)
+    assert (static, delivering) == (syn.LIFECYCLE_STATIC, syn.LIFECYCLE_DELIVERING)
+    assert len(lifecycle.batches) == LIFECYCLE_BATCHES
+    first, *deltas = lifecycle.batches
+    assert dict(first.kinds) == {static: "snapshot", delivering: "snapshot"}
+    assert all(dict(b.kinds) == {delivering: "delta"} for b in deltas)
+    assert all(set(b.deliveries) == set(b.kinds) for b in lifecycle.batches)
+    assert [b.number for b in lifecycle.batches] == list(range(1, LIFECYCLE_BATCHES + 1))
+    for name, frame in first.deliveries.items():
+        spec = lifecycle.spec(name)
+        people = frame[syn.TRUTH_COLUMN].nunique()
+        coverage = lifecycle.rates.static_coverage if name == static else (
+            lifecycle.rates.initial_coverage
+        )  # fmt: skip
+        assert people == round(coverage * LIFECYCLE_PEOPLE)
+        assert frame.columns[0] == spec.columns.local_id
+        assert spec.consent_refusal_rate is None  # consent is withdrawn explicitly here
+    # Some people are known to both partners (the cross-partner matches to find).
+    both = set(first.deliveries[static][syn.TRUTH_COLUMN]) & set(
+        first.deliveries[delivering][syn.TRUTH_COLUMN]
+    )
+    assert len(both) > 0.15 * LIFECYCLE_PEOPLE
+
+
+def test_lifecycle_local_ids_stable_and_truth_complete(lifecycle: syn.Lifecycle) -> None:
+    truth = lifecycle.truth()
+    assert list(truth.columns) == [
+        "partner", "local_id", "person_id", "first_batch", "withdrawn_batch",
+    ]  # fmt: skip
+    assert not truth.duplicated(["partner", "local_id"]).any()
+    assert truth["person_id"].isin(lifecycle.population["person_id"]).all()
+    number = re.compile(r"-(\d+)$")
+    for spec in lifecycle.partners:
+        versions = _versions(lifecycle, spec.name)
+        # A local ID always stands for the same person, in every delivery.
+        assert (versions.groupby("local_id")[syn.TRUTH_COLUMN].nunique() == 1).all()
+        mine = truth[truth["partner"] == spec.name].set_index("local_id")
+        assert set(mine.index) == set(versions["local_id"])
+        first = versions.groupby("local_id")["batch"].min()
+        assert (mine.loc[first.index, "first_batch"] == first).all()
+        assert (mine.loc[versions["local_id"], "person_id"].to_numpy()
+                == versions[syn.TRUTH_COLUMN].to_numpy()).all()  # fmt: skip
+        assert not versions.duplicated(["local_id", "batch"]).any()
+    delivering = syn.LIFECYCLE_DELIVERING
+    versions = _versions(lifecycle, delivering)
+    updates = lifecycle.updates
+    for b in lifecycle.batches[1:]:
+        sent = versions[versions["batch"] == b.number]
+        seen = set(versions.loc[versions["batch"] < b.number, "local_id"])
+        again = set(sent["local_id"]) & seen
+        # A delta re-sends exactly its updated records, under their earlier local IDs ...
+        assert again == set(updates.loc[updates["batch"] == b.number, "local_id"])
+        # ... and new clients get local IDs above all earlier ones, and were not clients.
+        new = sent[~sent["local_id"].isin(seen)]
+        assert len(new) > 0
+        top = max(int(number.search(i).group(1)) for i in seen)  # type: ignore[union-attr]
+        assert min(int(number.search(i).group(1)) for i in new["local_id"]) > top  # type: ignore[union-attr]
+        earlier = set(versions.loc[versions["batch"] < b.number, syn.TRUTH_COLUMN])
+        assert not set(new[syn.TRUTH_COLUMN]) & earlier
+    assert (updates["partner"] == delivering).all()
+    assert set(updates["kind"]) == set(syn.UPDATE_KINDS)
+
+
+def test_lifecycle_update_kinds_at_their_rates(lifecycle: syn.Lifecycle) -> None:
+    delivering = syn.LIFECYCLE_DELIVERING
+    rates = lifecycle.rates
+    updates = lifecycle.updates
+    for b in lifecycle.batches[1:]:
+        eligible = len(_eligible(lifecycle, delivering, b.number))
+        counts = updates[updates["batch"] == b.number]["kind"].value_counts()
+        for kind in syn.UPDATE_KINDS:
+            expected = max(1, round(getattr(rates, kind) * eligible))
+            if kind in ("typo_fix", "dob_fix"):  # only records carrying an error can be fixed
+                assert 1 <= counts.get(kind, 0) <= expected, (b.number, kind)
+            else:
+                assert counts.get(kind, 0) == expected, (b.number, kind)
+    assert not updates.duplicated(["batch", "local_id"]).any()  # one update a record a quarter
+
+
+def test_lifecycle_updates_change_what_they_say(lifecycle: syn.Lifecycle) -> None:
+    versions = _versions(lifecycle, syn.LIFECYCLE_DELIVERING)
+    population = lifecycle.population.set_index("person_id")
+    fields = list(syn.PACE_FIELDS)
+    address_kept = 0
+    for u in lifecycle.updates.itertuples():
+        mine = versions[versions["local_id"] == u.local_id]
+        old = mine[mine["batch"] < u.batch].iloc[-1][fields]
+        new = mine[mine["batch"] == u.batch].iloc[0][fields]
+        differs = {
+            f for f in fields if old[f] != new[f] and not (pd.isna(old[f]) and pd.isna(new[f]))
+        }
+        assert differs == set(str(u.fields).split(",")), u
+        if u.kind == "move":
+            assert "postcode" in differs
+            address_kept += "address_line" not in differs
+        elif u.kind == "surname_change":
+            assert population.loc[u.person_id, "sex"] == "F"
+        elif u.kind == "typo_fix":
+            (field,) = differs
+            assert field in ("given_name", "surname")
+            wrong, right = str(old[field]), str(new[field])
+            diff = [(a, c) for a, c in zip(wrong, right, strict=True) if a != c]
+            assert len(diff) == 1 and diff[0][0].lower() in syn._ADJACENT[diff[0][1].lower()]
+        else:
+            assert u.kind == "dob_fix"
+            assert new["date_of_birth"] == population.loc[u.person_id, "date_of_birth"]
+    moves = (lifecycle.updates["kind"] == "move").sum()
+    assert 0 < address_kept < moves  # some moves update the postcode only
+
+
+def test_lifecycle_withdrawals(lifecycle: syn.Lifecycle) -> None:
+    truth = lifecycle.truth()
+    assert lifecycle.batches[0].withdrawals == {s.name: () for s in lifecycle.partners}
+    withdrawn_ever: set[tuple[str, str]] = set()
+    for b in lifecycle.batches[1:]:
+        for spec in lifecycle.partners:
+            ids = b.withdrawals[spec.name]
+            eligible = _eligible(lifecycle, spec.name, b.number)
+            rate = lifecycle.rates.withdraw if spec.name == syn.LIFECYCLE_DELIVERING else (
+                lifecycle.rates.static_withdraw
+            )  # fmt: skip
+            assert len(ids) == max(1, round(rate * len(eligible)))
+            # Withdrawn IDs were delivered before and still held; never again delivered.
+            assert set(ids) <= eligible
+            assert not {(spec.name, i) for i in ids} & withdrawn_ever
+            withdrawn_ever |= {(spec.name, i) for i in ids}
+            for later in lifecycle.batches[b.number - 1 :]:
+                frame = later.deliveries.get(spec.name)
+                assert frame is None or not frame[spec.columns.local_id].isin(ids).any()
+    gone = truth[truth["withdrawn_batch"] > 0]
+    assert set(zip(gone["partner"], gone["local_id"], strict=True)) == withdrawn_ever
+    for b in lifecycle.batches:
+        current = lifecycle.current(b.number)
+        for spec in lifecycle.partners:
+            mine = truth[(truth["partner"] == spec.name) & (truth["first_batch"] <= b.number)]
+            held = mine[(mine["withdrawn_batch"] == 0) | (mine["withdrawn_batch"] > b.number)]
+            ids = current[spec.name][spec.columns.local_id]
+            assert ids.is_unique and set(ids) == set(held["local_id"])
+
+
+def test_lifecycle_deterministic_and_written(tmp_path: Path) -> None:
+    a = syn.make_lifecycle(300, 8, batches=3)
+    b = syn.make_lifecycle(300, 8, batches=3)
+    for x, y in zip(a.batches, b.batches, strict=True):
+        for name in x.deliveries:
+            pd.testing.assert_frame_equal(x.deliveries[name], y.deliveries[name])
+        assert x.withdrawals == y.withdrawals
+    pd.testing.assert_frame_equal(a.updates, b.updates)
+    other = syn.make_lifecycle(300, 9, batches=3)
+    assert (
+        not other.batches[1]
+        .deliveries[syn.LIFECYCLE_DELIVERING]
+        .equals(a.batches[1].deliveries[syn.LIFECYCLE_DELIVERING])
+    )
+    files = syn.write_lifecycle(a, tmp_path)
+    assert len(files) == 3
+    assert set(files[0]) == {syn.LIFECYCLE_STATIC, syn.LIFECYCLE_DELIVERING}
+    for batch, written in zip(a.batches, files, strict=True):
+        for name, paths in written.items():
+            if "records" in paths:
+                frame = pd.read_csv(paths["records"], dtype=str, keep_default_na=False)
+                assert list(frame.columns) == ["local_id", *syn.PACE_FIELDS]
+                assert len(frame) == len(batch.deliveries[name])
+            if "withdrawn" in paths:
+                lines = paths["withdrawn"].read_text(encoding="utf-8").splitlines()
+                assert tuple(lines) == batch.withdrawals[name]
+            assert ("withdrawn" in paths) == bool(batch.withdrawals[name])
+    truth = pd.read_csv(tmp_path / "truth.csv", dtype={"local_id": str})
+    assert len(truth) == len(a.truth())
+    assert (tmp_path / "updates.csv").exists()
+    with pytest.raises(ValueError, match="batches"):
+        syn.make_lifecycle(10, 1, batches=0)
+    with pytest.raises(ValueError, match="move"):
+        syn.LifecycleRates(move=1.5)
