@@ -333,10 +333,11 @@ def status(unit_url: UnitUrl, project: ProjectId, ca_cert: CaCert = None) -> Non
     with _client(unit_url, _admin_token("pacelink unit status"), ca_cert) as client:
         uploads, runs = client.uploads(project), client.runs(project)
     table = Table(title="uploads")
-    for col in ("upload", "party", "records", "linked by run"):
+    for col in ("upload", "party", "kind", "records", "linked by run"):
         table.add_column(col)
     for u in uploads:
-        table.add_row(u["id"], u["party"], f"{u['record_count']:,}", u["linked_run_id"] or "-")
+        table.add_row(u["id"], u["party"], u["kind"], f"{u['record_count']:,}",
+                      u["linked_run_id"] or "-")  # fmt: skip
     out.print(table)
     table = Table(title="runs")
     for col in ("run", "status", "stage", "progress", "threshold", "error"):

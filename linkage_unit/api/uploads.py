@@ -54,10 +54,11 @@ def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
 def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str_]]:
     """Validate a received file against the project; returns its header and row keys."""
     try:
-        header = read_encodings(path, verify=True).header
+        encodings = read_encodings(path, verify=True)
     except EncodingFileError as exc:
         # The reader's messages start with the file's path, which is the unit's business.
         raise _refuse(422, str(exc).replace(str(path), "the file"), "format") from None
+    header = encodings.header
     if header["schema_fingerprint"] != project.schema_fingerprint:
         raise _refuse(
             409,
@@ -77,7 +78,7 @@ def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str
         )
     if header["record_count"] == 0:
         raise _refuse(422, "the file holds no records", "record count")
-    keys = row_keys(path)
+    keys = row_keys(encodings)
     if header.get("record_keys") is not None:
         _, first, counts = np.unique(keys, return_index=True, return_counts=True)
         if np.any(counts > 1):
@@ -126,6 +127,16 @@ def _kind(session: Any, party: Party, header: dict[str, Any], kind: Kind | None)
         raise _refuse(409, "the record keys were made with a different record key from your "
                            "earlier uploads' (another partner's file, or a new record key): "
                            "every record would count as new", "record key")  # fmt: skip
+    if check is not None:
+        # Each partner's record key is its own: another party's means another party's file.
+        taken = session.scalar(
+            select(Party.id).where(Party.project_id == party.project_id, Party.id != party.id,
+                                   Party.record_key_check == check)
+        )  # fmt: skip
+        if taken is not None:
+            raise _refuse(409, "the record keys were made with another party's record key: this "
+                               "is another partner's file, or two partners share a record key "
+                               "(each must create its own)", "record key")  # fmt: skip
     return kind
 
 

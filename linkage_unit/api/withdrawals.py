@@ -13,6 +13,7 @@ were withdrawn, never which.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -62,14 +63,16 @@ def known_record_keys(session: Session, storage: Storage, project_id: str, party
     held: list[NDArray[np.str_]] = []
     leaving: list[NDArray[np.str_]] = []
     for upload in uploads:
+        # A file may go between the query and the read: a run that has just applied a
+        # withdrawal deletes it (the keys are gone from the key files by then too).
         if upload.kind == "withdrawal":
             if upload.linked_run_id is None:
-                path = storage.withdrawal_path(project_id, upload.id)
-                leaving.append(np.load(path, allow_pickle=False))
+                with contextlib.suppress(FileNotFoundError):
+                    path = storage.withdrawal_path(project_id, upload.id)
+                    leaving.append(np.load(path, allow_pickle=False))
             continue
-        path = storage.keys_path(project_id, upload.id)
-        if path.exists():
-            held.append(np.load(path, allow_pickle=False))
+        with contextlib.suppress(FileNotFoundError):
+            held.append(np.load(storage.keys_path(project_id, upload.id), allow_pickle=False))
     keys = np.unique(np.concatenate(held)) if held else np.zeros(0, dtype="<U32")
     keys = keys[keys != ""]
     if leaving:

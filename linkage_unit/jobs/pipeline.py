@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from encoder.fileformat import read_encodings
+from encoder.fileformat import Encodings, read_encodings
 from linkage_unit.matching.entities import EntityIndex, content_keys
 from linkage_unit.matching.incremental import (
     Change,
@@ -132,10 +132,9 @@ def _change(batch: Batch) -> Change:
         raise RunError(f"the encodings of upload {batch.upload_id} cannot be read") from exc
 
 
-def row_keys(path: Path) -> NDArray[np.str_]:
+def row_keys(encodings: Encodings) -> NDArray[np.str_]:
     """The key of every row of an encoding file, as the entity index knows its records:
     the partner's record pseudonyms, or for files without them a hash of each encoding."""
-    encodings = read_encodings(path)
     if encodings.record_keys is not None:
         return np.asarray(encodings.record_keys)
     return content_keys(np.ascontiguousarray(encodings.bits))
@@ -146,7 +145,7 @@ def _keys(batch: Batch) -> NDArray[np.str_]:
         keys: NDArray[np.str_] = np.load(batch.keys_path, allow_pickle=False)
         return keys
     try:  # an upload accepted before key files were kept
-        return row_keys(batch.path)
+        return row_keys(read_encodings(batch.path))
     except Exception as exc:
         raise RunError(f"the keys of upload {batch.upload_id} cannot be read") from exc
 

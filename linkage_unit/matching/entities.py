@@ -108,6 +108,14 @@ def _entity_id(salt: bytes, number: int) -> str:
     return hmac.new(salt, message, hashlib.sha256).hexdigest()[:ID_LENGTH]
 
 
+def _issue_ids(salt: bytes, start: int, count: int) -> NDArray[np.str_]:
+    """IDs of the entity numbers ``start .. start + count - 1`` ("" in an unnamed index)."""
+    if not salt:
+        return np.full(count, "", dtype="<U1")
+    ids = [_entity_id(salt, start + k) for k in range(count)]
+    return np.asarray(ids, dtype=f"<U{ID_LENGTH}")
+
+
 def content_keys(bits: NDArray[np.uint8]) -> NDArray[np.str_]:
     """Default record keys: a 128-bit hash of each encoding."""
     keys = [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in bits]
@@ -222,6 +230,14 @@ class EntityIndex:
             moved_to=none,
             moved_batch=none,
         )
+
+    @classmethod
+    def unnamed(cls) -> EntityIndex:
+        """A new index whose entities are numbered but get no IDs (all ""): for a one-off
+        linkage whose result is entity numbers (`pacelink link`), which then spends neither
+        the time to derive an ID per entity nor the memory to hold it."""
+        empty = cls.empty(b"\0" * 16)
+        return replace(empty, salt=b"", entity_id=np.zeros(0, dtype="<U1"))
 
     # ------------------------------------------------------------------ queries
 
@@ -408,15 +424,14 @@ class EntityIndex:
         fresh_roots = roots[n_ent:]
         fresh_entity = oldest[fresh_roots]
         orphan = fresh_entity == n_nodes
-        new_ids: list[str] = []
+        n_new = 0
         if np.any(orphan):
             roots_orphan = fresh_roots[orphan]
             _, first, inverse = np.unique(roots_orphan, return_index=True, return_inverse=True)
             label = np.empty(len(first), dtype=np.int64)
             label[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
             fresh_entity[orphan] = n_ent + label[inverse.reshape(-1)]
-            new_ids = [_entity_id(self.salt, n_ent + k) for k in range(len(first))]
-        n_new = len(new_ids)
+            n_new = len(first)
         this_batch = self.n_batches
 
         alias_of = np.concatenate([self.alias_of, np.full(n_new, -1, dtype=np.int64)])
@@ -432,17 +447,19 @@ class EntityIndex:
             merged_batch[absorbed] = this_batch
             fresh_entity = remap[fresh_entity]
 
-        id_width = f"<U{ID_LENGTH}"
-        entity_id = np.concatenate([self.entity_id, np.asarray(new_ids, dtype=id_width)])
+        entity_id = np.concatenate([self.entity_id, _issue_ids(self.salt, n_ent, n_new)])
         key_width = max(self.key.dtype.itemsize, new_keys.dtype.itemsize, 4) // 4
         width = batch_bits.shape[1] if m else self.filter_bytes
+        # Nothing stored yet (a first run, offline linkage): no copy of the new bits.
+        new_bits = batch_bits.reshape(m, width)
+        stored_bits = np.concatenate([self.bits, new_bits]) if self.n_records else new_bits
         index = replace(
             self,
             n_batches=this_batch + 1,
             filter_bytes=width,
             party=all_party,
             key=np.concatenate([self.key, new_keys]).astype(f"<U{key_width}"),
-            bits=np.concatenate([self.bits.reshape(-1, width), batch_bits.reshape(-1, width)]),
+            bits=stored_bits,
             entity=np.concatenate([entity, fresh_entity]),
             first_entity=np.concatenate([self.first_entity, fresh_entity]),
             batch=np.concatenate([self.batch, np.full(m, this_batch, dtype=np.int64)]),
@@ -497,9 +514,7 @@ class EntityIndex:
         fresh = np.flatnonzero(to < 0)
         n_ent = len(self.entity_id)
         to[fresh] = n_ent + np.arange(len(fresh), dtype=np.int64)
-        new_ids = np.asarray(
-            [_entity_id(self.salt, n_ent + k) for k in range(len(fresh))], dtype=f"<U{ID_LENGTH}"
-        )
+        new_ids = _issue_ids(self.salt, n_ent, len(fresh))
         entity = self.entity.copy()
         source = entity[rows]
         entity[rows] = to
@@ -555,7 +570,7 @@ class EntityIndex:
         merged = self.merged_batch
         if to is None:
             target = len(entity_id)
-            new_id = np.asarray([_entity_id(self.salt, target)], dtype=f"<U{ID_LENGTH}")
+            new_id = _issue_ids(self.salt, target, 1)
             entity_id = np.concatenate([entity_id, new_id])
             alias_of = np.concatenate([alias_of, _i64([-1])])
             created = np.concatenate([created, _i64([self.n_batches])])

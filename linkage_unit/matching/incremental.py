@@ -234,16 +234,37 @@ def estimate_from_candidates(candidates: Iterable[Candidates], floor: float) -> 
 
 @dataclass
 class _Plan:
-    """What the changes mean for the index (record numbers are the index's before the run)."""
+    """What the changes mean for the index (record numbers are the index's before the run).
+
+    Sources are ``(change, row)``: the delivery (its position in the changes) and the row
+    of it that holds a record's latest encoding.
+    """
 
     withdraw: list[int] = field(default_factory=list)
     update_records: list[int] = field(default_factory=list)
-    update_source: list[tuple[int, int]] = field(default_factory=list)  # (change, row)
+    update_source: list[tuple[int, int]] = field(default_factory=list)
     unchanged: int = 0
-    new_party: list[int] = field(default_factory=list)
-    new_key: list[str] = field(default_factory=list)
-    new_source: list[tuple[int, int]] = field(default_factory=list)
+    # New records, one array per party (a delivery's rows at once: files can be large).
+    new_party: list[NDArray[np.int64]] = field(default_factory=list)
+    new_key: list[NDArray[np.str_]] = field(default_factory=list)
+    new_source: list[NDArray[np.int64]] = field(default_factory=list)  # (k, 2)
     unknown: dict[int, NDArray[np.int64]] = field(default_factory=dict)
+
+    def add_new(self, party: int, keys: NDArray[np.str_], sources: NDArray[np.int64]) -> None:
+        self.new_party.append(np.full(len(keys), party, dtype=np.int64))
+        self.new_key.append(keys)
+        self.new_source.append(sources.reshape(-1, 2))
+
+    def new_records(self) -> tuple[NDArray[np.int64], NDArray[np.str_], NDArray[np.int64]]:
+        """Parties, keys and sources of the new records, in upload order, then row order:
+        their entities are issued in that order."""
+        if not self.new_party:
+            return np.zeros(0, np.int64), np.zeros(0, "<U1"), np.zeros((0, 2), np.int64)
+        party = np.concatenate(self.new_party)
+        key = np.concatenate(self.new_key)
+        source = np.concatenate(self.new_source)
+        order = np.lexsort((source[:, 1], source[:, 0]))
+        return party[order], key[order], source[order]
 
 
 def _keys_of(change: Delivery) -> NDArray[np.str_]:
@@ -269,16 +290,10 @@ def _resolve(index: EntityIndex, changes: Sequence[Change]) -> _Plan:
             keys = _keys_of(only)
             _, first = np.unique(keys, return_index=True)  # content keys may repeat
             rows = np.sort(first)
-            plan.new_party += [party] * len(rows)
-            plan.new_key += keys[rows].tolist()
-            plan.new_source += [(numbers[0], int(r)) for r in rows]
+            plan.add_new(party, keys[rows],
+                         np.stack([np.full(len(rows), numbers[0]), rows], axis=1))  # fmt: skip
             continue
         _resolve_party(index, changes, party, numbers, mine, plan)
-    # New records in upload order, then row order: their entities are issued in that order.
-    order = sorted(range(len(plan.new_source)), key=lambda k: plan.new_source[k])
-    plan.new_party = [plan.new_party[k] for k in order]
-    plan.new_key = [plan.new_key[k] for k in order]
-    plan.new_source = [plan.new_source[k] for k in order]
     return plan
 
 
@@ -317,12 +332,13 @@ def _resolve_party(
         plan.unknown[number] = np.asarray(unknown, dtype=np.int64)
     gone = (set(known) - set(rows)) if snapshot else (removed - set(rows))
     plan.withdraw.extend(sorted(known[k] for k in gone))
+    fresh: list[str] = []
+    fresh_source: list[tuple[int, int]] = []
     for key, source in rows.items():
         record = known.get(key)
         if record is None:
-            plan.new_party.append(party)
-            plan.new_key.append(key)
-            plan.new_source.append(source)
+            fresh.append(key)
+            fresh_source.append(source)
             continue
         delivery = changes[source[0]]
         assert isinstance(delivery, Delivery)
@@ -331,14 +347,23 @@ def _resolve_party(
         else:
             plan.update_records.append(record)
             plan.update_source.append(source)
+    plan.add_new(party, np.asarray(fresh, dtype=str), np.asarray(fresh_source, dtype=np.int64))
 
 
-def _gather(changes: Sequence[Change], sources: Sequence[tuple[int, int]], width: int
+def _gather(changes: Sequence[Change], sources: NDArray[np.int64], width: int
             ) -> NDArray[np.uint8]:  # fmt: skip
-    out = np.empty((len(sources), width), dtype=np.uint8)
-    if not sources:
-        return out
-    src = np.asarray(sources, dtype=np.int64)
+    """The encodings at ``(change, row)`` sources, ``(len(sources), width)``.
+
+    All the rows of one delivery, in order, are that delivery's array itself (memory-mapped
+    from its file in the unit's runs): a first delivery is not copied to be compared.
+    """
+    src = np.asarray(sources, dtype=np.int64).reshape(-1, 2)
+    if len(src) and np.all(src[:, 0] == src[0, 0]):
+        whole = changes[int(src[0, 0])]
+        if (isinstance(whole, Delivery) and len(whole.bits) == len(src)
+                and np.array_equal(src[:, 1], np.arange(len(src)))):  # fmt: skip
+            return np.asarray(whole.bits)
+    out = np.empty((len(src), width), dtype=np.uint8)
     for number in np.unique(src[:, 0]):
         change = changes[int(number)]
         assert isinstance(change, Delivery)
@@ -460,9 +485,13 @@ def link_changes(
         ]
     updates = np.asarray(plan.update_records, dtype=np.int64)
     if len(updates):
-        index = index.replace_bits(updates, _gather(changes, plan.update_source, width))
-    new_bits = _gather(changes, plan.new_source, width)
-    new_party = np.asarray(plan.new_party, dtype=np.int64)
+        sources = np.asarray(plan.update_source, dtype=np.int64)
+        index = index.replace_bits(updates, _gather(changes, sources, width))
+    new_party, new_keys, new_source = plan.new_records()
+    # Each party's new records, compared as they are (most often one delivery's array).
+    party_bits = {
+        int(p): _gather(changes, new_source[new_party == p], width) for p in np.unique(new_party)
+    }
 
     auto = settings.threshold == "auto"
     floor = DEFAULT_FLOOR if auto else float(settings.threshold)
@@ -481,8 +510,10 @@ def link_changes(
                    prefix: str = prefix) -> None:  # fmt: skip
             say(f"{prefix}: {detail}", _COMPARE_SHARE * (start + work * fraction) / total)
 
-        left = index.bits[updates[job.left]] if job.what == "update" else new_bits[job.left]
-        right = new_bits[job.right] if job.what == "new" else index.bits[job.right]
+        # A "stored" or "new" job's left side is all of party p's new records, a "new" job's
+        # right side all of party q's.
+        left = index.bits[updates[job.left]] if job.what == "update" else party_bits[job.p]
+        right = party_bits[job.q] if job.what == "new" else index.bits[job.right]
         (i, j, s), made = pair_candidates(
             left, right, floor, settings.blocking, scheduler=settings.scheduler,
             workers=settings.workers, report=report,
@@ -528,6 +559,8 @@ def link_changes(
 
     say("grouping records into entities", _COMPARE_SHARE + 0.06)
     n_before = index.n_records
+    new_bits = _gather(changes, new_source, width)
+    del party_bits
 
     def kept(what: str, of_right: NDArray[np.int64]) -> Candidates:
         i, j, s = _joined([found[k] for k, job in enumerate(jobs) if job.what == what])
@@ -541,7 +574,7 @@ def link_changes(
     to_stored = kept("stored", index.party)
     among = kept("new", new_party)
     added = index.add_records(
-        new_party, np.asarray(plan.new_key, dtype=str), new_bits, to_stored, among,
+        new_party, new_keys, new_bits, to_stored, among,
         duplicates=settings.duplicates, allow_merges=settings.allow_merges,
     )  # fmt: skip
 

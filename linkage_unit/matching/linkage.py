@@ -30,9 +30,6 @@ __all__ = ["LinkProgress", "LinkSummary", "link_encodings"]
 #: done, in [0, 1])``.  The share never decreases within one linkage.
 LinkProgress = Callable[[str, float], None]
 
-#: Offline entities are numbered, not named: the salt only has to be valid.
-_OFFLINE_SALT = b"pacelink/offline-linkage/no-ids"
-
 
 @dataclass(frozen=True)
 class LinkSummary:
@@ -95,8 +92,7 @@ def link_encodings(
     ]
     settings = LinkSettings(threshold=threshold, duplicates=duplicates, blocking=blocking,
                             workers=workers, scheduler=scheduler)  # fmt: skip
-    outcome = link_changes(EntityIndex.empty(_OFFLINE_SALT), changes, settings,
-                           progress=progress)  # fmt: skip
+    outcome = link_changes(EntityIndex.unnamed(), changes, settings, progress=progress)
     index = outcome.index
     # Records are numbered party by party, row by row, as Groups orders them, and on an
     # empty index entities are issued in order of their first record, as Groups numbers them.

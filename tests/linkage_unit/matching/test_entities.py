@@ -443,3 +443,15 @@ def test_the_salt_stays_out_of_reprs() -> None:
     inputs = RunInputs(salt, ("a", "b"), None, (), (), "auto")
     for text in (repr(index), repr(inputs)):
         assert repr(salt) not in text and salt.hex() not in text and "salt" not in text
+
+
+def test_an_unnamed_index_numbers_entities_without_ids() -> None:
+    """Offline linkage needs entity numbers only: no ID is derived or held."""
+    truth = people(10, seed=4)
+    index = add_batch(EntityIndex.unnamed(), 0, encode(truth, 1), threshold=THRESHOLD).index
+    index = add_batch(index, 1, encode(truth, 2), threshold=THRESHOLD).index
+    assert index.n_entities == 10 and index.entity_id.dtype == np.dtype("<U1")
+    assert set(index.entity_id.tolist()) == {""}
+    named = add_batch(EntityIndex.empty(SALT), 0, encode(truth, 1), threshold=THRESHOLD).index
+    named = add_batch(named, 1, encode(truth, 2), threshold=THRESHOLD).index
+    np.testing.assert_array_equal(index.entity, named.entity)

@@ -68,7 +68,12 @@ def test_partner_and_operator_commands(
 
     output = _ok("unit", "run", "--unit", url, "--project", project, "--wait")
     assert "done" in output and "0.8000 (fixed)" in output
-    assert "council" in _ok("unit", "status", "--unit", url, "--project", project)
+    status = _ok("unit", "status", "--unit", url, "--project", project)
+    assert "council" in status and "snapshot" in status  # a first upload, unsaid
+    wrong_kind = runner.invoke(app, [
+        "upload", str(encoded.partners["council"].plk), "--unit", url, "--project", project,
+        "--token-file", str(token_files["council"]), "--as", "everything"])  # fmt: skip
+    assert wrong_kind.exit_code != 0 and "expected snapshot or delta" in wrong_kind.output
     assert "pairs nearest the threshold" in _ok("unit", "scores", "--unit", url,
                                                 "--project", project)  # fmt: skip
 

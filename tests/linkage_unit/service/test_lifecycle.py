@@ -246,9 +246,16 @@ def test_bad_lifecycle_requests_change_nothing(
                        if p.is_file() and "audit" not in p.name and p.suffix != ".db")  # fmt: skip
         return tuple(u["id"] for u in uploads), tuple(files)
 
+    with UnitClient(unit.url, tokens["skills_agency"]) as party:
+        party.upload(project, skills.encode(encoded, sorted(skills.rows)[:50]))
     # A delta before any upload of the party.
     with UnitClient(unit.url, tokens["council"]) as party:
         start = state()
+        # A first upload made with another party's record key: another partner's file.
+        with pytest.raises(UnitError, match="another party's record key") as refused:
+            party.upload(project, skills.encode(encoded, sorted(skills.rows)[50:70]))
+        assert refused.value.status == 409
+        assert state() == start
         with pytest.raises(UnitError, match="delta needs an earlier upload") as refused:
             party.upload(project, first, "delta")
         assert refused.value.status == 422
@@ -295,9 +302,9 @@ def test_bad_lifecycle_requests_change_nothing(
                            headers={"Authorization": f"Bearer {unit.admin_token}"})  # fmt: skip
         assert answer.status_code == 403
         # A party that uploaded nothing with record keys has nothing to name.
-        as_skills = {"Authorization": f"Bearer {tokens['skills_agency']}"}
+        as_benefits = {"Authorization": f"Bearer {tokens['benefits_dept']}"}
         answer = http.post(f"/projects/{project}/withdrawals", json={"record_keys": good},
-                           headers=as_skills)  # fmt: skip
+                           headers=as_benefits)  # fmt: skip
         assert answer.status_code == 409 and "no record keys" in answer.text
     assert state() == start
     refusals = [e for e in _audit(unit, project) if e["action"] == "withdrawal.refused"]
