@@ -267,15 +267,19 @@ class _Plan:
         return party[order], key[order], source[order]
 
 
-def _keys_of(change: Delivery) -> NDArray[np.str_]:
+def _keys_of(change: Delivery) -> tuple[NDArray[np.str_], NDArray[np.int64]]:
+    """A delivery's row keys, and the rows that are records: all of them when the partner
+    keyed them (keys must be unique), else the first row of each distinct encoding."""
     if change.keys is None:
-        return content_keys(np.asarray(change.bits))
-    keys = np.asarray(change.keys).astype(str)
+        keys = content_keys(np.asarray(change.bits))
+        _, first = np.unique(keys, return_index=True)
+        return keys, np.sort(first).astype(np.int64)
+    keys = np.asarray(change.keys).astype(str, copy=False)
     if len(keys) != len(change.bits):
         raise ValueError(f"got {len(keys)} keys for {len(change.bits)} records")
     if len(np.unique(keys)) != len(keys):
         raise ValueError("record keys must be unique within a delivery")
-    return keys
+    return keys, np.arange(len(keys), dtype=np.int64)
 
 
 def _resolve(index: EntityIndex, changes: Sequence[Change]) -> _Plan:
@@ -287,9 +291,7 @@ def _resolve(index: EntityIndex, changes: Sequence[Change]) -> _Plan:
         only = changes[numbers[0]]
         if not len(mine) and len(numbers) == 1 and isinstance(only, Delivery):
             # The common first delivery (and every offline file): all its rows are new.
-            keys = _keys_of(only)
-            _, first = np.unique(keys, return_index=True)  # content keys may repeat
-            rows = np.sort(first)
+            keys, rows = _keys_of(only)
             plan.add_new(party, keys[rows],
                          np.stack([np.full(len(rows), numbers[0]), rows], axis=1))  # fmt: skip
             continue
@@ -309,7 +311,7 @@ def _resolve_party(
     for number in numbers:
         change = changes[number]
         if isinstance(change, Delivery):
-            keys = _keys_of(change)
+            keys, _ = _keys_of(change)
             if change.kind == "snapshot":
                 rows, removed, snapshot = {}, set(), True
             for row, key in enumerate(keys.tolist()):

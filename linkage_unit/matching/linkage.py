@@ -85,11 +85,14 @@ def link_encodings(
         raise ValueError("linkage needs at least two parties")
     if len({p.shape[1] for p in parties}) != 1:
         raise ValueError("all parties' encodings must have the same bit length")
-    # Every row is a record of its own (row numbers as keys): identical rows stay apart.
+    # Every row is a record of its own (row numbers as keys, as short strings as they can
+    # be: a million rows' keys are then 28 MB): identical rows stay apart.
     changes = [
-        Delivery(party, np.ascontiguousarray(bits), np.arange(len(bits)).astype(str), "snapshot")
+        Delivery(party, np.ascontiguousarray(bits),
+                 np.arange(len(bits)).astype(f"<U{len(str(max(len(bits) - 1, 0)))}"),
+                 "snapshot")
         for party, bits in enumerate(parties)
-    ]
+    ]  # fmt: skip
     settings = LinkSettings(threshold=threshold, duplicates=duplicates, blocking=blocking,
                             workers=workers, scheduler=scheduler)  # fmt: skip
     outcome = link_changes(EntityIndex.unnamed(), changes, settings, progress=progress)
