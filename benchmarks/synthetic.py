@@ -601,6 +601,14 @@ class PartnerSpec:
         )
 
 
+def _spec_named(partners: Sequence[PartnerSpec], name: str) -> PartnerSpec:
+    """The partner of that name among a scenario's."""
+    for spec in partners:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
 @dataclass(frozen=True, eq=False)
 class Scenario:
     """A population and the files its partners deliver.
@@ -645,10 +653,7 @@ class Scenario:
         Raises:
             KeyError: No such partner.
         """
-        for spec in self.partners:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
+        return _spec_named(self.partners, name)
 
     def truth(self) -> pd.DataFrame:
         """The ground truth of every delivered record.
@@ -1794,10 +1799,7 @@ class Lifecycle:
         Raises:
             KeyError: No such partner.
         """
-        for spec in self.partners:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
+        return _spec_named(self.partners, name)
 
     def truth(self) -> pd.DataFrame:
         """Every record ever delivered, once.

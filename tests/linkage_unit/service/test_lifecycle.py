@@ -75,6 +75,31 @@ def _project(unit: EmbeddedUnit, encoded: Encoded, **overrides: Any) -> tuple[st
     return created["project_id"], created["parties"]
 
 
+@dataclass(frozen=True)
+class CouncilAlone:
+    """A project where the council has uploaded its whole list and a run has linked it."""
+
+    project: str
+    tokens: dict[str, str]
+    council: Premises
+    ids: list[str]
+    plk: Path
+    upload: str
+
+
+def _council_alone(unit: EmbeddedUnit, encoded: Encoded, tmp_path: Path, *,
+                   run: bool = True) -> CouncilAlone:  # fmt: skip
+    project, tokens = _project(unit, encoded)
+    council = _premises(encoded, tmp_path)["council"]
+    ids = sorted(council.rows)
+    plk = council.encode(encoded, ids)
+    with UnitClient(unit.url, tokens["council"]) as party:
+        upload = party.upload(project, plk)["id"]
+    if run:
+        _run(unit, project)
+    return CouncilAlone(project, tokens, council, ids, plk, upload)
+
+
 def _run(unit: EmbeddedUnit, project: str) -> dict[str, Any]:
     with UnitClient(unit.url, unit.admin_token) as admin:
         run = admin.start_run(project)
@@ -204,12 +229,8 @@ def test_updates_keep_ids_and_withdrawals_leave_no_trace(
 def test_a_snapshot_withdraws_the_records_it_lacks(
     unit: EmbeddedUnit, encoded: Encoded, tmp_path: Path
 ) -> None:
-    project, tokens = _project(unit, encoded)
-    council = _premises(encoded, tmp_path)["council"]
-    ids = sorted(council.rows)
-    with UnitClient(unit.url, tokens["council"]) as party:
-        party.upload(project, council.encode(encoded, ids))
-    assert _run(unit, project)["summary"]["records"] == len(ids)
+    alone = _council_alone(unit, encoded, tmp_path)
+    project, tokens, council, ids = alone.project, alone.tokens, alone.council, alone.ids
 
     def council_count() -> Any:
         with UnitClient(unit.url, tokens["council"]) as party:
@@ -316,11 +337,9 @@ def test_releases_wait_for_a_pending_withdrawal(
 ) -> None:
     """Between a withdrawal and its run nothing is released (it would hold the records)."""
     unit = unit_with()  # no worker: the queued run waits
-    project, tokens = _project(unit, encoded)
-    council = _premises(encoded, tmp_path)["council"]
-    ids = sorted(council.rows)
-    with UnitClient(unit.url, tokens["council"]) as party:
-        party.upload(project, council.encode(encoded, ids))
+    alone = _council_alone(unit, encoded, tmp_path, run=False)
+    project, council, ids = alone.project, alone.council, alone.ids
+    with UnitClient(unit.url, alone.tokens["council"]) as party:
         made = party.withdraw(project, council.key.pseudonyms(ids[:3]).tolist())
         assert made["run_id"]
         with pytest.raises(UnitError, match="withdrawal is waiting"):
@@ -337,13 +356,9 @@ def test_pacelink_withdraw_sends_pseudonyms_of_local_ids(
     unit: EmbeddedUnit, encoded: Encoded, tmp_path: Path
 ) -> None:
     """The partner's command: local IDs in a file, the record key, nothing else leaves."""
-    project, tokens = _project(unit, encoded)
-    council = _premises(encoded, tmp_path)["council"]
-    ids = sorted(council.rows)
-    plk = council.encode(encoded, ids)
-    with UnitClient(unit.url, tokens["council"]) as party:
-        upload = party.upload(project, plk)["id"]
-    _run(unit, project)
+    alone = _council_alone(unit, encoded, tmp_path)
+    project, tokens, council, ids = alone.project, alone.tokens, alone.council, alone.ids
+    plk, upload = alone.plk, alone.upload
     key_file = tmp_path / "council.record.key"
     write_record_key(key_file, council.key)
     token_file = tmp_path / "council.token"
@@ -407,13 +422,9 @@ def test_upload_answers_carry_no_record_keys(
     unit: EmbeddedUnit, encoded: Encoded, tmp_path: Path
 ) -> None:
     """The unit holds pseudonyms but never hands them out: not in uploads, runs or releases."""
-    project, tokens = _project(unit, encoded)
-    council = _premises(encoded, tmp_path)["council"]
-    ids = sorted(council.rows)
-    plk = council.encode(encoded, ids)
-    with UnitClient(unit.url, tokens["council"]) as party:
-        party.upload(project, plk)
-    _run(unit, project)
+    alone = _council_alone(unit, encoded, tmp_path)
+    project, tokens, council, ids, plk = (alone.project, alone.tokens, alone.council, alone.ids,
+                                          alone.plk)  # fmt: skip
     pseudonyms = set(council.key.pseudonyms(ids).tolist())
     with UnitClient(unit.url, tokens["council"]) as party:
         answers = [json.dumps(party.uploads(project)), party.mapping(project),
