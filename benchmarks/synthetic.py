@@ -336,6 +336,14 @@ INCREMENTAL_UPDATE_SHARE: Final = 0.10
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_rates(rates: Any) -> None:
+    """Refuse a rates dataclass with a field that is not a probability."""
+    for f in dataclasses.fields(rates):
+        value = getattr(rates, f.name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{f.name}: rate {value} is not between 0 and 1")
+
+
 @dataclass(frozen=True)
 class FieldRates:
     """A probability for each person field (0 where the error does not apply to a field).
@@ -360,10 +368,7 @@ class FieldRates:
 
     def __post_init__(self) -> None:
         """Check that every rate is a probability."""
-        for name in PACE_FIELDS:
-            rate = getattr(self, name)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"{name}: rate {rate} is not between 0 and 1")
+        _check_rates(self)
 
     def get(self, field: str) -> float:
         """The rate of one field.
@@ -1746,10 +1751,7 @@ class LifecycleRates:
 
     def __post_init__(self) -> None:
         """Check that every rate is a probability."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{f.name}: rate {value} is not between 0 and 1")
+        _check_rates(self)
 
 
 @dataclass(frozen=True, eq=False)

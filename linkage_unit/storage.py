@@ -25,9 +25,25 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-__all__ = ["Storage"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Storage", "save_keys"]
 
 _SALT_BYTES: Final = 32
+
+
+def save_keys(path: Path, keys: NDArray[np.str_], *, replace: bool = False) -> None:
+    """Write an array of record keys (``.npy``, no pickle) durably: as a new file, never over
+    an existing one, or with ``replace`` in place of one, which readers see whole or not at
+    all (written beside it, then renamed)."""
+    target = path.with_name(path.name + ".tmp") if replace else path
+    with open(target, "wb" if replace else "xb") as fh:
+        np.save(fh, keys, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if replace:
+        os.replace(target, path)
 
 
 class Storage:

@@ -36,6 +36,7 @@ from linkage_unit.api.deps import state as unit_state
 from linkage_unit.api.models import UploadOut
 from linkage_unit.database import Party, Project, Upload, now
 from linkage_unit.jobs.pipeline import row_keys
+from linkage_unit.storage import save_keys
 
 __all__ = ["router"]
 
@@ -272,10 +273,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             final = unit.storage.upload_path(project_id, upload.id)
             keys_file = unit.storage.keys_path(project_id, upload.id)
             try:
-                with open(keys_file, "xb") as fh:
-                    np.save(fh, keys, allow_pickle=False)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                save_keys(keys_file, keys)
                 os.replace(tmp, final)
                 os.chmod(final, 0o400)
                 session.commit()

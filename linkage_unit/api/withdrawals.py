@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import secrets
 from typing import Any
 
@@ -36,7 +35,7 @@ from linkage_unit.api.deps import (
 )
 from linkage_unit.api.models import WithdrawalCreate, WithdrawalOut
 from linkage_unit.database import Party, Run, Upload, now
-from linkage_unit.storage import Storage
+from linkage_unit.storage import Storage, save_keys
 
 __all__ = ["known_record_keys", "router"]
 
@@ -147,10 +146,7 @@ def create_withdrawal(project_id: str, body: WithdrawalCreate, request: Request,
     session.flush()
     path = unit.storage.withdrawal_path(project.id, upload.id)
     try:
-        with open(path, "xb") as fh:
-            np.save(fh, np.delete(wanted, unknown), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
+        save_keys(path, np.delete(wanted, unknown))
         session.commit()
     except BaseException:
         path.unlink(missing_ok=True)

@@ -28,7 +28,6 @@ withdrawn record's encoding and pseudonym are nowhere in the unit's storage.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +48,7 @@ from linkage_unit.matching.incremental import (
     link_changes,
 )
 from linkage_unit.matching.solving import Duplicates
+from linkage_unit.storage import save_keys
 
 __all__ = [
     "NEAR",
@@ -328,10 +328,5 @@ def settle(run_dir: Path, batches: Sequence[Batch]) -> None:
         if gone.any() or not batch.keys_path.exists():
             keys = keys.copy()
             keys[ids == ""] = ""
-            tmp = batch.keys_path.with_name(batch.keys_path.name + ".tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, keys, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, batch.keys_path)
+            save_keys(batch.keys_path, keys, replace=True)
         batch.path.unlink(missing_ok=True)
