@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 BIN := $(VENV)/bin
 DEMO_DIR ?= out/demo
 
-.PHONY: demo encode-sample test lint typecheck pytest bench-encode schemas clean
+.PHONY: demo encode-sample test lint typecheck pytest browser bench-encode schemas clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,16 @@ lint: $(TOOLS)/.installed
 typecheck: $(TOOLS)/.installed $(VENV)/.installed
 	$(TOOLS)/bin/mypy --python-executable $(BIN)/python
 
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
+
+## The web console's tests drive Debian's headless Chromium (no browser download at run time).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+		{ echo "install Debian's chromium and chromium-driver (as root) for the console tests"; exit 1; }; \
+	fi
 
 bench-encode: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.encode_speed

@@ -300,6 +300,35 @@ def _lifecycle(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _console_load(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "Command: `python -m benchmarks.console_load`.",
+        "",
+        f"Machine: {_machine(r['machine'])}. A unit started as its own process (`pacelink unit "
+        "serve`, SQLite, one worker); every console view loaded "
+        f"{r['repeats']} times over HTTP on loopback. The first load of a view is shown apart; "
+        "p50, p95 and max are over all loads. There is no reference tool (no other linkage "
+        "unit has a console), so these are absolute figures against the targets.",
+        "",
+    ]
+    for scale, title in (("demo", "demo project"), ("large", "large project")):
+        block = r[scale]
+        target = r["targets_p95_ms"][scale]
+        verdict = "met" if block["target_met"] else "**not met**"
+        lines += [
+            f"**{title}** ({block['records']:,} records): worst p95 "
+            f"**{block['worst_p95_ms']:.0f} ms** (target < {target:.0f} ms: {verdict}).",
+            "",
+            "| view | first load (ms) | p50 (ms) | p95 (ms) | max (ms) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for view, v in block["views"].items():
+            lines.append(f"| {view} | {v['first_ms']:.0f} | {v['p50_ms']:.0f} | "
+                         f"{v['p95_ms']:.0f} | {v['max_ms']:.0f} |")  # fmt: skip
+        lines.append("")
+    return lines
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "encode_speed": ("Encoding speed and memory", _encode_speed),
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
@@ -307,6 +336,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "quality": ("Match quality", _quality),
     "service_load": ("Linkage unit under load", _service_load),
     "lifecycle": ("Record lifecycle through the service", _lifecycle),
+    "console_load": ("Web console", _console_load),
 }
 
 

@@ -162,6 +162,9 @@ def serve(
         argv += ["--database-url", database_url]
     env = {k: v for k, v in os.environ.items() if k != "PACELINK_ADMIN_TOKEN"}
     children = [subprocess.Popen(argv, env=env) for _ in range(workers)]
+    scheme = "https" if ssl_certfile else "http"
+    out.print(f"web console: {scheme}://{host}:{port}/console/ (sign in with the admin token "
+              "or a party token)")  # fmt: skip
     try:
         uvicorn.run(
             app, host=host, port=port, log_level="info",
@@ -674,8 +677,15 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Keep the demo's files here (default: temporary).")
     ] = None,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the demo's unit up afterwards (Ctrl-C stops it), so the "
+            "web console can be explored."
+        ),
+    ] = False,
 ) -> None:
     """Run the main job end to end: three partners encode, upload; the unit links; releases."""
     from linkage_unit.demo import run_demo
 
-    run_demo(workdir, out)
+    run_demo(workdir, out, keep_running=keep_running)

@@ -122,6 +122,10 @@ class Upload(Base):
     created_at: Mapped[float] = mapped_column(Float)
     # The run that first linked this batch into the project's entity index.
     linked_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # What the file's header says about it (see linkage_unit.api.uploads.upload_profile):
+    # aggregate counts only, kept because the .plk goes once linked. None for withdrawals
+    # and for uploads accepted before profiles were kept.
+    profile_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Run(Base):
@@ -151,6 +155,9 @@ class Run(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Aggregates for the operator's charts (score histogram, estimated precision/recall
+    # curve; linkage_unit.jobs.pipeline): kept with the run, as its folder is pruned.
+    diagnostics_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditEntry(Base):

@@ -18,6 +18,7 @@ import csv
 import io
 import itertools
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,8 +120,15 @@ def _pairwise_quality(
     return precision, recall, f1, len(true), len(found)
 
 
-def run_demo(workdir: Path | None, console: Console) -> DemoResult:
-    """Run the demo, printing as it goes; returns the measured quality."""
+def run_demo(workdir: Path | None, console: Console, *, keep_running: bool = False,
+             stop: threading.Event | None = None) -> DemoResult:  # fmt: skip
+    """Run the demo, printing as it goes; returns the measured quality.
+
+    Args:
+        keep_running: Afterwards, keep the unit up for its web console until interrupted
+            (Ctrl-C) or until ``stop`` is set, and print how to sign in.
+        stop: Ends ``keep_running`` (tests set it; a person presses Ctrl-C).
+    """
     started = time.perf_counter()
     with _workdir(workdir) as base, EmbeddedUnit(base / "unit") as unit:
         console.rule("[bold]pacelink demo")
@@ -240,9 +248,35 @@ def run_demo(workdir: Path | None, console: Console) -> DemoResult:
                       f"{'intact' if audit_report['ok'] else 'TAMPERED'}")  # fmt: skip
         seconds = time.perf_counter() - started
         console.print(f"done in {seconds:.1f} s")
+        console.print(f"\n[bold]web console:[/] {unit.url}/console/")
+        if keep_running:
+            _keep_running(unit, tokens, console, stop or threading.Event())
+        else:
+            console.print("  (run [bold]pacelink demo --keep-running[/] to keep the unit up and "
+                          "explore it)")  # fmt: skip
         return DemoResult(p, r, f1, n_true, n_found, summary["entities"], seconds,
                           audit_report["entries"], audit_report["ok"], kept, movers,
                           gone)  # fmt: skip
+
+
+def _keep_running(unit: EmbeddedUnit, tokens: dict[str, str], console: Console,
+                  stop: threading.Event) -> None:  # fmt: skip
+    """Keep the demo's unit up for the console; print the demo's tokens to sign in with.
+
+    These are a throwaway unit's tokens, printed so a newcomer can sign in; a real unit's
+    tokens are never printed (they come from TOKENS.json and PACELINK_ADMIN_TOKEN).
+    """
+    table = Table("sign in as", "token (this demo unit only)", title="demo tokens")
+    table.add_row("operator", unit.admin_token)
+    for name, token in tokens.items():
+        table.add_row(name, token)
+    console.print(table)
+    console.print(f"open {unit.url}/console/ in a browser; press Ctrl-C to stop the unit")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        console.print("stopping the demo unit")
 
 
 def _next_quarter(

@@ -1,13 +1,15 @@
 """The linkage unit's HTTP API (FastAPI), organised by resource.
 
 `create_app` builds the application for one data folder and database; `pacelink unit
-serve` runs it with uvicorn beside a worker process. OpenAPI docs are served at `/docs`.
+serve` runs it with uvicorn beside a worker process. OpenAPI docs are served at `/docs`,
+the web console (:mod:`linkage_unit.console`) at `/console`.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from linkage_unit import console
 from linkage_unit.api import audit, projects, releases, runs, uploads, withdrawals
 from linkage_unit.api.deps import Refusal, UnitState, hash_token
 from linkage_unit.api.refusals import handle_refusal
@@ -46,6 +48,7 @@ def create_app(settings: UnitSettings) -> FastAPI:
     for module in (projects, uploads, withdrawals, runs, releases, audit):
         app.include_router(module.router)
     app.add_exception_handler(Refusal, handle_refusal)
+    console.install(app)  # after the API's handlers: its own replace them, API answers unchanged
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -33,6 +33,7 @@ __all__ = [
     "Refusal",
     "SessionDep",
     "UnitState",
+    "caller_for_token",
     "get_project",
     "hash_token",
     "is_unit_id",
@@ -131,22 +132,12 @@ SessionDep = Annotated[Session, Depends(_session)]
 _bearer = HTTPBearer(auto_error=False, description="The admin token or a party token.")
 
 
-def _caller(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    if credentials is None or not credentials.credentials:
-        raise Refusal(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"}, action="auth.refused", check="missing token",
-        )  # fmt: skip
-    digest = hash_token(credentials.credentials)
+def caller_for_token(request: Request, session: Session, token: str) -> Caller | None:
+    """Who ``token`` belongs to (the operator or a party), or None; how every caller of the
+    API and of the console is recognised."""
+    digest = hash_token(token)
     if hmac.compare_digest(digest, state(request).admin_token_hash):
-        admin = Caller("admin")
-        request.state.caller = admin
-        return admin
+        return Caller("admin")
     # Not a timing oracle: the database compares SHA-256 digests of the presented token,
     # not the token. How long an index lookup takes can at best reveal how many leading
     # characters of the presented token's digest match a stored digest; turning that into
@@ -162,6 +153,21 @@ def _caller(
     # and reading them again would open a new one): on SQLite every transaction holds the
     # write lock, and an upload's body may take minutes to arrive.
     session.rollback()
+    return caller
+
+
+def _caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or not credentials.credentials:
+        raise Refusal(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"}, action="auth.refused", check="missing token",
+        )  # fmt: skip
+    caller = caller_for_token(request, session, credentials.credentials)
     if caller is None:
         raise Refusal(
             status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"},

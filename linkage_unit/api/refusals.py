@@ -30,7 +30,7 @@ from linkage_unit import audit
 from linkage_unit.api.deps import Caller, Refusal, UnitState, is_unit_id
 from linkage_unit.database import Project
 
-__all__ = ["ANONYMOUS", "handle_refusal"]
+__all__ = ["ANONYMOUS", "audit_refusal", "handle_refusal", "record_refusal"]
 
 #: The actor of an unauthenticated request.
 ANONYMOUS: Final = "anonymous"
@@ -85,11 +85,20 @@ def _write(unit: UnitState, request: Request, actor: str, action: str,
         session.commit()
 
 
+def record_refusal(request: Request, exc: Refusal) -> None:
+    """Write the refusal's audit entry (in a transaction of its own); blocking."""
+    unit: UnitState = request.app.state.unit
+    caller = getattr(request.state, "caller", None)
+    _record(unit, request, exc, caller if isinstance(caller, Caller) else None)
+
+
+async def audit_refusal(request: Request, exc: Refusal) -> None:
+    """:func:`record_refusal` off the event loop."""
+    await run_in_threadpool(record_refusal, request, exc)
+
+
 async def handle_refusal(request: Request, exc: Exception) -> Response:
     """Audit the refusal, then answer with its status and message."""
     assert isinstance(exc, Refusal)
-    unit: UnitState = request.app.state.unit
-    caller = getattr(request.state, "caller", None)
-    await run_in_threadpool(_record, unit, request, exc,
-                            caller if isinstance(caller, Caller) else None)  # fmt: skip
+    await audit_refusal(request, exc)
     return await http_exception_handler(request, exc)

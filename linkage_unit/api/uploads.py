@@ -10,6 +10,7 @@ Error messages name the check that failed, never a path on the unit.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from pathlib import Path
@@ -38,7 +39,7 @@ from linkage_unit.database import Party, Project, Upload, now
 from linkage_unit.jobs.pipeline import row_keys
 from linkage_unit.storage import save_keys
 
-__all__ = ["router"]
+__all__ = ["router", "upload_profile"]
 
 router = APIRouter(prefix="/projects/{project_id}/uploads", tags=["uploads"])
 
@@ -88,6 +89,21 @@ def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str
                                "refuses duplicate local IDs: was the file altered?)",
                           "record keys")  # fmt: skip
     return header, keys
+
+
+def upload_profile(header: dict[str, Any]) -> dict[str, Any]:
+    """What the console shows of an upload, from its header: records per feature, the
+    input's counts (encoded, no consent, rejected) and the popcount spread. Aggregates the
+    partner's encoder wrote for the unit to read; no row and no value."""
+    popcount = header.get("popcount") or {}
+    summary = header.get("input_summary")
+    return {
+        "features": {str(f["name"]): int(f["present"]) for f in header.get("features", [])},
+        "input_summary": dict(summary) if summary else None,
+        "popcount": {k: popcount[k] for k in ("mean", "std", "min", "max") if k in popcount},
+        "record_keys": header.get("record_keys") is not None,
+        "encoder_version": str(header.get("encoder_version", "")),
+    }
 
 
 Kind = Literal["snapshot", "delta"]
@@ -257,7 +273,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
                 id=secrets.token_hex(8), project_id=project_id, party_id=caller.party_id,
                 seq=seq, kind=kind, record_count=int(str(header["record_count"])),
                 content_digest=str(header["content_digest"]), size_bytes=size,
-                created_at=now(),
+                created_at=now(), profile_json=json.dumps(upload_profile(header)),
             )  # fmt: skip
             session.add(upload)
             audit.append(

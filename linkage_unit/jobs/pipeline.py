@@ -28,6 +28,7 @@ withdrawn record's encoding and pseudonym are nowhere in the unit's storage.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ from linkage_unit.matching.incremental import (
     link_changes,
 )
 from linkage_unit.matching.solving import Duplicates
+from linkage_unit.matching.threshold import ThresholdEstimate, estimated_curve
 from linkage_unit.storage import save_keys
 
 __all__ = [
@@ -119,6 +121,9 @@ class RunOutcome:
     pin_threshold: bool
     summary: dict[str, Any]
     duplicates_threshold: float | None = None
+    #: For the operator's charts: ``distribution`` (histogram of every scored pair between
+    #: parties) and ``curve`` (estimated precision/recall by threshold, or None).
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 def _change(batch: Batch) -> Change:
@@ -274,6 +279,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     }
     (out_dir / "scores.json").write_text(json.dumps(scores))
     sizes = np.bincount(index.entity, minlength=len(index.entity_id))
+    size_values, size_counts = np.unique(sizes[sizes > 0], return_counts=True)
     unknown = sum(len(v) for v in outcome.unknown_withdrawals.values())
     summary = {
         "records": index.n_records,
@@ -290,6 +296,8 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         "unknown_withdrawals": unknown,
         "entities": index.n_entities,
         "linked_entities": int(np.count_nonzero(sizes > 1)),
+        # How many entities hold 1, 2, 3 … records: a long tail means over-linking.
+        "entity_sizes": {str(v): int(c) for v, c in zip(size_values, size_counts, strict=True)},
         # Entities merged into older ones by new records that matched both; their IDs now
         # stand for the older entity's (docs/entities.md).
         "merged_entities": outcome.merged_entities,
@@ -306,7 +314,36 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         summary["estimated_recall"] = outcome.estimated_recall
     pin = outcome.threshold_method.startswith("auto")
     return RunOutcome(threshold, outcome.threshold_method, pin, summary,
-                      outcome.duplicates_threshold)  # fmt: skip
+                      outcome.duplicates_threshold,
+                      _diagnostics(s, threshold, outcome.estimate))  # fmt: skip
+
+
+def _diagnostics(
+    scores: NDArray[np.float64], threshold: float, estimate: ThresholdEstimate | None
+) -> dict[str, Any]:
+    """Every scored pair between parties as a histogram, and the label-free precision and
+    recall the fit predicts at each threshold (the curve ``auto`` chose from), for the
+    operator's charts. Aggregates only: no pair is named."""
+    lowest = float(scores.min()) if len(scores) else threshold
+    start = max(math.floor(min(lowest, threshold - NEAR) / _BIN_WIDTH) * _BIN_WIDTH, 0.0)
+    edges = np.round(np.arange(start, 1.0 + _BIN_WIDTH / 2, _BIN_WIDTH), 6)
+    edges[-1] = 1.0 + 1e-9  # a score of exactly 1 falls in the last bin
+    counts = np.histogram(scores, bins=edges)[0]
+    edges[-1] = 1.0
+    out: dict[str, Any] = {
+        "distribution": {"bin_edges": edges.tolist(), "histogram": counts.tolist()},
+        "curve": None,
+    }
+    if estimate is not None and estimate.mixture is not None:
+        floor = float(estimate.diagnostics.get("floor", start))
+        grid = np.round(np.linspace(floor, 1.0, 101), 6)
+        precision, recall = estimated_curve(estimate, grid)
+        out["curve"] = {
+            "threshold": grid.tolist(),
+            "precision": [None if math.isnan(p) else round(float(p), 6) for p in precision],
+            "recall": [None if math.isnan(r) else round(float(r), 6) for r in recall],
+        }
+    return out
 
 
 def settle(run_dir: Path, batches: Sequence[Batch]) -> None:

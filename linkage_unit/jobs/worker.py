@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from linkage_unit import audit
 from linkage_unit.database import Party, Project, Run, Upload, make_engine, migrate, now
 from linkage_unit.database import session_factory as _session_factory
-from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, execute, settle
+from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, RunOutcome, execute, settle
 from linkage_unit.policy import SharingPolicy
 from linkage_unit.retention import purge_expired
 from linkage_unit.settings import UnitSettings
@@ -237,11 +237,37 @@ class Worker:
             shutil.rmtree(out_dir, ignore_errors=True)
             self._finish(run_id, claim, project_id, failed=message)
             return
-        self._finish(run_id, claim, project_id, outcome=outcome, inputs=inputs)
+        charts = self._charts(project_id, run_id, outcome)
+        self._finish(run_id, claim, project_id, outcome=outcome, inputs=inputs, charts=charts)
+
+    def _charts(self, project_id: str, run_id: str, outcome: RunOutcome) -> dict[str, str]:
+        """The run's charts for the console, drawn here so that no page waits for them.
+
+        Best effort: a chart that cannot be drawn is drawn by the console when asked for.
+        """
+        try:
+            from linkage_unit.console.charts import CHANGES, draw_run, run_label
+
+            with self.sessions() as session:
+                earlier = session.scalars(
+                    select(Run).where(Run.project_id == project_id, Run.status == "done",
+                                      Run.id != run_id).order_by(Run.created_at)
+                ).all()  # fmt: skip
+                summaries = [(r.id, json.loads(r.summary_json or "{}")) for r in earlier]
+            summaries.append((run_id, outcome.summary))
+            history = [
+                {"name": run_label(k, rid), **{c: int(s.get(c, 0)) for c in CHANGES}}
+                for k, (rid, s) in enumerate(summaries)
+            ]
+            return draw_run(outcome.threshold, outcome.diagnostics, outcome.summary, history)
+        except Exception:
+            log.warning("run %s: its charts could not be drawn", run_id, exc_info=True)
+            return {}
 
     def _finish(
         self, run_id: str, claim: str, project_id: str, *, failed: str | None = None,
         outcome: Any = None, inputs: RunInputs | None = None,
+        charts: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
         with self.sessions.begin() as session:
             run = session.get(Run, run_id)
@@ -261,6 +287,7 @@ class Worker:
             run.threshold_used = outcome.threshold
             run.threshold_method = outcome.threshold_method
             run.summary_json = json.dumps(outcome.summary)
+            run.diagnostics_json = json.dumps({**outcome.diagnostics, "charts": charts or {}})
             new_ids = [b.upload_id for b in inputs.new_batches]
             if new_ids:
                 session.execute(

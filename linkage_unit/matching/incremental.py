@@ -145,6 +145,9 @@ class LinkOutcome:
     duplicates_threshold: float | None
     estimated_precision: float | None
     estimated_recall: float | None
+    #: The label-free fit behind ``"auto"`` (None for a fixed threshold, or with no pairs
+    #: between parties): what another threshold would have given, for the operator's view.
+    estimate: ThresholdEstimate | None
     pairs: Candidates
     comparisons: int
     new_records: int
@@ -531,6 +534,7 @@ def link_changes(
     own = [k for k, job in enumerate(jobs) if job.p == job.q]
     precision: float | None = None
     recall: float | None = None
+    estimate: ThresholdEstimate | None = None
     if not auto:
         threshold, method = floor, "fixed"
     elif any(len(found[k][0]) for k in between):
@@ -596,6 +600,7 @@ def link_changes(
         duplicates_threshold=dup_threshold,
         estimated_precision=precision,
         estimated_recall=recall,
+        estimate=estimate,
         pairs=_joined(pair_parts),
         comparisons=comparisons,
         new_records=len(new_party),

@@ -75,6 +75,7 @@ __all__ = [
     "MixtureParameters",
     "ThresholdEstimate",
     "estimate_threshold",
+    "estimated_curve",
     "runner_up_scores",
 ]
 
@@ -280,6 +281,27 @@ def _best_threshold(
     k = int(near[len(near) // 2])
     precision = float(tp[k] / (tp[k] + fp[k])) if tp[k] + fp[k] > 0 else math.nan
     return float(grid[k]), precision, float(s1[k]), float(f1[k])
+
+
+def estimated_curve(
+    estimate: ThresholdEstimate, thresholds: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """What the fitted mixture predicts at each threshold: ``(precision, recall)``.
+
+    The curve the chosen threshold was picked from, for an operator to see how much
+    precision or recall another threshold would trade (the console draws it). NaN where
+    nothing would be kept, and everywhere when the estimate has no fitted mixture.
+    """
+    t = np.asarray(thresholds, np.float64)
+    mix = estimate.mixture
+    if mix is None:
+        nan = np.full(t.shape, math.nan)
+        return nan, nan.copy()
+    s0, s1 = mix.survival(t)
+    tp, fp = mix.weight_match * s1, mix.weight_nonmatch * s0
+    kept = tp + fp
+    precision = np.divide(tp, kept, out=np.full(t.shape, math.nan), where=kept > 0)
+    return precision, np.asarray(s1, np.float64)
 
 
 def _default(

@@ -15,6 +15,7 @@ from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.threshold import (
     DEFAULT_THRESHOLD,
     estimate_threshold,
+    estimated_curve,
     runner_up_scores,
 )
 from tests.conftest import TEST_SECRET
@@ -257,3 +258,25 @@ def test_runner_ups_with_within_file_duplicates_keep_the_nonmatch_spread() -> No
     assert est.mixture.sd_nonmatch == pytest.approx(0.17, abs=0.02)
     best_f1 = max(_truth(scores, is_match, t)[2] for t in np.linspace(0.5, 1.0, 501))
     assert _truth(scores, is_match, est.threshold)[2] >= best_f1 - 0.005
+
+
+def test_estimated_curve_is_the_fit_at_every_threshold() -> None:
+    """The curve the console draws: at the chosen threshold it gives the estimate's own
+    precision and recall; recall falls and precision rises as the threshold goes up."""
+    rng = np.random.default_rng(SEED)
+    scores = np.concatenate([_logit_normal(rng, 4000, -0.2, 0.35),
+                             _logit_normal(rng, 1000, 2.5, 0.6)])  # fmt: skip
+    estimate = estimate_threshold(scores)
+    grid = np.linspace(0.5, 1.0, 51)
+    precision, recall = estimated_curve(estimate, np.append(grid, estimate.threshold))
+    assert precision[-1] == pytest.approx(estimate.precision, rel=1e-9)
+    assert recall[-1] == pytest.approx(estimate.recall, rel=1e-9)
+    assert np.all(np.diff(recall[:-1]) <= 1e-12)
+    assert np.all(np.diff(precision[:-1][np.isfinite(precision[:-1])]) >= -1e-9)
+    # Against the truth of the simulated scores, near the chosen threshold.
+    kept = scores >= estimate.threshold
+    true_recall = kept[4000:].mean()
+    assert recall[-1] == pytest.approx(true_recall, abs=0.03)
+    # Without a fitted mixture there is nothing to draw.
+    few = estimate_threshold(scores[:5])
+    assert np.isnan(estimated_curve(few, grid)[0]).all()

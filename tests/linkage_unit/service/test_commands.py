@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import ipaddress
 import json
 import os
+import re
 import socket
 import ssl
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,8 +150,30 @@ def test_demo_links_three_partners(tmp_path: Path) -> None:
 
     from linkage_unit.demo import run_demo
 
-    with open(os.devnull, "w") as sink:
-        measured = run_demo(tmp_path / "again", Console(file=sink))
+    assert "web console:" in result.output and "--keep-running" in result.output
+    # With --keep-running the demo's unit stays up for its console until stopped.
+    sink = io.StringIO()
+    stop = threading.Event()
+    seen: dict[str, int] = {}
+
+    def visit() -> None:
+        deadline = time.monotonic() + 300
+        while "press Ctrl-C" not in sink.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        url = re.search(r"open (http://\S+/console/) in a browser", sink.getvalue())
+        token = re.search(r"operator\s*│\s*([0-9a-f]{64})", sink.getvalue())
+        if url and token:
+            page = httpx.get(url.group(1), headers={"Authorization": f"Bearer {token.group(1)}"})
+            seen["status"] = page.status_code
+            seen["projects"] = page.text.count("PACE demo")
+        stop.set()
+
+    visitor = threading.Thread(target=visit)
+    visitor.start()
+    measured = run_demo(tmp_path / "again", Console(file=sink, width=200), keep_running=True,
+                        stop=stop)  # fmt: skip
+    visitor.join()
+    assert seen == {"status": 200, "projects": 1}, sink.getvalue()[-2000:]
     assert measured.audit_ok
     assert measured.precision > 0.97 and measured.recall > 0.85, measured
     # The quarter after: the movers keep their IDs, the withdrawn client is released no more.
