@@ -2,6 +2,8 @@
 
     python -m benchmarks.link_scale                 # ~1,000,000 records per partner
     python -m benchmarks.link_scale --people 30000  # quick
+    python -m benchmarks.link_scale --parties 6 --records 1000000   # see benchmarks.scale_out
+    python -m benchmarks.link_scale --spine                          # see benchmarks.scale_out
 
 The two-party scenario of `benchmarks.synthetic` (70% coverage each, typical errors) is
 written as CSV, encoded by `encode_file` with the bundled schema, and the two `.plk` files
@@ -78,9 +80,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--sample-rows", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--parties",
+        type=int,
+        default=2,
+        help="More than 2: that many partners, offline and through the unit "
+        "(benchmarks.scale_out); results in link_scale_parties.json.",
+    )
+    parser.add_argument(
+        "--records", type=int, default=1_000_000, help="With --parties: records per partner."
+    )
+    parser.add_argument(
+        "--spine",
+        action="store_true",
+        help="One party against a spine at growing sizes, extrapolated to "
+        "10M, and Dask's parallel efficiency; results in link_scale_spine.json.",
+    )
+    parser.add_argument(
+        "--spine-sizes", type=int, nargs="+", default=[250_000, 500_000, 1_000_000, 2_000_000]
+    )
+    parser.add_argument(
+        "--dask-size",
+        type=int,
+        default=500_000,
+        help="With --spine: the size (one of --spine-sizes) Dask is timed at.",
+    )
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.parties > 2 or args.spine:
+        from benchmarks import scale_out
+
+        if args.spine:
+            result = scale_out.spine(args.spine_sizes, args.seed, args.sample_rows // 4,
+                                     args.dask_size, WORK / "spine")  # fmt: skip
+            name = "link_scale_spine"
+        else:
+            result = scale_out.parties(args.parties, args.records, args.seed, args.sample_rows,
+                                       WORK / "parties")  # fmt: skip
+            name = "link_scale_parties"
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {RESULTS / name}.json")
+        return 0
     schema = load_schema("pace-default")
     secret = generate_secret()
 

@@ -122,6 +122,83 @@ def _link_scale(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _link_parties(r: dict[str, Any]) -> list[str]:
+    t, off, unit, loss = r["targets"], r["offline"], r["unit"], r["blocking_loss"]
+    met = unit["run_seconds"] <= t["unit_seconds"] and unit["peak_rss_gib"] <= t["unit_peak_gib"]
+    return [
+        f"Command: `python -m benchmarks.link_scale --parties {r['parties']} --records "
+        f"{r.get('records_requested', round(r['records'][0], -6))}`.",
+        "",
+        f"Machine: {_machine(r['machine'])}. {r['parties']} synthetic partners "
+        f"({' + '.join(f'{n:,}' for n in r['records'])} = {sum(r['records']):,} records; "
+        "70 % each of one population, the catalogue's partner profiles in turn), encoded "
+        f"with `pace-default` and record keys, linked at threshold {r['threshold']} with "
+        f"{r['blocking']}. There is no reference tool that links this many (the field's "
+        "public failure point is anonlink-entity-service's six hospitals of a million), so "
+        "these are absolute figures against the targets.",
+        "",
+        f"- Through the unit (`pacelink unit serve`, SQLite, one worker process; "
+        f"{r['parties']} uploads over HTTP in {unit['upload_seconds']:.0f} s, then one run): "
+        f"run **{unit['run_seconds']:.0f} s** (target <= {t['unit_seconds']} s), unit peak "
+        f"memory **{unit['peak_rss_gib']:.2f} GiB** (target <= {t['unit_peak_gib']} GiB): "
+        f"{'met' if met else '**not met**'}. {unit['comparisons']:,} comparisons, "
+        f"{unit['entities']:,} entities.",
+        f"- Offline (`link_encodings`, one process): {off['seconds']:.0f} s, peak "
+        f"{off['peak_rss_gib']:.2f} GiB, {off['candidates']:,} candidates.",
+        f"- The unit's entities are the offline ones, record for record: "
+        f"**{'yes' if unit['same_entities_as_offline'] else 'NO'}**.",
+        f"- Blocking kept **{loss['true_match_completeness']:.2%}** of the true matches "
+        f"that exhaustive comparison finds (party 0 against party 1, {loss['sample_rows']:,} "
+        f"sampled rows; target: lose at most {t['max_true_match_loss']:.1%}).",
+    ]
+
+
+def _link_spine(r: dict[str, Any]) -> list[str]:
+    t, ext, dask = r["targets"], r["extrapolated"], r.get("dask")
+    lines = [
+        "Command: `python -m benchmarks.link_scale --spine`.",
+        "",
+        f"Machine: {_machine(r['machine'])}. One party against a spine (two partners of 70 % "
+        f"of one population), linked offline at threshold {r['threshold']} with "
+        f"{r['blocking']}; blocking's loss from a sample of the party's rows compared "
+        "exhaustively with the whole spine.",
+        "",
+        "| records a side | time (s) | peak memory (GiB) | comparisons | true matches kept |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for p in r["points"]:
+        lines.append(f"| {p['records'][0]:,} | {p['seconds']:.1f} | {p['peak_rss_gib']:.2f} | "
+                     f"{p['comparisons']:,} | {p['true_match_completeness']:.2%} |")  # fmt: skip
+    key = f"at_{ext['records']}"
+    lines += [
+        "",
+        f"- **Extrapolated** (not measured) to {ext['records']:,} a side from a power law "
+        f"fitted to these sizes: about **{ext['seconds'][key] / 60:.0f} min** (time grows "
+        f"as n^{ext['seconds']['exponent']:.2f}) and **{ext['peak_rss_gib'][key]:.0f} GiB** "
+        f"(a straight line, {ext['peak_rss_gib']['gib_per_million']:.2f} GiB per million "
+        "records a side).",
+    ]
+    if dask:
+        ok = dask["efficiency"] >= t["dask_efficiency"]
+        lines.append(
+            f"- Dask (LocalCluster, one thread per worker process, {dask['records']:,} a "
+            f"side, blocked comparison only): one worker {dask['one_worker_seconds']:.1f} s, "
+            f"two workers {dask['two_workers_seconds']:.1f} s: parallel efficiency "
+            f"**{dask['efficiency']:.0%}** (target >= {t['dask_efficiency']:.0%}: "
+            f"{'met' if ok else '**not met**'}); the same candidates: "
+            f"{'yes' if dask['same_candidates'] else 'NO'}."
+        )
+        if "threads_efficiency" in dask:
+            one, two = dask["threads_seconds"]
+            lines.append(
+                f"- The same pass in one process, without Dask, on one numba thread and on "
+                f"two: {one:.1f} s and {two:.1f} s, an efficiency of "
+                f"**{dask['threads_efficiency']:.0%}**: what this machine's two cores give "
+                "this memory-bound work without any cluster."
+            )
+    return lines
+
+
 def _service_load(r: dict[str, Any]) -> list[str]:
     setup, lat = r["setup"], r["status_poll_latency_ms"]
     return [
@@ -333,6 +410,8 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "encode_speed": ("Encoding speed and memory", _encode_speed),
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
     "link_scale": ("Linkage at scale", _link_scale),
+    "link_scale_parties": ("Many partners through the unit", _link_parties),
+    "link_scale_spine": ("A party against a spine, and Dask", _link_spine),
     "quality": ("Match quality", _quality),
     "service_load": ("Linkage unit under load", _service_load),
     "lifecycle": ("Record lifecycle through the service", _lifecycle),

@@ -49,7 +49,7 @@ from encoder.keys import generate_secret, key_check_value
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
 
-__all__ = ["LoadResult", "main", "run_load"]
+__all__ = ["LoadResult", "PeakRss", "main", "run_load", "serve_unit", "write_random_encodings"]
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -186,10 +186,10 @@ def write_random_encodings(path: Path, records: int, *, bit_length: int, fingerp
     return path.stat().st_size
 
 
-class _PeakRss:
-    """Samples the resident memory of a process and its children."""
+class PeakRss:
+    """Samples the resident memory of a process (default: this one) and its children."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int | None = None) -> None:
         self._proc = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -203,7 +203,7 @@ class _PeakRss:
             except psutil.Error:
                 pass
 
-    def __enter__(self) -> _PeakRss:
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 
@@ -240,7 +240,7 @@ def run_load(partners: int, records: int, workdir: Path, *, pollers: int = 4,
             features=[f.name for f in schema.hashed_features], seed=seed * 1_000 + i,
         )  # fmt: skip
     admin_token = generate_secret().value
-    with serve_unit(workdir / "unit", admin_token) as (url, proc), _PeakRss(proc.pid) as rss:
+    with serve_unit(workdir / "unit", admin_token) as (url, proc), PeakRss(proc.pid) as rss:
         log(f"unit at {url} (pid {proc.pid}); creating a project of {partners} parties")
         with UnitClient(url, admin_token) as admin:
             created = admin.create_project({

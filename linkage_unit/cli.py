@@ -8,7 +8,9 @@ that file, 0-based as in its key map).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,9 +80,30 @@ def link(
         ),
     ] = "forbid",
     scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Dask scheduler address (exhaustive).")
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address (tcp://host:8786): the "
+            "comparisons run on its workers, with the same result.",
+        ),
+    ] = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option(
+            "--scratch",
+            help="With --scheduler: a folder every Dask worker can "
+            "read, for the encodings they compare (default: beside --out).",
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Threads.")] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu, or gpu: score every pair on a CUDA GPU (no "
+            "blocking; same result as --exhaustive).",
+        ),
+    ] = "cpu",
 ) -> None:
     """Link encoding files offline and write GROUPS.csv (entity_id,party,row)."""
     from encoder.fileformat import read_encodings
@@ -91,8 +114,17 @@ def link(
         fail("link needs at least two encoding files")
     if duplicates not in ("forbid", "linked", "allow"):
         fail(f"--duplicates {duplicates!r}: expected 'forbid', 'linked' or 'allow'")
-    if scheduler is not None and not exhaustive:
-        fail("--scheduler runs exhaustive comparisons: add --exhaustive")
+    if scratch is not None and scheduler is None:
+        fail("--scratch is for the Dask workers: add --scheduler")
+    if device not in ("cpu", "gpu"):
+        fail(f"--device {device!r}: expected 'cpu' or 'gpu'")
+    if device == "gpu":
+        from linkage_unit.matching.gpu import available
+
+        if scheduler is not None:
+            fail("--device gpu runs on this machine's GPU: leave out --scheduler")
+        if not available():
+            fail("--device gpu: numba finds no CUDA GPU on this machine")
     if not out_path.parent.is_dir():
         fail(f"{out_path.parent}: output folder does not exist")
     chosen = parse_threshold(threshold)
@@ -110,21 +142,34 @@ def link(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as bar:
+    with contextlib.ExitStack() as stack, Progress(*columns, console=err,
+                                                   transient=False) as bar:  # fmt: skip
         task = bar.add_task("reading encodings", total=1.0)
 
         def report(description: str, fraction: float) -> None:
             bar.update(task, description=description, completed=fraction)
 
-        groups, summary = link_encodings(
-            [e.bits for e in encodings],
-            chosen,  # type: ignore[arg-type]  # validated above
-            blocking=blocking,
-            duplicates=duplicates,  # type: ignore[arg-type]
-            scheduler=scheduler,
-            workers=workers,
-            progress=report,
-        )
+        if scheduler is not None and scratch is None:
+            # Removed afterwards; beside the output, which the operator chose to be writable.
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix=".pacelink-scratch-", dir=out_path.parent)))  # fmt: skip
+        try:
+            groups, summary = link_encodings(
+                [e.bits for e in encodings],
+                chosen,  # type: ignore[arg-type]  # validated above
+                blocking=blocking,
+                duplicates=duplicates,  # type: ignore[arg-type]
+                scheduler=scheduler,
+                workers=workers,
+                progress=report,
+                scratch=scratch,
+                device=device,  # type: ignore[arg-type]  # checked above
+            )
+        except OSError as exc:
+            if scheduler is None:
+                raise
+            # The scheduler is unreachable, or the scratch folder is not writable.
+            fail(f"linking on Dask failed: {exc}")
     _write_groups(out_path, groups.entity, groups.party, groups.row)
     table = Table(title="linkage", show_header=False)
     table.add_row("records", " + ".join(f"{n:,}" for n in summary.records))

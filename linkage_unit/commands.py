@@ -52,6 +52,15 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the data folder)."),
 ]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786): runs compare "
+        "on its workers, which must see the data folder. Default: PACELINK_SCHEDULER, "
+        "else on this machine.",
+    ),
+]
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -101,13 +110,14 @@ def _client(url: str, token: str, ca_cert: Path | None) -> Iterator[UnitClient]:
         fail(str(exc))
 
 
-def _settings(data_dir: Path, database_url: str | None) -> Any:
+def _settings(data_dir: Path, database_url: str | None, scheduler: str | None = None) -> Any:
     from pydantic import ValidationError
 
     from linkage_unit.settings import UnitSettings
 
-    try:
-        return UnitSettings(data_dir=data_dir, database_url=database_url)
+    extra: dict[str, Any] = {} if scheduler is None else {"scheduler": scheduler}
+    try:  # without --scheduler, PACELINK_SCHEDULER (or none)
+        return UnitSettings(data_dir=data_dir, database_url=database_url, **extra)
     except ValidationError as exc:
         fail(f"settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
 
@@ -139,6 +149,7 @@ def serve(
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     ssl_ca_certs: Annotated[Path | None, typer.Option(help="CA bundle for clients.")] = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Run the linkage unit's API, with worker processes (needs PACELINK_ADMIN_TOKEN)."""
     import logging
@@ -152,7 +163,7 @@ def serve(
     os.umask(0o077)  # everything the unit writes is for its own eyes (salts, encodings)
     if (ssl_certfile is None) != (ssl_keyfile is None):
         fail("--ssl-certfile and --ssl-keyfile go together")
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, scheduler)
     settings.admin_token = SecretStr(token)  # workers get no copy: they do not need it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(settings)
@@ -160,6 +171,8 @@ def serve(
             "--parent-pid", str(os.getpid())]  # fmt: skip
     if database_url:
         argv += ["--database-url", database_url]
+    if scheduler:
+        argv += ["--scheduler", scheduler]
     env = {k: v for k, v in os.environ.items() if k != "PACELINK_ADMIN_TOKEN"}
     children = [subprocess.Popen(argv, env=env) for _ in range(workers)]
     scheme = "https" if ssl_certfile else "http"
@@ -184,6 +197,7 @@ def worker(
     data_dir: DataDir,
     database_url: DatabaseUrl = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Run a worker: claims queued runs and executes them (any number may run)."""
     import logging
@@ -205,7 +219,7 @@ def worker(
                     stop.set()
 
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-    Worker(_settings(data_dir, database_url)).serve(stop)
+    Worker(_settings(data_dir, database_url, scheduler)).serve(stop)
 
 
 # ---------------------------------------------------------------------------------- operator

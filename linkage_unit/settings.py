@@ -164,6 +164,11 @@ class UnitSettings(BaseSettings):
         default=15.0, gt=0, description="A running job without a heartbeat this long is retaken."
     )
     poll_seconds: float = Field(default=0.5, gt=0, description="Worker idle poll interval.")
+    scheduler: str | None = Field(
+        default=None,
+        description="Dask scheduler address (tcp://host:8786): runs compare on its workers, "
+        "which must see the data folder (shared storage).",
+    )  # fmt: skip
     retention_check_seconds: float = Field(default=60.0, gt=0)
     anonymous_audit_seconds: float = Field(
         default=60.0, gt=0,

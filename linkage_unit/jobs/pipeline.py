@@ -110,6 +110,9 @@ class RunInputs:
     #: A count moves from the last run's only when it changed by at least this much (the
     #: policy's suppression ``min_count``; 1: every change shows).
     counts_steady_within: int = 1
+    #: Dask scheduler address: the comparisons run on its workers, which read what they
+    #: compare from the run folder (shared storage); the result is the same without.
+    scheduler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,8 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     changes = [_change(batch) for batch in inputs.new_batches]
     settings = LinkSettings(
         threshold=inputs.threshold, duplicates=inputs.duplicates,
-        duplicates_threshold=inputs.duplicates_threshold,
+        duplicates_threshold=inputs.duplicates_threshold, scheduler=inputs.scheduler,
+        scratch=out_dir / "scratch" if inputs.scheduler else None,
     )  # fmt: skip
 
     shown_stage, shown_at = "", 0.0
@@ -234,6 +238,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         outcome = link_changes(index, changes, settings, progress=linking)
     except ValueError as exc:  # checked on upload; a bad file is the unit's problem
         raise RunError(f"the uploads cannot be linked: {exc}") from exc
+    shutil.rmtree(out_dir / "scratch", ignore_errors=True)
     index = outcome.index
     threshold = outcome.threshold
     progress("saving the entity index", 0.85)

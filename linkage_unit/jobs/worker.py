@@ -182,6 +182,7 @@ class Worker:
             counts_steady_within=SharingPolicy.model_validate_json(
                 project.policy_json
             ).suppression.min_count,
+            scheduler=self.settings.scheduler,
         )
 
     def process(self, run_id: str, claim: str) -> None:

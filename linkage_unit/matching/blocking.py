@@ -634,7 +634,11 @@ def _run(
     want_pairs: bool,
     progress: Callable[[BlockingProgress], None] | None,
     frequencies: NDArray[np.float64] | None,
+    table_range: tuple[int, int] | None = None,
 ) -> tuple[CandidateArrays, BlockingStats]:
+    start, end = (0, config.tables) if table_range is None else table_range
+    if not 0 <= start <= end <= config.tables:
+        raise ValueError(f"tables {start}..{end} are not within the {config.tables} tables")
     a = _check_bits("a_bits", a_bits)
     b = _check_bits("b_bits", b_bits)
     if a.shape[1] != b.shape[1]:
@@ -647,7 +651,7 @@ def _run(
     exhaustive = a.shape[0] * b.shape[0]
     if a.shape[0] == 0 or b.shape[0] == 0 or a.shape[1] == 0:
         if progress is not None:
-            progress(BlockingProgress(config.tables, config.tables, 0, 0))
+            progress(BlockingProgress(end - start, end - start, 0, 0))
         return _empty(), BlockingStats(0, exhaustive, 1.0 if exhaustive == 0 else 0.0, 0)
     n_bits = 8 * a.shape[1]
     if frequencies is None and config.selection == "balanced":
@@ -681,9 +685,9 @@ def _run(
     capacity = max(1024, min(a.shape[0], b.shape[0]) // 4) if want_pairs else 1
     with _numba_threads(workers):
         per_round = 2 * numba.get_num_threads()
-        first = 0
-        while first < config.tables:
-            count = min(per_round, config.tables - first)
+        first = start
+        while first < end:
+            count = min(per_round, end - first)
             out_i = np.empty((count, capacity), np.int64)
             out_j = np.empty((count, capacity), np.int64)
             out_s = np.empty((count, capacity), np.float64)
@@ -714,7 +718,7 @@ def _run(
                 capacity = max(1024, 2 * int(results[:, 0].max()))
             first += count
             if progress is not None:
-                progress(BlockingProgress(first, config.tables, comparisons, found))
+                progress(BlockingProgress(first - start, end - start, comparisons, found))
     stats = BlockingStats(
         comparisons=comparisons,
         exhaustive_comparisons=exhaustive,
@@ -800,8 +804,16 @@ def candidate_pairs_and_stats(
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
     progress: Callable[[BlockingProgress], None] | None = None,
     frequencies: NDArray[np.float64] | None = None,
+    tables: tuple[int, int] | None = None,
 ) -> tuple[CandidateArrays, BlockingStats]:
-    """:func:`candidate_pairs` and the :class:`BlockingStats` of the same pass."""
+    """:func:`candidate_pairs` and the :class:`BlockingStats` of the same pass.
+
+    ``tables`` (blocked files only): run only tables ``start .. end - 1`` of the config.
+    A pair is emitted by the first table whose keys agree, whichever tables a pass runs,
+    so the passes over a partition of the tables find disjoint sets of pairs whose union
+    is the whole pass's (:mod:`linkage_unit.matching.distributed` runs them on Dask); pass
+    the whole files' ``frequencies`` to every part, so all choose the same positions.
+    """
     if config.compares_all(a_bits.shape[0], b_bits.shape[0]):
         n = a_bits.shape[0] * b_bits.shape[0]
         found = dice_candidates(
@@ -810,7 +822,7 @@ def candidate_pairs_and_stats(
         if progress is not None:
             progress(BlockingProgress(1, 1, n, found[0].shape[0]))
         return found, BlockingStats(n, n, 0.0, n)
-    return _run(a_bits, b_bits, threshold, config, workers, True, progress, frequencies)
+    return _run(a_bits, b_bits, threshold, config, workers, True, progress, frequencies, tables)
 
 
 def blocking_stats(

@@ -1,23 +1,42 @@
-"""Scale-out of the comparison work: chunks of rows run on a Dask cluster, or locally.
+"""Scale-out of the comparison work: on a Dask cluster, or locally.
 
-The all-pairs comparison of two parties is split into chunks of rows of A; each chunk is
-compared with the whole of B by `dice_candidates`. With a Dask distributed scheduler the
-chunks run on its workers (B is broadcast once); without one they run here, one after the
-other, each using this machine's cores. Chunks are reassembled in order, so the result is
-identical to a single `dice_candidates` call, row for row and score for score.
+Two kinds of work are split into tasks:
+
+* **Blocked** comparison (:func:`blocked_on_dask`, what linkage at scale runs): the
+  blocking's hash tables are split into ranges, one task per range. A pair is emitted by
+  the first table whose keys agree, wherever that table runs, so the tasks find disjoint
+  sets of pairs and their union, sorted, is exactly the single-process result
+  (:func:`~linkage_unit.matching.blocking.candidate_pairs`), row for row and score for
+  score. The encodings are not sent through the scheduler: every task opens the two files
+  (``.plk`` or ``.npy``, memory-mapped) from storage the workers share, and returns only
+  its candidate pairs. A worker holds the two files' words while a task runs (about 2.5
+  times their size), whatever the number of tasks.
+* **Exhaustive** comparison (:func:`compare_in_chunks`): chunks of rows of A, each
+  compared with the whole of B by ``dice_candidates`` (B is broadcast once); without a
+  scheduler the chunks run here one after the other. Chunks are reassembled in order, so
+  the result is identical to one ``dice_candidates`` call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from linkage_unit.matching.blocking import (
+    BlockingConfig,
+    BlockingStats,
+    bit_frequencies,
+    candidate_pairs_and_stats,
+)
 from linkage_unit.matching.similarity import CandidateLimitExceeded, dice_candidates
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "compare_in_chunks"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "blocked_on_dask", "compare_in_chunks", "open_bits"]
 
 DEFAULT_CHUNK_ROWS = 50_000
 
@@ -113,3 +132,120 @@ def compare_in_chunks(
     j = np.concatenate([p[1] for p in parts])
     score = np.concatenate([p[2] for p in parts])
     return i, j, score
+
+
+def open_bits(path: str | Path) -> NDArray[np.uint8]:
+    """The packed filters of a ``.plk`` file or of a 2-d ``uint8`` ``.npy``, memory-mapped."""
+    path = Path(path)
+    if path.suffix == ".plk":
+        from encoder.fileformat import read_encodings
+
+        return np.asarray(read_encodings(path).bits)
+    bits: NDArray[np.uint8] = np.load(path, mmap_mode="r", allow_pickle=False)
+    if bits.dtype != np.uint8 or bits.ndim != 2:
+        raise ValueError(f"{path.name}: expected a 2-d uint8 array of packed filters")
+    return bits
+
+
+def _block_tables(
+    a_path: str, b_path: str, threshold: float, config: BlockingConfig, tables: tuple[int, int],
+    frequencies: NDArray[np.float64] | None, threads: int | None,
+) -> tuple[Candidates, BlockingStats]:  # fmt: skip
+    """One range of tables over the two files (runs on a worker)."""
+    a, b = open_bits(a_path), open_bits(b_path)
+    return candidate_pairs_and_stats(a, b, threshold, config, workers=threads,
+                                     frequencies=frequencies, tables=tables)  # fmt: skip
+
+
+@contextmanager
+def _client(scheduler: str | Any) -> Iterator[Any]:
+    from distributed import Client  # imported only when a cluster is used
+
+    make_client: Any = Client  # distributed is untyped
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    client = make_client(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def blocked_on_dask(
+    a_path: str | Path,
+    b_path: str | Path,
+    threshold: float,
+    config: BlockingConfig,
+    *,
+    scheduler: str | Any,
+    tasks: int | None = None,
+    threads_per_task: int | None = 1,
+    frequencies: NDArray[np.float64] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> tuple[Candidates, BlockingStats]:
+    """Blocked candidate pairs of two files, the tables split over a Dask cluster's workers.
+
+    Args:
+        a_path, b_path: ``.plk`` or ``.npy`` files every worker can open (shared storage).
+        threshold: Keep pairs with Dice >= threshold.
+        config: The blocking (not exhaustive for these sizes).
+        scheduler: A Dask scheduler address (``tcp://host:8786``) or a ``Client``.
+        tasks: Ranges of tables (default: one per thread of the cluster, at most one per
+            table). Tables cost about the same, so one range per thread balances the work;
+            every task packs the two files' words again, so more tasks cost more.
+        threads_per_task: numba threads a task uses (default 1: the cluster's threads are
+            the parallelism); None: all of the worker's cores.
+        frequencies: The files' bit frequencies (default: measured here on both files).
+        progress: Called with (tasks done, tasks, candidates so far) as tasks complete.
+
+    Returns:
+        ``((i, j, score), stats)``: exactly :func:`~linkage_unit.matching.blocking.
+        candidate_pairs_and_stats` of the two files.
+    """
+    a, b = open_bits(a_path), open_bits(b_path)
+    if config.compares_all(a.shape[0], b.shape[0]):
+        raise ValueError("these files are compared exhaustively: use compare_in_chunks")
+    if frequencies is None and config.selection == "balanced":
+        frequencies = bit_frequencies(a, b)
+    with _client(scheduler) as client:
+        if tasks is None:
+            tasks = max(1, sum(client.nthreads().values()))
+        tasks = max(1, min(tasks, config.tables))
+        bounds = np.linspace(0, config.tables, tasks + 1).round().astype(int).tolist()
+        futures = [
+            client.submit(_block_tables, str(a_path), str(b_path), threshold, config,
+                          (start, end), frequencies, threads_per_task, pure=False)
+            for start, end in itertools.pairwise(bounds)
+            if end > start
+        ]  # fmt: skip
+        from distributed import as_completed
+
+        in_turn: Any = as_completed  # distributed is untyped
+        parts: list[tuple[Candidates, BlockingStats]] = []
+        found = 0
+        for future in in_turn(futures):
+            part = future.result()
+            parts.append(part)
+            found += part[0][0].size
+            if progress is not None:
+                progress(len(parts), len(futures), found)
+    i = np.concatenate([p[0][0] for p in parts])
+    j = np.concatenate([p[0][1] for p in parts])
+    score = np.concatenate([p[0][2] for p in parts])
+    # As the single pass does: sorted by (i, j), a pair found twice (a key-hash collision
+    # in a later table) kept once.
+    code = i * b.shape[0] + j
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    keep = np.ones(code.shape[0], np.bool_)
+    keep[1:] = code[1:] != code[:-1]
+    order = order[keep]
+    comparisons = sum(p[1].comparisons for p in parts)
+    exhaustive = a.shape[0] * b.shape[0]
+    stats = BlockingStats(
+        comparisons=comparisons, exhaustive_comparisons=exhaustive,
+        reduction_ratio=1.0 - comparisons / exhaustive,
+        largest_block_pairs=max((p[1].largest_block_pairs for p in parts), default=0),
+    )  # fmt: skip
+    return (i[order], j[order], score[order]), stats

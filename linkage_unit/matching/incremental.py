@@ -45,6 +45,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,7 +58,7 @@ from linkage_unit.matching.blocking import (
     candidate_pairs,
     candidate_pairs_and_stats,
 )
-from linkage_unit.matching.distributed import compare_in_chunks
+from linkage_unit.matching.distributed import blocked_on_dask, compare_in_chunks
 from linkage_unit.matching.entities import EntityIndex, content_keys
 from linkage_unit.matching.solving import Duplicates, greedy_solve_two
 from linkage_unit.matching.threshold import (
@@ -127,8 +128,15 @@ class LinkSettings:
     blocking: BlockingConfig = DEFAULT_BLOCKING
     allow_merges: bool = True
     workers: int | None = None
-    #: Dask scheduler (address or client) for exhaustive comparisons.
+    #: Dask scheduler (address or client): blocked comparisons split by tables, exhaustive
+    #: ones by rows, over its workers (:mod:`linkage_unit.matching.distributed`).
     scheduler: Any = field(default=None, compare=False)
+    #: A folder on storage the Dask workers share: each comparison's two sides are written
+    #: there (``.npy``) for the workers to memory-map, never sent through the scheduler.
+    scratch: Path | None = field(default=None, compare=False)
+    #: "gpu": every pair is scored on a CUDA GPU (:mod:`linkage_unit.matching.gpu`), no
+    #: blocking; "cpu": blocking as configured.
+    device: Literal["cpu", "gpu"] = "cpu"
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,16 +188,30 @@ def _joined(parts: Sequence[Candidates]) -> Candidates:
 def pair_candidates(
     a: NDArray[np.uint8], b: NDArray[np.uint8], floor: float, blocking: BlockingConfig, *,
     scheduler: Any = None, workers: int | None = None,
-    report: Callable[[float, str], None] | None = None,
+    report: Callable[[float, str], None] | None = None, scratch: Path | None = None,
+    device: Literal["cpu", "gpu"] = "cpu",
 ) -> tuple[Candidates, int]:  # fmt: skip
     """Candidate pairs of two sets of encodings at ``floor``, and the comparisons made.
 
-    Blocked unless the blocking config compares the two sizes exhaustively (then on the
-    Dask ``scheduler`` when given).  ``report`` gets the share of the work done and a line
-    with the comparisons made so far.
+    Blocked unless the blocking config compares the two sizes exhaustively; on the Dask
+    ``scheduler`` when given (blocked work needs ``scratch``, a folder the workers share).
+    ``report`` gets the share of the work done and a line with the comparisons made so far.
+    The result is the same with or without a scheduler. ``device="gpu"`` scores every pair
+    on a CUDA GPU instead (the exhaustive result, whatever the blocking).
     """
     if not len(a) or not len(b):
         return _no_candidates(), 0
+    if device == "gpu":
+        from linkage_unit.matching.gpu import dice_candidates_gpu
+
+        if report is not None:
+            report(0.0, f"{a.shape[0] * b.shape[0]:,} comparisons on the GPU")
+        return dice_candidates_gpu(a, b, floor), a.shape[0] * b.shape[0]
+    if scheduler is not None and not blocking.compares_all(a.shape[0], b.shape[0]):
+        if scratch is None:
+            raise ValueError("blocked comparison on Dask needs a scratch folder the workers "
+                             "can read")  # fmt: skip
+        return _blocked_on_dask(a, b, floor, blocking, scheduler, scratch, report)
     if blocking.compares_all(a.shape[0], b.shape[0]):
         n = a.shape[0] * b.shape[0]
         if scheduler is not None:
@@ -216,6 +238,29 @@ def pair_candidates(
     found, stats = candidate_pairs_and_stats(
         a, b, floor, blocking, workers=workers, progress=tables
     )
+    return found, int(stats.comparisons)
+
+
+def _blocked_on_dask(
+    a: NDArray[np.uint8], b: NDArray[np.uint8], floor: float, blocking: BlockingConfig,
+    scheduler: Any, scratch: Path, report: Callable[[float, str], None] | None,
+) -> tuple[Candidates, int]:  # fmt: skip
+    scratch.mkdir(parents=True, exist_ok=True)
+    stem = scratch / f"pairs-{time.monotonic_ns()}"
+    a_path, b_path = Path(f"{stem}-a.npy"), Path(f"{stem}-b.npy")
+    try:
+        np.save(a_path, np.ascontiguousarray(a), allow_pickle=False)
+        np.save(b_path, np.ascontiguousarray(b), allow_pickle=False)
+
+        def tasks(done: int, total: int, found: int) -> None:
+            if report is not None:
+                report(done / total, f"task {done}/{total} on Dask, {found:,} candidates")
+
+        found, stats = blocked_on_dask(a_path, b_path, floor, blocking, scheduler=scheduler,
+                                       progress=tasks)  # fmt: skip
+    finally:
+        a_path.unlink(missing_ok=True)
+        b_path.unlink(missing_ok=True)
     return found, int(stats.comparisons)
 
 
@@ -521,7 +566,8 @@ def link_changes(
         right = party_bits[job.q] if job.what == "new" else index.bits[job.right]
         (i, j, s), made = pair_candidates(
             left, right, floor, settings.blocking, scheduler=settings.scheduler,
-            workers=settings.workers, report=report,
+            workers=settings.workers, report=report, scratch=settings.scratch,
+            device=settings.device,
         )  # fmt: skip
         if job.what == "new" and job.p == job.q:
             other = i != j  # a record is not its own duplicate

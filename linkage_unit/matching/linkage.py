@@ -14,6 +14,7 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -58,6 +59,8 @@ def link_encodings(
     scheduler: str | Any | None = None,
     workers: int | None = None,
     progress: LinkProgress | None = None,
+    scratch: Path | None = None,
+    device: Literal["cpu", "gpu"] = "cpu",
 ) -> tuple[Groups, LinkSummary]:
     """Link the encodings of N parties into entities.
 
@@ -71,7 +74,11 @@ def link_encodings(
         duplicates: "forbid" (at most one record per party per entity), "linked" (two
             records of one party share an entity only when they match each other: a
             partner's duplicate clients) or "allow" (no party constraint).
-        scheduler: Dask scheduler (address or client) for exhaustive comparisons.
+        scheduler: Dask scheduler (address or client): the comparisons run on its workers,
+            with the same result.
+        scratch: With ``scheduler`` and blocking: a folder the Dask workers can read, where
+            each comparison's two sides are written for them to memory-map.
+        device: "gpu" scores every pair on a CUDA GPU (no blocking).
         workers: Threads for the comparison kernels (None: all cores).
         progress: Called as blocking and the later steps proceed with a description of
             the current step (with counts of comparisons and candidates while comparing)
@@ -94,7 +101,8 @@ def link_encodings(
         for party, bits in enumerate(parties)
     ]  # fmt: skip
     settings = LinkSettings(threshold=threshold, duplicates=duplicates, blocking=blocking,
-                            workers=workers, scheduler=scheduler)  # fmt: skip
+                            workers=workers, scheduler=scheduler, scratch=scratch,
+                            device=device)  # fmt: skip
     outcome = link_changes(EntityIndex.unnamed(), changes, settings, progress=progress)
     index = outcome.index
     # Records are numbered party by party, row by row, as Groups orders them, and on an

@@ -95,7 +95,8 @@ def test_link_argument_errors(tmp_path: Path) -> None:
         "at least two": ["link", str(paths[0]), "--out", "g.csv"],
         "expected a number": ["link", *map(str, paths), "--threshold", "high", "--out", "g.csv"],
         "must be in (0, 1]": ["link", *map(str, paths), "--threshold", "1.5", "--out", "g.csv"],
-        "add --exhaustive": ["link", *map(str, paths), "--scheduler", "tcp://x:1", "--out", "g"],
+        "add --scheduler": ["link", *map(str, paths), "--scratch", str(tmp_path), "--out", "g"],
+        "expected 'cpu' or 'gpu'": ["link", *map(str, paths), "--device", "tpu", "--out", "g"],
         "does not exist": ["link", *map(str, paths), "--out", str(tmp_path / "no" / "g.csv")],
     }
     for expected, args in cases.items():

@@ -1,14 +1,20 @@
-"""Scale-out: chunked comparison, locally and on a real 2-worker Dask LocalCluster."""
+"""Scale-out: chunked and blocked comparison, locally and on a real 2-worker Dask LocalCluster."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from linkage_unit.matching.distributed import compare_in_chunks
+from linkage_unit.matching.blocking import (
+    BlockingConfig,
+    bit_frequencies,
+    candidate_pairs_and_stats,
+)
+from linkage_unit.matching.distributed import blocked_on_dask, compare_in_chunks
 from linkage_unit.matching.similarity import CandidateLimitExceeded, dice_candidates
 
 
@@ -70,3 +76,57 @@ def test_empty_inputs() -> None:
     a, b = _encodings(4, 10, 10)
     i, j, score = compare_in_chunks(a[:0], b, 0.8)
     assert i.size == j.size == score.size == 0
+
+
+def _blocked_files(tmp_path: Path, seed: int, n: int, m: int) -> tuple[Path, Path]:
+    a, b = _encodings(seed, n, m)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    return tmp_path / "a.npy", tmp_path / "b.npy"
+
+
+BLOCKED = BlockingConfig(tables=24, bits_per_table=12, exhaustive_up_to=0)
+
+
+def test_table_ranges_partition_the_blocked_pairs(tmp_path: Path) -> None:
+    """Passes over a partition of the tables find disjoint pairs whose union is the pass."""
+    a_path, b_path = _blocked_files(tmp_path, 5, 1500, 1300)
+    a, b = np.load(a_path), np.load(b_path)
+    whole, stats = candidate_pairs_and_stats(a, b, 0.7, BLOCKED)
+    assert whole[0].size > 200
+    freq = bit_frequencies(a, b)
+    parts = [candidate_pairs_and_stats(a, b, 0.7, BLOCKED, frequencies=freq, tables=r)
+             for r in ((0, 5), (5, 6), (6, 24))]  # fmt: skip
+    codes = [set((p[0][0] * b.shape[0] + p[0][1]).tolist()) for p in parts]
+    assert sum(len(c) for c in codes) == len(set().union(*codes))  # disjoint
+    assert set().union(*codes) == set((whole[0] * b.shape[0] + whole[1]).tolist())
+    assert sum(p[1].comparisons for p in parts) == stats.comparisons
+    with pytest.raises(ValueError, match="not within"):
+        candidate_pairs_and_stats(a, b, 0.7, BLOCKED, tables=(3, 25))
+
+
+def test_blocked_on_dask_equals_the_single_pass(client: Client, tmp_path: Path) -> None:
+    a_path, b_path = _blocked_files(tmp_path, 6, 2000, 1800)
+    a, b = np.load(a_path), np.load(b_path)
+    local, local_stats = candidate_pairs_and_stats(a, b, 0.7, BLOCKED)
+    seen: list[tuple[int, int, int]] = []
+    for tasks in (None, 1, 7, 24):
+        remote, stats = blocked_on_dask(
+            a_path,
+            b_path,
+            0.7,
+            BLOCKED,
+            scheduler=client,
+            tasks=tasks,
+            progress=lambda *p: seen.append(p),
+        )
+        for x, y in zip(remote, local, strict=True):
+            assert np.array_equal(x, y)
+        assert stats == local_stats
+    assert seen[-1][:2] == (24, 24) and seen[-1][2] >= local[0].size
+    # By address, and from a .plk file: the same pairs.
+    by_address, _ = blocked_on_dask(a_path, b_path, 0.7, BLOCKED,
+                                    scheduler=client.scheduler.address)  # fmt: skip
+    assert np.array_equal(by_address[2], local[2])
+    with pytest.raises(ValueError, match="exhaustively"):
+        blocked_on_dask(a_path, b_path, 0.7, BlockingConfig(exhaustive=True), scheduler=client)
