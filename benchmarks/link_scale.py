@@ -22,56 +22,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from benchmarks.encode_speed import machine
+from benchmarks.scale_out import blocking_loss, parties, spine
+from benchmarks.service_load import PeakRss
 from benchmarks.synthetic import TRUTH_COLUMN, make_scenario, to_pace_columns
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
 from encoder.keys import generate_secret
 from encoder.schema import load_schema
-from linkage_unit.matching.blocking import DEFAULT_BLOCKING, bit_frequencies, candidate_pairs
+from linkage_unit.matching.blocking import DEFAULT_BLOCKING
 from linkage_unit.matching.linkage import link_encodings
-from linkage_unit.matching.similarity import dice_candidates
 
 __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 RESULTS = HERE / "results"
-
-
-class _PeakMemory:
-    """Samples this process's resident memory every 20 ms."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._done.is_set():
-            self.peak = max(self.peak, me.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> _PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-
-def _pairs(i: np.ndarray, j: np.ndarray) -> set[tuple[int, int]]:
-    return set(zip(i.tolist(), j.tolist(), strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,14 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.parties > 2 or args.spine:
-        from benchmarks import scale_out
-
         if args.spine:
-            result = scale_out.spine(args.spine_sizes, args.seed, args.sample_rows // 4,
+            result = spine(args.spine_sizes, args.seed, args.sample_rows // 4,
                                      args.dask_size, WORK / "spine")  # fmt: skip
             name = "link_scale_spine"
         else:
-            result = scale_out.parties(args.parties, args.records, args.seed, args.sample_rows,
+            result = parties(args.parties, args.records, args.seed, args.sample_rows,
                                        WORK / "parties")  # fmt: skip
             name = "link_scale_parties"
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -144,22 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     a, b = bits
     print(f"linking {len(a):,} x {len(b):,} ...", flush=True)
     load_before = os.getloadavg()
-    with _PeakMemory() as memory:
+    with PeakRss(interval=0.02) as memory:
         started = time.perf_counter()
         _, summary = link_encodings([a, b], args.threshold, blocking=DEFAULT_BLOCKING)
         seconds = time.perf_counter() - started
     load_after = os.getloadavg()
 
     print("measuring blocking's loss on a sample ...", flush=True)
-    rng = np.random.default_rng(args.seed)
-    sample = np.sort(rng.choice(len(a), size=min(args.sample_rows, len(a)), replace=False))
-    ei, ej, _ = dice_candidates(a[sample], b, args.threshold)
-    # The whole files' frequencies choose the same positions as the timed run did.
-    bi, bj, _ = candidate_pairs(
-        a[sample], b, args.threshold, DEFAULT_BLOCKING, frequencies=bit_frequencies(a, b)
-    )
-    exhaustive, blocked = _pairs(ei, ej), _pairs(bi, bj)
-    true_exhaustive = {(i, j) for i, j in exhaustive if truth[0][sample[i]] == truth[1][j]}
+    loss = blocking_loss(a, b, truth[0], truth[1], args.sample_rows, args.seed, args.threshold)
     result: dict[str, Any] = {
         "benchmark": "link_scale",
         "machine": machine(),
@@ -172,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "link_seconds": seconds,
         "link_peak_rss_gib": memory.peak / 2**30,
         "load_average_1min_before_after": [load_before[0], load_after[0]],
-        "sample_rows": int(sample.size),
-        "pair_completeness": len(exhaustive & blocked) / len(exhaustive) if exhaustive else 1.0,
-        "true_match_completeness": (
-            len(true_exhaustive & blocked) / len(true_exhaustive) if true_exhaustive else 1.0
-        ),
+        **loss,
         "targets": {"seconds": 60, "peak_gib": 4, "max_true_match_loss": 0.005},
     }
     (RESULTS / "link_scale.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -185,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['link_peak_rss_gib']:.2f} GiB (target <= 4 GiB)")  # fmt: skip
     print(f"blocking kept {result['pair_completeness']:.2%} of the exhaustive candidates and "
           f"{result['true_match_completeness']:.2%} of the true matches among them "
-          f"(sample of {sample.size:,} rows; target: lose at most 0.5%)")  # fmt: skip
+          f"(sample of {loss['sample_rows']:,} rows; target: lose at most 0.5%)")  # fmt: skip
     return 0
 
 

@@ -64,7 +64,7 @@ from linkage_unit.matching.distributed import blocked_on_dask
 from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.similarity import dice_candidates
 
-__all__ = ["parties", "spine"]
+__all__ = ["blocking_loss", "parties", "spine"]
 
 THRESHOLD: Final = 0.8
 COVERAGE: Final = 0.7
@@ -103,13 +103,18 @@ def _encode(work: Path, n_parties: int, records: int, seed: int, schema: Linkage
     return files, truth
 
 
-def _loss(a: NDArray[np.uint8], b: NDArray[np.uint8], truth_a: NDArray[Any],
-          truth_b: NDArray[Any], rows: int, seed: int) -> dict[str, Any]:  # fmt: skip
-    """What blocking keeps: a sample of A's rows, exhaustively against all of B."""
+def blocking_loss(a: NDArray[np.uint8], b: NDArray[np.uint8], truth_a: NDArray[Any],
+                  truth_b: NDArray[Any], rows: int, seed: int,
+                  threshold: float = THRESHOLD) -> dict[str, Any]:  # fmt: skip
+    """What blocking keeps: a sample of A's rows, exhaustively against all of B.
+
+    The whole files' frequencies choose the same positions as a run over them does, so the
+    sample's blocked pairs are exactly that run's pairs of those rows.
+    """
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(a), size=min(rows, len(a)), replace=False))
-    ei, ej, _ = dice_candidates(a[sample], b, THRESHOLD)
-    bi, bj, _ = candidate_pairs(a[sample], b, THRESHOLD, DEFAULT_BLOCKING,
+    ei, ej, _ = dice_candidates(a[sample], b, threshold)
+    bi, bj, _ = candidate_pairs(a[sample], b, threshold, DEFAULT_BLOCKING,
                                 frequencies=bit_frequencies(a, b))  # fmt: skip
     exhaustive = set(zip(ei.tolist(), ej.tolist(), strict=True))
     blocked = set(zip(bi.tolist(), bj.tolist(), strict=True))
@@ -183,7 +188,7 @@ def parties(
     identical = _same_partition(groups.entity, unit_labels)
     print(f"  the unit's entities equal the offline ones: {identical}", flush=True)
     print("measuring blocking's loss on a sample (party 0 against party 1) ...", flush=True)
-    loss = _loss(bits[0], bits[1], truth[0], truth[1], sample_rows, seed)
+    loss = blocking_loss(bits[0], bits[1], truth[0], truth[1], sample_rows, seed)
     result = {
         "benchmark": "link_scale_parties", "machine": machine(), "parties": n_parties,
         "records": sizes, "records_requested": records, "threshold": THRESHOLD,
@@ -235,7 +240,7 @@ def spine(sizes: list[int], seed: int, sample_rows: int, dask_size: int, work: P
         point = {"records": [len(a), len(b)], "seconds": round(seconds, 2),
                  "peak_rss_gib": round(memory.peak / 2**30, 2),
                  "comparisons": summary.comparisons, "candidates": summary.candidates,
-                 **_loss(a, b, truth[0], truth[1], sample_rows, seed)}  # fmt: skip
+                 **blocking_loss(a, b, truth[0], truth[1], sample_rows, seed)}  # fmt: skip
         print(
             f"  {len(a):,} x {len(b):,}: {seconds:.1f} s, {point['peak_rss_gib']} GiB, "
             f"kept {point['true_match_completeness']:.3%} of true matches",

@@ -189,14 +189,15 @@ def write_random_encodings(path: Path, records: int, *, bit_length: int, fingerp
 class PeakRss:
     """Samples the resident memory of a process (default: this one) and its children."""
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pid: int | None = None, interval: float = 0.05) -> None:
         self._proc = psutil.Process(pid)
+        self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.peak = 0
 
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(self._interval):
             try:
                 procs = [self._proc, *self._proc.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))

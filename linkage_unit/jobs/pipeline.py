@@ -331,10 +331,9 @@ def _diagnostics(
     operator's charts. Aggregates only: no pair is named."""
     lowest = float(scores.min()) if len(scores) else threshold
     start = max(math.floor(min(lowest, threshold - NEAR) / _BIN_WIDTH) * _BIN_WIDTH, 0.0)
+    # Ends at 1.0: np.histogram's last bin is closed, so a score of exactly 1 counts.
     edges = np.round(np.arange(start, 1.0 + _BIN_WIDTH / 2, _BIN_WIDTH), 6)
-    edges[-1] = 1.0 + 1e-9  # a score of exactly 1 falls in the last bin
     counts = np.histogram(scores, bins=edges)[0]
-    edges[-1] = 1.0
     out: dict[str, Any] = {
         "distribution": {"bin_edges": edges.tolist(), "histogram": counts.tolist()},
         "curve": None,

@@ -111,6 +111,7 @@ __all__ = [
     "candidate_pairs",
     "candidate_pairs_and_stats",
     "pair_completeness",
+    "sorted_unique_pairs",
 ]
 
 #: Default number of hash tables (bands); see the module docstring for the choice.
@@ -555,6 +556,25 @@ def _check_threshold(threshold: float) -> float:
     return t
 
 
+def sorted_unique_pairs(pairs: CandidateArrays, n_b: int) -> CandidateArrays:
+    """Emitted pairs ``(i, j, score)`` of files of ``n_b`` columns, sorted by ``(i, j)``,
+    each pair once.
+
+    Every pair is emitted once, by the first table whose keys agree, but a key-hash
+    collision could let a table compare (and emit) a pair an earlier table had emitted;
+    the first of any repeat is kept (repeats are the same pair, so the same score), so the
+    output is unique whichever tables, or tasks, emitted it.
+    """
+    i, j, scores = pairs
+    code = i * n_b + j
+    order = np.argsort(code)
+    code = code[order]
+    keep = np.ones(code.shape[0], np.bool_)
+    keep[1:] = code[1:] != code[:-1]
+    order = order[keep]
+    return i[order], j[order], scores[order]
+
+
 def bit_frequencies(
     *parties: NDArray[np.uint8], sample_rows: int = FREQUENCY_SAMPLE_ROWS
 ) -> NDArray[np.float64]:
@@ -727,19 +747,8 @@ def _run(
     )
     if not chunks_i:
         return _empty(), stats
-    i = np.concatenate(chunks_i)
-    j = np.concatenate(chunks_j)
-    scores = np.concatenate(chunks_s)
-    # Every pair is emitted once, by the first table whose keys agree; sort by (i, j).
-    code = i * b.shape[0] + j
-    order = np.argsort(code)
-    code = code[order]
-    # A key-hash collision could let a table compare (and emit) a pair an earlier table
-    # had emitted; keep the first of any repeat, so the output is unique regardless.
-    keep = np.ones(code.shape[0], np.bool_)
-    keep[1:] = code[1:] != code[:-1]
-    order = order[keep]
-    return (i[order], j[order], scores[order]), stats
+    found_pairs = (np.concatenate(chunks_i), np.concatenate(chunks_j), np.concatenate(chunks_s))
+    return sorted_unique_pairs(found_pairs, b.shape[0]), stats
 
 
 # --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from linkage_unit.matching.blocking import (
     BlockingStats,
     bit_frequencies,
     candidate_pairs_and_stats,
+    sorted_unique_pairs,
 )
 from linkage_unit.matching.similarity import CandidateLimitExceeded, dice_candidates
 
@@ -104,12 +105,7 @@ def compare_in_chunks(
                 )
             )
     else:
-        from distributed import Client  # imported only when a cluster is used
-
-        # distributed is untyped; the client is used through a few well-known calls.
-        make_client: Any = Client
-        client: Any = scheduler if isinstance(scheduler, Client) else make_client(scheduler)
-        try:
+        with _client(scheduler) as client:
             b_future = client.scatter(np.ascontiguousarray(b_bits), broadcast=True)
             futures = [
                 client.submit(
@@ -125,9 +121,6 @@ def compare_in_chunks(
             ]
             for future in futures:  # in order: the result keeps dice_candidates' order
                 collect(future.result())
-        finally:
-            if client is not scheduler:
-                client.close()
     i = np.concatenate([p[0] for p in parts])
     j = np.concatenate([p[1] for p in parts])
     score = np.concatenate([p[2] for p in parts])
@@ -159,6 +152,7 @@ def _block_tables(
 
 @contextmanager
 def _client(scheduler: str | Any) -> Iterator[Any]:
+    """The given client, or one connected to the address for the block (then closed)."""
     from distributed import Client  # imported only when a cluster is used
 
     make_client: Any = Client  # distributed is untyped
@@ -230,17 +224,11 @@ def blocked_on_dask(
             found += part[0][0].size
             if progress is not None:
                 progress(len(parts), len(futures), found)
-    i = np.concatenate([p[0][0] for p in parts])
-    j = np.concatenate([p[0][1] for p in parts])
-    score = np.concatenate([p[0][2] for p in parts])
-    # As the single pass does: sorted by (i, j), a pair found twice (a key-hash collision
-    # in a later table) kept once.
-    code = i * b.shape[0] + j
-    order = np.argsort(code, kind="stable")
-    code = code[order]
-    keep = np.ones(code.shape[0], np.bool_)
-    keep[1:] = code[1:] != code[:-1]
-    order = order[keep]
+    pairs = sorted_unique_pairs(
+        (np.concatenate([p[0][0] for p in parts]), np.concatenate([p[0][1] for p in parts]),
+         np.concatenate([p[0][2] for p in parts])),
+        b.shape[0],
+    )  # fmt: skip
     comparisons = sum(p[1].comparisons for p in parts)
     exhaustive = a.shape[0] * b.shape[0]
     stats = BlockingStats(
@@ -248,4 +236,4 @@ def blocked_on_dask(
         reduction_ratio=1.0 - comparisons / exhaustive,
         largest_block_pairs=max((p[1].largest_block_pairs for p in parts), default=0),
     )  # fmt: skip
-    return (i[order], j[order], score[order]), stats
+    return pairs, stats

@@ -70,9 +70,9 @@ def _wait(driver: WebDriver, check: Callable[[WebDriver], object], seconds: floa
     WebDriverWait(driver, seconds, poll_frequency=0.1).until(check)
 
 
-def _sign_in(driver: WebDriver, made: ConsoleProject, token: str) -> None:
+def _sign_in(driver: WebDriver, url: str, token: str) -> None:
     driver.delete_all_cookies()
-    driver.get(made.url + "/console/")
+    driver.get(url + "/console/")
     assert "/console/login" in driver.current_url
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.ID, "sign-in").click()
@@ -91,7 +91,7 @@ def _no_errors(driver: WebDriver) -> None:
 
 def test_operator_walks_every_view(browser: WebDriver, console_project: ConsoleProject) -> None:
     made = console_project
-    _sign_in(browser, made, made.unit.admin_token)
+    _sign_in(browser, made.url, made.unit.admin_token)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Projects"
     pages = [
         p
@@ -133,7 +133,7 @@ def test_operator_walks_every_view(browser: WebDriver, console_project: ConsoleP
 def test_keyboard_reaches_the_content_first(browser: WebDriver,
                                             console_project: ConsoleProject) -> None:  # fmt: skip
     made = console_project
-    _sign_in(browser, made, made.unit.admin_token)
+    _sign_in(browser, made.url, made.unit.admin_token)
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     focused = browser.switch_to.active_element
     assert focused.text == "Skip to content"
@@ -151,7 +151,7 @@ def test_each_party_sees_its_own_pages_only(browser: WebDriver,
     made = console_project
     base = f"{made.url}/console/projects/{made.project}"
     for name in PARTNERS:
-        _sign_in(browser, made, made.tokens[name])
+        _sign_in(browser, made.url, made.tokens[name])
         assert browser.current_url == f"{base}/parties/{name}"
         assert name in browser.find_element(By.TAG_NAME, "h1").text
         _shot(browser, f"party-{name}")
@@ -202,7 +202,7 @@ def test_join_in_the_browser_writes_what_the_cli_writes(
 ) -> None:
     made = console_project
     name = "skills_agency"
-    _sign_in(browser, made, made.tokens[name])
+    _sign_in(browser, made.url, made.tokens[name])
     folder = made.folders[name]
     cases = [
         (folder / f"{name}.keys.csv", made.uploads[name][0], "mapping", "mapping.csv"),
@@ -258,8 +258,7 @@ def test_run_progress_is_live(browser: WebDriver, console_project: ConsoleProjec
                 with UnitClient(unit.url, created["parties"][party]) as client:
                     client.upload(project, made.folders[partner] / f"{partner}.plk")
             run = admin.start_run(project)
-        made_live = ConsoleProject(unit, project, project, {}, {}, {}, {}, {})
-        _sign_in(browser, made_live, unit.admin_token)
+        _sign_in(browser, unit.url, unit.admin_token)
         browser.get(f"{unit.url}/console/projects/{project}/runs/{run['id']}")
         state = browser.find_element(By.CSS_SELECTOR, "#run-state [data-field=status]")
         assert state.text == "queued"
