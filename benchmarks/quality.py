@@ -405,7 +405,8 @@ def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work
         rejected += report.rejected
         keys = pd.read_csv(out.with_name(out.stem + ".keys.csv"), dtype=str, keep_default_na=False)
         position = pd.Series(np.arange(len(party.frame)), index=party.frame["local_id"])
-        rows.append(position.loc[keys["local_id"]].to_numpy(np.int64))
+        # A decoy (schema hardening) has no local ID and no input row: -1.
+        rows.append(position.reindex(keys["local_id"]).fillna(-1).to_numpy(np.int64))
         bits.append(np.array(read_encodings(out).bits))
     total = sum(b.size for b in bits) * 8
     ones = sum(int(np.bitwise_count(b).sum()) for b in bits)
@@ -430,8 +431,9 @@ def _labels_from_groups(
     labels = np.arange(n, dtype=np.int64) + int(entity.max(initial=-1)) + 1
     rows = np.concatenate(encoded.rows) if encoded.rows else np.zeros(0, np.int64)
     starts = np.concatenate([[0], np.cumsum([len(r) for r in encoded.rows])])
-    target = offsets[group_party] + rows[starts[group_party] + group_row]
-    labels[target] = entity
+    own = rows[starts[group_party] + group_row]
+    real = own >= 0  # decoys are in the encodings but are nobody's record
+    labels[offsets[group_party[real]] + own[real]] = entity[real]
     return labels
 
 
@@ -453,10 +455,12 @@ def _histograms(
     non: list[F64] = []
     for (a, b), c in candidates.items():
         i, j, s = greedy_solve_two(*c)
-        pa = dataset.parties[a].person[encoded.rows[a][i]]
-        pb = dataset.parties[b].person[encoded.rows[b][j]]
-        match.append(s[pa == pb])
-        non.append(s[pa != pb])
+        ra, rb = encoded.rows[a][i], encoded.rows[b][j]
+        real = (ra >= 0) & (rb >= 0)  # pairs with a decoy are neither
+        pa = dataset.parties[a].person[ra[real]]
+        pb = dataset.parties[b].person[rb[real]]
+        match.append(s[real][pa == pb])
+        non.append(s[real][pa != pb])
     edges = HISTOGRAM_BINS
     return {
         "edges": edges.tolist(),
@@ -530,8 +534,13 @@ def run_incremental(
             folder.mkdir()
             enc = encode_parties(sub, schema, secret, folder)
             rows = enc.rows[0]
-            keys = party.frame["local_id"].to_numpy(dtype=str)[rows]
-            files.append((enc.bits[0], keys, party.person[rows]))
+            decoy = rows < 0
+            keys = party.frame["local_id"].to_numpy(dtype=object)[rows]
+            # Decoys are new records in every delivery: keys no real record has.
+            keys[decoy] = [f"decoy-{number}-{i}" for i in range(int(decoy.sum()))]
+            person = party.person[rows]
+            person[decoy] = -1 - np.arange(int(decoy.sum()))
+            files.append((enc.bits[0], keys.astype(str), person))
         rounds.append(files)
     # Two runs of the linkage unit: batch 1's files as snapshots at "auto", then batch 2's
     # as deltas at the threshold the first run chose (the unit pins it), through the
@@ -549,7 +558,8 @@ def run_incremental(
     before = np.concatenate([first.index.lookup(k, f[1]) for k, f in enumerate(rounds[0])])
     after = np.concatenate([second.index.lookup(k, f[1]) for k, f in enumerate(rounds[0])])
     people = np.concatenate([f[2] for f in rounds[0]])
-    same = pd.Series(before == after).groupby(people).all()
+    real = people >= 0  # decoys are nobody
+    same = pd.Series((before == after)[real]).groupby(people[real]).all()
     return {
         "threshold": first.threshold,
         "people_batch1": len(same),

@@ -314,6 +314,10 @@ def encode(
         table.add_row(f"  rejected for {name}", f"{count:,}")
     for name, count in sorted(report.invalid_treated_as_missing.items()):
         table.add_row(f"  invalid {name}, encoded as missing", f"{count:,}")
+    if report.decoys:
+        table.add_row(
+            "decoys added", f"{report.decoys:,} (rows with an empty local_id in the key map)"
+        )
     table.add_row("record keys", _record_keys_text(report.record_key_check_value))
     table.add_row("throughput", f"{report.records_per_second:,.0f} records/s")
     table.add_row("to the linkage unit", str(report.output))
@@ -415,7 +419,12 @@ def validate_schema(
             "-" if f.extension.derived_from else "yes" if f.extension.optional else "no",
         )
     out.print(table)
-    out.print(f"bit length {schema.bit_length}, fingerprint {schema.fingerprint}", soft_wrap=True)
+    hardening = schema.hardening
+    length = f"bit length {schema.bit_length}"
+    if hardening.balanced:
+        length += f" (a balanced {schema.filter_length}-bit filter)"
+    out.print(f"{length}, fingerprint {schema.fingerprint}", soft_wrap=True)
+    out.print(f"hardening: {hardening.describe()}", soft_wrap=True, highlight=False)
 
 
 @app.callback(invoke_without_command=True)

@@ -17,6 +17,11 @@ Local IDs are used in their canonical form (`encoder.keymap`: surrounding whites
 removed) by the key map, the duplicate check and, with a record key, the record pseudonyms
 written after the bits; an ID with a control character rejects its record, since no
 withdrawal list could name it.
+
+A schema's hardening (`encoder.hardening`) is applied to each chunk's folded filters. Its
+decoys are made per chunk from the chunk's own encoded records, encoded the same way and
+put at random rows among them; their key-map rows have an empty local ID, and the `.plk`
+header counts them as records.
 """
 
 from __future__ import annotations
@@ -52,8 +57,10 @@ from encoder.fileformat import (
     FeatureCoverage,
     InputSummary,
 )
+from encoder.hardening import Hardener, decoy_count, decoy_positions, decoy_sources
 from encoder.hashing import FeatureHasher, fold_xor, hashers_for
 from encoder.keymap import (
+    DECOY_LOCAL_ID,
     KeyMapWriter,
     canonical_local_ids,
     has_control_characters,
@@ -61,7 +68,7 @@ from encoder.keymap import (
 )
 from encoder.keys import PSEUDONYM_ALGORITHM, PSEUDONYM_BYTES, RecordKey, Secret, key_check_value
 from encoder.read import Chunk, TableReader, describe_header, open_table, string_buffers
-from encoder.schema import Feature, LinkageSchema, derived_value
+from encoder.schema import Feature, LinkageSchema, RecordSalt, derived_value
 from encoder.standardise import (
     STANDARDISERS,
     InvalidValue,
@@ -103,6 +110,8 @@ _STANDARDISE_CACHE_LIMIT = 100_000
 _U8 = np.ndarray[Any, np.dtype[np.uint8]]
 # Derived features number each row's combination of source values in an int64.
 _CODE_LIMIT = 1 << 62
+# Draws of a chunk's decoys before settling for fewer (each draw replaces the invalid ones).
+_DECOY_ATTEMPTS = 8
 
 
 class EncodeError(ValueError):
@@ -197,6 +206,10 @@ class EncodeReport:
     value was encoded as missing; each is a `treated as missing` line of the rejects file.
     `record_keys` says whether the output carries record pseudonyms, and
     `record_key_check_value` names the record key that made them (None without).
+    `decoys` counts the decoy records a schema's `hardening.decoys` added: extra rows of the
+    `.plk` (and of the key map, with an empty local_id), made by the encoder, not input
+    records, so not in `records_in`; the `.plk` holds `encoded + decoys` rows. This report
+    stays with the partner: the `.plk` header does not tell decoys from records.
     """
 
     input: str
@@ -212,6 +225,7 @@ class EncodeReport:
     key_check_value: str = ""
     record_keys: bool = False
     record_key_check_value: str | None = None
+    decoys: int = 0
     bit_length: int = 0
     output: str | None = None
     key_map: str | None = None
@@ -240,12 +254,19 @@ class _Column:
 @dataclass
 class _ChunkResult:
     first_row: int
-    bits: _U8  # folded filters of the active, valid rows, in row order
+    # folded (and hardened) filters of the active, valid rows, in row order, with the
+    # chunk's decoys (if any) at the rows `decoys`
+    bits: _U8
     valid: np.ndarray[Any, np.dtype[np.bool_]]  # over all rows of the chunk
     # (data-row number, feature, action, reason), sorted; action: rejected / treated as missing
     rejects: list[tuple[int, str, str, str]]
     as_missing: Counter[str]
-    present: Counter[str]
+    present: Counter[str]  # of the real records
+    decoys: np.ndarray[Any, np.dtype[np.int64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    decoy_keys: _U8 | None = None  # the decoys' pseudonyms (with a record key)
+    decoy_present: Counter[str] = field(default_factory=Counter)
 
 
 _READ_SUFFIX = re.compile(r"\s*Read\b.*$", re.DOTALL)
@@ -520,16 +541,38 @@ def _fast_check(spec: Any) -> Callable[[str], str | None] | None:
     return check_string
 
 
+@dataclass
+class _Rows:
+    """Unfolded filters of a set of records, and what their values were."""
+
+    full: _U8  # (n, hash_length / 8)
+    ok: np.ndarray[Any, np.dtype[np.bool_]]  # not rejected
+    rejected: list[tuple[int, str, str]]  # (row, feature, reason): an invalid value rejects
+    as_missing: list[tuple[int, str, str]]  # (row, feature, reason): kept, value missing
+    present: dict[str, np.ndarray[Any, np.dtype[np.bool_]]]  # feature → row has a value
+    salts: list[str] | None  # the distinct record salts (None: the schema has none)
+    salt_rows: np.ndarray[Any, np.dtype[np.int32]] | None  # row r's salt: salts[salt_rows[r]]
+
+
 class _ChunkEncoder:
     """Encodes chunks of dictionary-encoded columns; holds caches that persist across chunks."""
 
-    def __init__(self, schema: LinkageSchema, secret: Secret, date_format: str | None) -> None:
+    def __init__(
+        self,
+        schema: LinkageSchema,
+        secret: Secret,
+        date_format: str | None,
+        record_key: RecordKey | None = None,
+    ) -> None:
         self.schema = schema
         self.hashers: dict[str, FeatureHasher] = hashers_for(schema, secret)
         self.formatters = {
             f.name: _FeatureFormatter(f, date_format) for f in schema.hashed_features
         }
         self._sources = {n for f in schema.hashed_features for n in f.extension.derived_from or ()}
+        hardening = schema.hardening
+        self.hardener = Hardener(schema, secret, record_key) if hardening.active else None
+        self._salt = hardening.record_salt
 
     def encode(
         self,
@@ -541,34 +584,83 @@ class _ChunkEncoder:
         """Encode one chunk; `columns` are the raw text columns (None: optional and absent).
 
         Only `active` rows (consent given, local ID present) are looked at: the values of
-        the others are never standardised or hashed.
+        the others are never standardised or hashed. With decoys, the result's rows are the
+        chunk's records with its decoys among them.
         """
-        schema = self.schema
         selected = np.flatnonzero(active)
         take = None if selected.size == n_rows else pa.array(selected)
-        full = np.zeros((selected.size, schema.hash_length // 8), dtype=np.uint8)
-        ok = np.ones(selected.size, dtype=bool)  # over the selected rows
-        rejects: list[tuple[int, str, str, str]] = []
-        # (selected-row index, feature, reason): listed only if the record is encoded
+        taken = {
+            name: raw if raw is None or take is None else raw.take(take)
+            for name, raw in columns.items()
+        }
+        rows = self._rows(taken, selected.size)
+        ok = rows.ok
+        rejects = [
+            (first_row + int(selected[r]), name, _REJECTED, reason)
+            for r, name, reason in rows.rejected
+        ]
+        keep = np.flatnonzero(ok)
+        bits = self._finish(rows, None if keep.size == selected.size else keep)
+        valid = np.zeros(n_rows, dtype=bool)
+        valid[selected[keep]] = True
+        counts: Counter[str] = Counter(
+            {name: int(mask[keep].sum()) for name, mask in rows.present.items()}
+        )
+        # A record rejected for one field is not encoded at all: its other invalid values
+        # were not "treated as missing", and are neither listed nor counted as such.
+        as_missing: Counter[str] = Counter()
+        for r, name, reason in rows.as_missing:
+            if ok[r]:
+                rejects.append((first_row + int(selected[r]), name, _AS_MISSING, reason))
+                as_missing[name] += 1
+        rejects.sort()
+        result = _ChunkResult(first_row, bits, valid, rejects, as_missing, counts)
+        if self.hardener is not None and self.schema.hardening.decoys and keep.size:
+            self._add_decoys(result, taken, keep)
+        result.bits = np.ascontiguousarray(result.bits)
+        return result
+
+    def _finish(self, rows: _Rows, keep: np.ndarray[Any, Any] | None) -> _U8:
+        """Fold the kept rows' filters as clkhash does, then harden them."""
+        full = rows.full if keep is None else rows.full[keep]
+        bits = fold_xor(full, self.schema.xor_folds)
+        if self.hardener is None:
+            return bits
+        salt_rows = rows.salt_rows
+        if salt_rows is not None and keep is not None:
+            salt_rows = salt_rows[keep]
+        return self.hardener.harden(bits, rows.salts, salt_rows)
+
+    def _rows(self, columns: Mapping[str, pa.Array | None], n: int) -> _Rows:
+        """Standardise, validate and hash `n` records given by their raw columns."""
+        schema = self.schema
+        full = np.zeros((n, schema.hash_length // 8), dtype=np.uint8)
+        ok = np.ones(n, dtype=bool)
+        rejected: list[tuple[int, str, str]] = []
         missing_rows: list[tuple[int, str, str]] = []
         present_rows: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
         sources: dict[str, _Source] = {}
+        salts: list[str] | None = None
+        salt_rows: np.ndarray[Any, np.dtype[np.int32]] | None = None
+        salt = self._salt
+        if salt is not None:  # until the salt feature's column says otherwise: all missing
+            salts, salt_rows = [""], np.zeros(n, dtype=np.int32)
         for feature in schema.hashed_features:
             formatter = self.formatters[feature.name]
             if feature.extension.derived_from:
-                column = _derive(
-                    [sources.get(name) for name in feature.extension.derived_from], selected.size
-                )
+                column = _derive([sources.get(name) for name in feature.extension.derived_from], n)
                 done = formatter.format_derived(column.uniques)
             else:
                 raw = columns.get(feature.name)
                 if raw is None:  # optional feature whose column is absent
                     continue
-                column = _dictionary(raw if take is None else raw.take(take))
+                column = _dictionary(raw)
                 done = formatter.format_array(column.uniques)
             formatted = pa.array(done.values, pa.string())
             if feature.name in self._sources:
                 sources[feature.name] = (column, done, formatted)
+            if salt is not None and feature.name == salt.feature:
+                salts, salt_rows = _salts(salt, column, done, formatted)
             present, invalid_reason = done.present, done.invalid
             table = self.hashers[feature.name].filters(formatted)
             if invalid_reason:
@@ -577,37 +669,75 @@ class _ChunkEncoder:
                 bad_mask = np.zeros(len(column.uniques), dtype=bool)
                 bad_mask[bad] = True
                 hit_rows = np.flatnonzero(bad_mask[column.indices])
-                on_invalid = feature.extension.on_invalid
-                if on_invalid == "missing":
-                    for r in hit_rows.tolist():
-                        reason = invalid_reason[int(column.indices[r])]
-                        missing_rows.append((r, feature.name, reason))
-                else:
+                into = missing_rows if feature.extension.on_invalid == "missing" else rejected
+                if into is rejected:
                     ok[hit_rows] = False
-                    for r in hit_rows.tolist():
-                        reason = invalid_reason[int(column.indices[r])]
-                        row = first_row + int(selected[r])
-                        rejects.append((row, feature.name, _REJECTED, reason))
+                for r in hit_rows.tolist():
+                    into.append((r, feature.name, invalid_reason[int(column.indices[r])]))
             _or_rows(full, table, column.indices)
             present_rows[feature.name] = present[column.indices]
-        keep = np.flatnonzero(ok)
-        bits = fold_xor(full if keep.size == selected.size else full[keep], schema.xor_folds)
-        valid = np.zeros(n_rows, dtype=bool)
-        valid[selected[keep]] = True
-        counts: Counter[str] = Counter(
-            {name: int(mask[keep].sum()) for name, mask in present_rows.items()}
-        )
-        # A record rejected for one field is not encoded at all: its other invalid values
-        # were not "treated as missing", and are neither listed nor counted as such.
-        as_missing: Counter[str] = Counter()
-        for r, name, reason in missing_rows:
-            if ok[r]:
-                rejects.append((first_row + int(selected[r]), name, _AS_MISSING, reason))
-                as_missing[name] += 1
-        rejects.sort()
-        return _ChunkResult(
-            first_row, np.ascontiguousarray(bits), valid, rejects, as_missing, counts
-        )
+        return _Rows(full, ok, rejected, missing_rows, present_rows, salts, salt_rows)
+
+    def _add_decoys(
+        self, result: _ChunkResult, taken: Mapping[str, pa.Array | None], keep: np.ndarray[Any, Any]
+    ) -> None:
+        """Put the chunk's decoys among its records: each a recombination of the records'
+        raw values (each source feature's value from a different record), encoded as they
+        are; derived features are built from those values as usual."""
+        hardener = self.hardener
+        assert hardener is not None
+        n_real = keep.size
+        count = decoy_count(self.schema.hardening.decoys, n_real)
+        if not count:
+            return
+        rng, seed = hardener.decoy_generator(result.first_row, result.bits)
+        names = [name for name, raw in taken.items() if raw is not None]
+        parts: list[_U8] = []
+        present: Counter[str] = Counter()
+        made = 0
+        for _ in range(_DECOY_ATTEMPTS):
+            # A recombination can be invalid where no record was (a derived feature's
+            # length limit): such decoys are drawn again.
+            picks = decoy_sources(rng, n_real, len(names), count - made)
+            decoy_columns: dict[str, pa.Array | None] = dict.fromkeys(taken)
+            for f, name in enumerate(names):
+                raw = taken[name]
+                assert raw is not None
+                decoy_columns[name] = raw.take(pa.array(keep[picks[:, f]]))
+            rows = self._rows(decoy_columns, count - made)
+            good = np.flatnonzero(rows.ok)
+            if good.size:
+                parts.append(self._finish(rows, None if good.size == rows.ok.size else good))
+                present.update({n: int(m[good].sum()) for n, m in rows.present.items()})
+                made += good.size
+            if made == count:
+                break
+        if not made:
+            return
+        decoys = np.concatenate(parts)
+        at = decoy_positions(rng, n_real, made)
+        out = np.empty((n_real + made, decoys.shape[1]), dtype=np.uint8)
+        is_decoy = np.zeros(n_real + made, dtype=bool)
+        is_decoy[at] = True
+        out[is_decoy] = decoys
+        out[~is_decoy] = result.bits
+        result.bits = out
+        result.decoys = at
+        result.decoy_keys = hardener.decoy_pseudonyms(seed, made)
+        result.decoy_present = present
+
+
+def _salts(
+    salt: RecordSalt, column: _Column, done: _Formatted, formatted: pa.Array
+) -> tuple[list[str], np.ndarray[Any, np.dtype[np.int32]]]:
+    """The distinct record salts of a chunk, and each row's: the slice of the salt feature's
+    hashed value (dates as YYYYMMDD), "" where the value is missing or invalid."""
+    sliced = pc.utf8_slice_codeunits(formatted, salt.start, salt.end)
+    sliced = pc.if_else(pa.array(done.present, pa.bool_()), sliced, "")
+    encoded = pc.dictionary_encode(sliced)
+    per_unique = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    salts: list[str] = encoded.dictionary.to_pylist()
+    return salts, per_unique[column.indices]
 
 
 # Workers are threads: the heavy steps (Arrow compute, numba kernels with nogil, pandas'
@@ -616,8 +746,10 @@ class _ChunkEncoder:
 _THREAD = threading.local()
 
 
-def _init_thread(schema: LinkageSchema, secret: Secret, date_format: str | None) -> None:
-    _THREAD.encoder = _ChunkEncoder(schema, secret, date_format)
+def _init_thread(
+    schema: LinkageSchema, secret: Secret, date_format: str | None, record_key: RecordKey | None
+) -> None:
+    _THREAD.encoder = _ChunkEncoder(schema, secret, date_format, record_key)
 
 
 def _encode_in_worker(
@@ -856,10 +988,12 @@ class _Run:
     reader: TableReader
     report: EncodeReport
     feature_columns: dict[str, str | None]
-    present: Counter[str] = field(default_factory=Counter)
+    present: Counter[str] = field(default_factory=Counter)  # real records with a value
+    present_out: Counter[str] = field(default_factory=Counter)  # the same, decoys included
     as_missing: Counter[str] = field(default_factory=Counter)
     rejected_by_field: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    rows_out: int = 0  # rows written: encoded records and decoys
 
     def wanted_columns(self) -> list[str]:
         cols = [c for c in self.feature_columns.values() if c is not None]
@@ -925,13 +1059,18 @@ class _Run:
             self.rejected_by_field[name] += 1
             self.reasons[f"{name}: {reason}"] += 1
         keep = np.flatnonzero(result.valid)
-        first_out = report.encoded
         ids = extra["ids"].take(pa.array(keep))
         key = self.options.record_key
         pseudonyms = None if key is None else key.pseudonym_bytes(ids.to_pylist())
-        outputs.encoded(result.bits, first_out, ids, pseudonyms)
         report.encoded += len(ids)
+        if result.decoys.size:
+            ids, pseudonyms = _with_decoys(ids, pseudonyms, result)
+            report.decoys += result.decoys.size
+        outputs.encoded(result.bits, self.rows_out, ids, pseudonyms)
+        self.rows_out += len(ids)
         self.present.update(result.present)
+        self.present_out.update(result.present)
+        self.present_out.update(result.decoy_present)
         self.as_missing.update(result.as_missing)
 
     def check_reject_rate(self) -> None:
@@ -963,12 +1102,40 @@ class _Run:
         return f" (from column {column!r})" if column is not None and column != name else ""
 
     def summary(self) -> InputSummary:
+        """The header's counts. Decoys count as records in, as they count in its
+        record_count: the header's numbers still add up, and say nothing of how many
+        rows are decoys."""
         report = self.report
         return InputSummary(
-            records_in=report.records_in,
+            records_in=report.records_in + report.decoys,
             excluded_no_consent=report.excluded_no_consent,
             rejected=report.rejected,
         )
+
+    def coverage(self) -> list[tuple[str, int]]:
+        """The header's field coverage: rows with a value, decoys included (real records
+        alone, against a record_count with decoys, would give their number away)."""
+        return [(f.name, self.present_out[f.name]) for f in self.schema.hashed_features]
+
+
+def _with_decoys(
+    ids: pa.Array, pseudonyms: _U8 | None, result: _ChunkResult
+) -> tuple[pa.Array, _U8 | None]:
+    """A chunk's local IDs and pseudonyms by output row: "" (and the decoy's own pseudonym)
+    at its decoys' rows, the real records' in order at the others."""
+    n_out = result.bits.shape[0]
+    is_decoy = np.zeros(n_out, dtype=bool)
+    is_decoy[result.decoys] = True
+    source = np.full(n_out, len(ids), dtype=np.int64)  # the "" appended after the IDs
+    source[~is_decoy] = np.arange(len(ids))
+    all_ids = pa.concat_arrays([ids.cast(pa.string()), pa.array([DECOY_LOCAL_ID], pa.string())])
+    if pseudonyms is not None:
+        assert result.decoy_keys is not None
+        full = np.empty((n_out, PSEUDONYM_BYTES), dtype=np.uint8)
+        full[~is_decoy] = pseudonyms
+        full[is_decoy] = result.decoy_keys
+        pseudonyms = full
+    return all_ids.take(pa.array(source)), pseudonyms
 
 
 def _record_key_fields(options: EncodeOptions) -> dict[str, Any]:
@@ -1125,11 +1292,11 @@ def encode_file(
                     max_workers=options.workers,
                     thread_name_prefix="pacelink-encode",
                     initializer=_init_thread,
-                    initargs=(schema, secret, options.date_format),
+                    initargs=(schema, secret, options.date_format, options.record_key),
                 )
                 _run_parallel(run, pool, [*head, *rest], outputs, progress)
             else:
-                local = _ChunkEncoder(schema, secret, options.date_format)
+                local = _ChunkEncoder(schema, secret, options.date_format, options.record_key)
                 for chunk in [*head, *rest]:
                     args, extra = run.prepare(chunk)
                     run.absorb(local.encode(*args), extra, outputs)
@@ -1143,7 +1310,7 @@ def encode_file(
                 encoder_version=version("pacelink"),
                 schema_fingerprint=schema.fingerprint,
                 key_check_value=report.key_check_value,
-                features=[(f.name, run.present[f.name]) for f in schema.hashed_features],
+                features=run.coverage(),
                 input_summary=run.summary(),
                 record_key_check=report.record_key_check_value,
             )
@@ -1250,7 +1417,7 @@ def encode_dataframe(
     )
     run = _Run(schema, secret, options, reader, report, feature_columns)
     _check_unique_ids(run)
-    encoder = _ChunkEncoder(schema, secret, options.date_format)
+    encoder = _ChunkEncoder(schema, secret, options.date_format, options.record_key)
     outputs = _MemoryOutputs()
     for chunk in reader.chunks(run.wanted_columns(), options.chunk_rows):
         args, extra = run.prepare(chunk)
@@ -1278,8 +1445,8 @@ def encode_dataframe(
         "bit_order": "clkhash",
         "record_count": int(bits.shape[0]),
         "features": [
-            FeatureCoverage(name=f.name, present=run.present[f.name]).model_dump()
-            for f in schema.hashed_features
+            FeatureCoverage(name=name, present=present).model_dump()
+            for name, present in run.coverage()
         ],
         "input_summary": run.summary().model_dump(),
     }
@@ -1289,4 +1456,15 @@ def encode_dataframe(
             "algorithm": PSEUDONYM_ALGORITHM,
             "check_value": report.record_key_check_value,
         }
-    return Encodings(bits=bits, header=header, report=report, record_key_bytes=pseudonyms)
+    local_ids: list[str] = (
+        pa.concat_arrays([a.cast(pa.string()) for a in outputs.ids]).to_pylist()
+        if outputs.ids
+        else []
+    )
+    return Encodings(
+        bits=bits,
+        header=header,
+        report=report,
+        record_key_bytes=pseudonyms,
+        local_ids=local_ids,
+    )

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from encoder.fileformat import header_json_schema
-from encoder.schema import extension_json_schema
+from encoder.schema import extension_json_schema, hardening_json_schema
 
 __all__ = ["EXPORTS", "write_exports"]
 
 EXPORTS = {
     "linkage-schema-extension.schema.json": extension_json_schema,
+    "linkage-schema-hardening.schema.json": hardening_json_schema,
     "plk-header.schema.json": header_json_schema,
 }
 

@@ -109,7 +109,9 @@ class InputSummary(BaseModel):
     """What happened to the input file's records: aggregate counts only, never rows.
 
     `records_in` = `record_count` (encoded) + `excluded_no_consent` + `rejected`, so a
-    reader of the file can see the rejection rate without the partner's report.
+    reader of the file can see the rejection rate without the partner's report. Decoy
+    records (a schema's `hardening.decoys`) count in `records_in` as they count in
+    `record_count`, so these counts do not reveal how many there are.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -223,12 +225,16 @@ class Encodings:
         report: For freshly encoded data, the encode report; None when read from a file.
         record_key_bytes: `(n, 16)` uint8 (memory-mapped from a file), row i is record i's
             pseudonym; None when the partner encoded without a record key (and in v1 files).
+        local_ids: For freshly encoded data, row i's canonical local ID, as the key map
+            would hold it ("" for a decoy row); None when read from a file (the key map
+            stays with the partner).
     """
 
     bits: U8Array
     header: dict[str, Any]
     report: Any = field(default=None, repr=False)
     record_key_bytes: U8Array | None = field(default=None, repr=False)
+    local_ids: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.bits.shape[0])

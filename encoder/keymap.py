@@ -14,6 +14,11 @@ pseudonym (`encoder.keys.RecordKey`) is made from the UTF-8 bytes of its canonic
 `read_local_ids`, which applies the same form, gives back the IDs whose pseudonyms
 `pacelink encode --record-key` wrote. An ID with a control character is rejected by the
 encoder and refused by `read_local_ids`.
+
+A key-map row with an empty local ID is a decoy (`DECOY_LOCAL_ID`): a record the encoder
+made up (a schema's `hardening.decoys`), which the linkage unit cannot tell from the others.
+No real record is encoded without a local ID, so the empty ID marks decoys unambiguously;
+every join of a release to the key map leaves them out (`count_records` counts the rest).
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ import pyarrow.csv as pacsv
 
 __all__ = [
     "CONTROL_PATTERN",
+    "DECOY_LOCAL_ID",
     "KEY_MAP_HEADER",
     "LOCAL_ID_COLUMN",
     "KeyMapError",
     "KeyMapWriter",
     "canonical_local_id",
     "canonical_local_ids",
+    "count_records",
     "from_spreadsheet_safe",
     "has_control_characters",
     "read_key_map",
@@ -49,6 +56,8 @@ __all__ = [
 KEY_MAP_HEADER = ("row", "local_id")
 #: The column of local IDs in a key map and in a results mapping.
 LOCAL_ID_COLUMN = "local_id"
+#: The local ID of a decoy row in a key map: empty, which no real record's ID can be.
+DECOY_LOCAL_ID = ""
 #: Control characters (Unicode category Cc): never part of a local ID. A regular expression
 #: for both Python and Arrow (RE2).
 CONTROL_PATTERN = "[\\x00-\\x1f\\x7f-\\x9f]"
@@ -179,11 +188,17 @@ def read_key_map(path: Path) -> list[str]:
     return ids
 
 
+def count_records(local_ids: list[str]) -> int:
+    """How many rows of a key map (as `read_key_map` gives it) are real records, not decoys."""
+    return sum(1 for local_id in local_ids if local_id != DECOY_LOCAL_ID)
+
+
 def read_local_ids(path: Path) -> list[str]:
     """Local IDs from a file a partner names, e.g. for `pacelink withdraw --ids FILE`.
 
     Either one ID per line, with no header, or a CSV (comma-separated) whose first line has
-    a `local_id` column, such as a key map (`OUT.keys.csv`) or a results mapping. Each ID is
+    a `local_id` column, such as a key map (`OUT.keys.csv`, whose decoy rows, with an empty
+    local ID, are left out) or a results mapping. Each ID is
     brought to the canonical form the encoder used (surrounding whitespace removed, a
     spreadsheet-safety `'` undone), so `RecordKey.pseudonyms` of the result equals the
     pseudonyms `pacelink encode --record-key` wrote. Blank lines at the end are ignored.
@@ -210,7 +225,11 @@ def read_local_ids(path: Path) -> list[str]:
     except csv.Error:
         head = []
     if LOCAL_ID_COLUMN in [cell.strip() for cell in head]:
-        cells = _csv_column(path, text)
+        records = _csv_column(path, text)
+        if tuple(cell.strip() for cell in head) == KEY_MAP_HEADER:
+            # A decoy's row (an empty local_id cell; a blank line is no such row).
+            records = [(line, cell) for line, cell in records if cell != DECOY_LOCAL_ID]
+        cells = [(line, cell or "") for line, cell in records]
     else:
         lines = text.split("\n")
         while lines and not lines[-1].strip():
@@ -233,10 +252,11 @@ def read_local_ids(path: Path) -> list[str]:
     return ids
 
 
-def _csv_column(path: Path, text: str) -> list[tuple[int, str]]:
-    """(line where the record starts, `local_id` cell) of each record of a CSV with a header."""
+def _csv_column(path: Path, text: str) -> list[tuple[int, str | None]]:
+    """(line where the record starts, `local_id` cell) of each record of a CSV with a header;
+    None for a blank line."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    cells: list[tuple[int, str]] = []
+    cells: list[tuple[int, str | None]] = []
     blank: list[bool] = []
     try:
         head = [cell.strip() for cell in next(reader)]
@@ -249,7 +269,7 @@ def _csv_column(path: Path, text: str) -> list[tuple[int, str]]:
                 raise KeyMapError(
                     f"{path}, line {start}: {len(record)} fields where the header has {len(head)}"
                 )
-            cells.append((start, record[column] if record else ""))
+            cells.append((start, record[column] if record else None))
             blank.append(not record or not "".join(record).strip())
             start = reader.line_num + 1
     except csv.Error:

@@ -47,6 +47,7 @@ __all__ = [
     "estimate_secret_bits",
     "generate_record_key",
     "generate_secret",
+    "hardening_key",
     "key_check_value",
     "load_record_key",
     "load_secret",
@@ -63,6 +64,8 @@ SECRET_ENV_VAR = "PACELINK_SECRET"
 # value reveals nothing about the keys that set Bloom-filter bits.
 _KCV_INFO = b"pacelink key check value v1"
 _KCV_SALT = b"pacelink-kcv"
+# HKDF salt of the hardening keys (`encoder.hardening`); each use has its own label.
+_HARDENING_SALT = b"pacelink-hardening"
 
 #: A record key file is this marker followed by the key as 64 hex digits, on one line.
 RECORD_KEY_MARKER = "pacelink-record-key-v1:"
@@ -242,6 +245,19 @@ def key_check_value(secret: Secret) -> str:
     """
     hkdf = HKDF(algorithm=hashes.SHA256(), length=16, salt=_KCV_SALT, info=_KCV_INFO)
     return hkdf.derive(secret.as_bytes()).hex()
+
+
+def hardening_key(secret: Secret, purpose: str) -> bytes:
+    """A 256-bit key for one hardening step (`encoder.hardening`), from the secret.
+
+    HKDF-SHA256 with pacelink's hardening salt and the label `pacelink hardening <purpose>
+    v1`: no clkhash label, so the key says nothing of the keys that set Bloom-filter bits,
+    nor of the key check value or the other steps' keys. Every partner holding the secret
+    derives the same key.
+    """
+    info = b"pacelink hardening " + purpose.encode("ascii") + b" v1"
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HARDENING_SALT, info=info)
+    return hkdf.derive(secret.as_bytes())
 
 
 # --------------------------------------------------------------------------- record keys

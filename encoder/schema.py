@@ -1,4 +1,9 @@
-"""Linkage schemas: clkhash v3 schemas plus pacelink's per-feature extension keys, validated."""
+"""Linkage schemas: clkhash v3 schemas plus pacelink's extension keys, validated.
+
+pacelink's keys are per feature (`FeatureExtension`) and, at the top level, the optional
+`hardening` of the encodings (`Hardening`). clkhash's master schemas allow both and clkhash
+ignores them; the schema's fingerprint covers them, since they are part of the document.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +13,45 @@ import json
 import math
 import pkgutil
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
 from clkhash import schema as clk_schema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "DEFAULT_SCHEMA_NAME",
     "Feature",
     "FeatureExtension",
+    "Hardening",
     "LinkageSchema",
+    "RecordSalt",
     "SchemaInvalid",
     "derived_value",
     "extension_json_schema",
     "fingerprint",
+    "hardening_json_schema",
     "load_schema",
     "parse_schema",
 ]
 
 #: `--schema pace-default` names the schema shipped with pacelink.
 DEFAULT_SCHEMA_NAME = "pace-default"
+# The top-level key of the hardening options.
+_HARDENING_KEY = "hardening"
+# The limits of the rates, as the messages state them.
+_MAX_BLIP = 0.5
+_MAX_DECOYS = 1.0
 
 StandardiserName = Literal["name", "date", "postcode", "sex", "ni_number", "address"]
 
@@ -83,6 +103,130 @@ class FeatureExtension(BaseModel):
     )
 
 
+class RecordSalt(BaseModel):
+    """Where a record's salt comes from: a slice of one feature's value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    feature: str = Field(
+        description=(
+            "A hashed, non-derived feature of the schema, chosen for a value that rarely "
+            "differs between two records of one person (the date of birth)."
+        ),
+    )
+    start: int = Field(
+        default=0,
+        ge=0,
+        description="First character of the value (as hashed: dates as YYYYMMDD) in the salt.",
+    )
+    end: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Character after the last one in the salt (absent: to the end of the value). "
+            "With a date, 0 to 4 is the year of birth."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RecordSalt:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be greater than start")
+        return self
+
+    def of(self, value: str) -> str:
+        """The salt of one record, from its feature's hashed value ("" when missing)."""
+        return value[self.start : self.end]
+
+
+class Hardening(BaseModel):
+    """The optional top-level `hardening` of a schema: how encodings are hardened against
+    attacks on Bloom-filter encodings. Every option is off by default; hardened encodings
+    are not clkhash-compatible (XOR folding, clkhash's own, is `clkConfig.xor_folds`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+    balanced: bool = Field(
+        default=False,
+        description=(
+            "Balanced Bloom filters (Schnell 2016): each encoding is a keyed permutation of "
+            "the filter followed by its complement, so exactly half its bits are set (the "
+            "number of set bits no longer tells how many tokens a record has) and every "
+            "position's frequency f has a partner, at a secret place, with 1 - f. Doubles the "
+            "encoding's length."
+        ),
+    )
+    record_salt: RecordSalt | None = Field(
+        default=None,
+        alias="recordSalt",
+        description=(
+            "Salt each record with a slice of a stable feature (the year of birth): records "
+            "with the same salt compare as before, records with different salts not at all."
+        ),
+    )
+    blip: float = Field(
+        default=0.0,
+        description=(
+            "BLoom-and-flIP (Schnell & Borgs 2016): each bit is flipped with this "
+            "probability, in [0, 0.5); the flips are a keyed function of the record's bits."
+        ),
+    )
+    decoys: float = Field(
+        default=0.0,
+        description=(
+            "Decoy records added by the partner, as a share in [0, 1] of the records it "
+            "encodes: recombinations of its own records' values, encoded like the others, "
+            "at random rows; their key-map local_id is empty."
+        ),
+    )
+
+    @field_validator("blip")
+    @classmethod
+    def _blip_range(cls, value: float) -> float:
+        if math.isnan(value) or not 0.0 <= value < _MAX_BLIP:
+            raise ValueError(f"must be in [0, {_MAX_BLIP:g})")
+        return value
+
+    @field_validator("decoys")
+    @classmethod
+    def _decoys_range(cls, value: float) -> float:
+        if math.isnan(value) or not 0.0 <= value <= _MAX_DECOYS:
+            raise ValueError(f"must be in [0, {_MAX_DECOYS:g}]")
+        return value
+
+    @property
+    def active(self) -> bool:
+        """Whether any option changes the encodings (off: exactly clkhash's bits)."""
+        return self.balanced or self.record_salt is not None or self.blip > 0 or self.decoys > 0
+
+    def describe(self) -> str:
+        """One line naming the options in force, for people ("none" when none is)."""
+        parts = []
+        if self.balanced:
+            parts.append("balanced")
+        salt = self.record_salt
+        if salt is not None:
+            end = "" if salt.end is None else salt.end
+            parts.append(f"recordSalt {salt.feature}[{salt.start}:{end}]")
+        if self.blip:
+            parts.append(f"blip {self.blip:g}")
+        if self.decoys:
+            parts.append(f"decoys {self.decoys:g}")
+        return ", ".join(parts) or "none"
+
+
+def hardening_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the top-level `hardening` key, as shipped in `schemas/`."""
+    schema = Hardening.model_json_schema(by_alias=True)
+    # The ranges are checked by validators (for messages that state them); say them here.
+    schema["properties"]["blip"] |= {"minimum": 0, "exclusiveMaximum": _MAX_BLIP}
+    schema["properties"]["decoys"] |= {"minimum": 0, "maximum": _MAX_DECOYS}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://pacelink.example/schemas/linkage-schema-hardening.schema.json"
+    schema["title"] = "pacelink linkage-schema hardening"
+    return schema
+
+
 def extension_json_schema() -> dict[str, Any]:
     """The JSON Schema of the extension keys, as shipped in `schemas/`."""
     schema = FeatureExtension.model_json_schema(by_alias=True)
@@ -112,10 +256,18 @@ class LinkageSchema:
     features: tuple[Feature, ...]
     fingerprint: str
     source: str
+    hardening: Hardening = field(default_factory=Hardening)
 
     @property
     def bit_length(self) -> int:
-        """Length of an encoding in bits, after XOR folding."""
+        """Length of an encoding in bits, as written to the `.plk`: the filter after XOR
+        folding, doubled by a balanced hardening."""
+        return self.filter_length * (2 if self.hardening.balanced else 1)
+
+    @property
+    def filter_length(self) -> int:
+        """Length of clkhash's filter in bits, after XOR folding (`clkConfig.l`), before any
+        hardening."""
         return int(self.clk.l)
 
     @property
@@ -124,8 +276,8 @@ class LinkageSchema:
 
     @property
     def hash_length(self) -> int:
-        """Length of the filter before folding."""
-        return self.bit_length * (1 << self.xor_folds)
+        """Length of the filter the tokens are hashed into, before folding."""
+        return self.filter_length * (1 << self.xor_folds)
 
     @property
     def hashed_features(self) -> tuple[Feature, ...]:
@@ -258,7 +410,41 @@ def parse_schema(doc: Any, source: str = "<schema>") -> LinkageSchema:
                     "format type 'date'"
                 )
         features.append(Feature(name, index, ignored, ext, spec))
-    return LinkageSchema(v3, clk, tuple(features), fingerprint(v3), source)
+    if _HARDENING_KEY in doc and _HARDENING_KEY not in v3:
+        # clkhash's conversion of a v1 schema builds a new document without extra keys.
+        v3[_HARDENING_KEY] = copy.deepcopy(doc[_HARDENING_KEY])
+    hardening = _hardening(v3.get(_HARDENING_KEY), features, source)
+    return LinkageSchema(v3, clk, tuple(features), fingerprint(v3), source, hardening)
+
+
+def _hardening(doc: Any, features: list[Feature], source: str) -> Hardening:
+    """The schema's hardening options (all off without the key); a salt names a hashed,
+    non-derived feature."""
+    path = f"$.{_HARDENING_KEY}"
+    if doc is None:
+        return Hardening()
+    if not isinstance(doc, dict):
+        raise SchemaInvalid(f"{source}: {path}: must be an object")
+    try:
+        hardening = Hardening.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise SchemaInvalid(f"{source}: {path}{loc}: {message}") from None
+    salt = hardening.record_salt
+    if salt is not None:
+        where = f"{source}: {path}.recordSalt.feature"
+        found = next((f for f in features if f.name == salt.feature), None)
+        if found is None:
+            raise SchemaInvalid(f"{where}: {salt.feature!r} is not a feature of this schema")
+        if found.ignored:
+            raise SchemaInvalid(f"{where}: {salt.feature!r} is ignored (not hashed)")
+        if found.extension.derived_from is not None:
+            raise SchemaInvalid(
+                f"{where}: {salt.feature!r} is derived; name the feature it is built from"
+            )
+    return hardening
 
 
 def _check_derived(

@@ -622,8 +622,12 @@ def results(
     token_file: TokenFile = None,
     ca_cert: CaCert = None,
 ) -> None:
-    """Fetch a release; mappings and flags are joined back to your local IDs."""
-    from encoder.keymap import spreadsheet_safe
+    """Fetch a release; mappings and flags are joined back to your local IDs.
+
+    Decoy rows (empty local ID in the key map: the schema's hardening added them) are left
+    out: they are no one's record.
+    """
+    from encoder.keymap import DECOY_LOCAL_ID, count_records, spreadsheet_safe
 
     kind, _, other = release.partition(":")
     if kind not in ("mapping", "counts", "flags") or (kind == "flags") != bool(other):
@@ -648,8 +652,9 @@ def results(
     writer = csv.writer(buf)
     writer.writerow(("local_id", spreadsheet_safe(column)))
     # The answer lists the upload's rows in order; rows of records withdrawn since (by you,
-    # or absent from a later snapshot) are left out.
-    previous = -1
+    # or absent from a later snapshot) are left out. The unit cannot tell decoys from
+    # records, so the answer has their rows too: left out here.
+    previous, written = -1, 0
     for n, record in enumerate(rows):
         if len(record) != 3 or not record[1].isdigit():
             fail(f"the unit's answer is malformed at line {n + 2}; nothing was written")
@@ -659,12 +664,15 @@ def results(
                  f"rows of {keys}: is this the key map of upload {chosen}?")  # fmt: skip
         if not expected.fullmatch(value):
             fail(f"the unit's answer has a malformed {column} at row {row}; nothing was written")
-        writer.writerow((spreadsheet_safe(local[row]), value))
         previous = row
+        if local[row] == DECOY_LOCAL_ID:
+            continue
+        writer.writerow((spreadsheet_safe(local[row]), value))
+        written += 1
     _write_private(out_path, buf.getvalue())
-    gone = len(local) - len(rows)
+    gone = count_records(local) - written
     note = f" ({gone:,} of the key map's records were withdrawn since)" if gone else ""
-    out.print(f"wrote {len(rows):,} rows to {out_path}{note}")
+    out.print(f"wrote {written:,} rows to {out_path}{note}")
 
 
 def _print_counts(data: dict[str, Any]) -> None:

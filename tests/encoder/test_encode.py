@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from clkhash import clk
 
 from encoder.encode import EncodeError, EncodeOptions, encode_dataframe, encode_file, output_paths
 from encoder.fileformat import read_encodings
-from encoder.keys import Secret, key_check_value
+from encoder.hardening import keyed_permutation, permute_reference
+from encoder.keys import Secret, hardening_key, key_check_value
 from encoder.read import InputError
 from encoder.schema import load_schema, parse_schema
 from encoder.standardise import STANDARDISERS, standardise_date
@@ -70,7 +72,20 @@ def _reference_bits(rows: list[list[str]]) -> np.ndarray:
         canonical |= schema.derived_values(canonical)
         records.append([canonical.get(f.name, "") for f in schema.features])
     filters = clk.generate_clks(records, schema.clk, TEST_SECRET, max_workers=1)
-    return np.frombuffer(b"".join(f.tobytes() for f in filters), np.uint8).reshape(len(rows), -1)
+    plain = np.frombuffer(b"".join(f.tobytes() for f in filters), np.uint8).reshape(len(rows), -1)
+    # pace-default salts each record with its year of birth: clkhash's filter, its bits in
+    # the order the salt's keyed permutation gives (the plain reference of encoder.hardening).
+    salt = schema.hardening.record_salt
+    assert salt is not None and salt.feature == "date_of_birth"
+    salts = [standardise_date(row[HEADER.index("date_of_birth")])[:4] for row in rows]
+    distinct = sorted(set(salts))
+    salt_key = hardening_key(Secret(TEST_SECRET), "record salt")
+    perms = np.stack([
+        keyed_permutation(hmac.digest(salt_key, s.encode(), "sha256"), schema.bit_length)
+        for s in distinct
+    ])  # fmt: skip
+    groups = np.array([distinct.index(s) for s in salts], dtype=np.int32)
+    return permute_reference(plain, groups, perms, balanced=False)
 
 
 def test_csv_end_to_end(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from clkhash import schema as clk_schema
 
@@ -15,6 +16,7 @@ from encoder.schema import (
     SchemaInvalid,
     extension_json_schema,
     fingerprint,
+    hardening_json_schema,
     load_schema,
     parse_schema,
 )
@@ -107,6 +109,7 @@ def test_fingerprint_is_canonical() -> None:
 @pytest.mark.parametrize(
     ("file", "export"),
     [("linkage-schema-extension.schema.json", extension_json_schema),
+     ("linkage-schema-hardening.schema.json", hardening_json_schema),
      ("plk-header.schema.json", header_json_schema)],
 )  # fmt: skip
 def test_shipped_json_schemas_match_the_models(file: str, export: Any) -> None:
@@ -114,3 +117,14 @@ def test_shipped_json_schemas_match_the_models(file: str, export: Any) -> None:
     assert json.loads((SCHEMAS / file).read_text()) == export(), (
         f"schemas/{file} is stale: regenerate it with `python -m encoder.exports`"
     )
+
+
+def test_the_hardening_json_schema_accepts_what_the_model_accepts() -> None:
+    """The exported JSON Schema states the ranges the model's validators check."""
+    schema = hardening_json_schema()
+    good = {"balanced": True, "recordSalt": {"feature": "date_of_birth", "end": 4},
+            "blip": 0.02, "decoys": 0.05}  # fmt: skip
+    jsonschema.validate(good, schema)
+    for bad in ({"blip": 0.5}, {"decoys": 1.5}, {"balance": True}, {"recordSalt": {}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

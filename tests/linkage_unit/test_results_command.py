@@ -8,6 +8,7 @@ stand up a small HTTP server on loopback that answers as such a unit would.
 
 from __future__ import annotations
 
+import copy
 import csv
 import threading
 from collections.abc import Iterator
@@ -20,9 +21,9 @@ from typer.testing import CliRunner
 
 from encoder.cli import app, load_plugins
 from encoder.encode import EncodeOptions, encode_file
-from encoder.keymap import read_key_map
+from encoder.keymap import DECOY_LOCAL_ID, read_key_map, spreadsheet_safe
 from encoder.keys import Secret
-from encoder.schema import load_schema
+from encoder.schema import load_schema, parse_schema
 from tests.conftest import TEST_SECRET
 
 load_plugins()
@@ -111,6 +112,38 @@ def test_mapping_is_spreadsheet_safe_and_joined_to_the_original_ids(
     # What a spreadsheet would run is written as text; plain numbers and names stay as they are.
     assert shown == ['\'=HYPERLINK("http://x")', "-5", "'@SUM(A1)", "''quoted", "plain-7"]
     assert [r["linkage_id"] for r in rows] == [f"{n:032x}" for n in range(len(IDS))]
+
+
+def test_decoy_rows_are_left_out_of_the_join(
+    fake_unit: _Unit, tmp_path: Path, partner: tuple[Path, Path]
+) -> None:
+    """A schema with decoys: the unit's answer has their rows too (it cannot tell them
+    apart); the mapping has the partner's records only, and withdrawn ones are counted
+    without the decoys."""
+    _, token = partner
+    schema = load_schema("pace-default")
+    doc = copy.deepcopy(schema.raw) | {"hardening": {"decoys": 0.5}}
+    people = pd.read_csv(tmp_path / "clients.csv", dtype=str)
+    source = tmp_path / "decoyed.csv"
+    people.to_csv(source, index=False)
+    report = encode_file(source, parse_schema(doc), Secret(TEST_SECRET),
+                         tmp_path / "decoyed.plk", EncodeOptions(id_column="local_id"))  # fmt: skip
+    keys = tmp_path / "decoyed.keys.csv"
+    local = read_key_map(keys)
+    assert report.decoys == 3 and len(local) == 8 and local.count(DECOY_LOCAL_ID) == 3
+    assert [i for i in local if i] == IDS
+    kept = [row for row in range(len(local)) if row != local.index(IDS[1])]  # one withdrawn
+    fake_unit.mapping = "upload_id,row,linkage_id\n" + "".join(f"u,{n},{n:032x}\n" for n in kept)
+    out = tmp_path / "mapping.csv"
+    code, output = _results(fake_unit, keys, token, out)
+    assert code == 0, output
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = [(spreadsheet_safe(local[n]), f"{n:032x}") for n in kept if local[n]]
+    assert [(r["local_id"], r["linkage_id"]) for r in rows] == expected
+    said = " ".join(output.split())  # rich wraps long lines
+    assert len(rows) == 4 and "wrote 4 rows" in said
+    assert "(1 of the key map's records were withdrawn since)" in said
 
 
 @pytest.mark.parametrize("bad", ['=HYPERLINK("http://evil")', "", "zz" * 16])

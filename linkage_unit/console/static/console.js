@@ -61,6 +61,7 @@ const TRIGGERS = ["=", "+", "-", "@", "\t", "\r", "'"];
 const NUMBER = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 const LINKAGE_ID = /^[0-9a-f]{8,64}$/;
 const FLAG = /^[01]$/;
+const DECOY_LOCAL_ID = "";
 
 function needsQuote(value) {
   return TRIGGERS.some((t) => value.startsWith(t)) && (value[0] === "'" || !NUMBER.test(value));
@@ -135,10 +136,14 @@ function joinRelease(release, answer, local, keysName, upload) {
       throw new Error(`the unit's answer has row ${row} out of order or beyond the ${local.length.toLocaleString("en-GB")} rows of ${keysName}: is this the key map of upload ${upload}?`);
     }
     if (!expected.test(value)) throw new Error(`the unit's answer has a malformed ${column} at row ${row}; nothing was written`);
-    out.push(csvField(spreadsheetSafe(local[row])) + "," + csvField(value));
     previous = row;
+    // A decoy row (empty local ID: the schema's hardening made it up) is no one's record.
+    if (local[row] === DECOY_LOCAL_ID) continue;
+    out.push(csvField(spreadsheetSafe(local[row])) + "," + csvField(value));
   }
-  return { text: out.map((line) => line + "\r\n").join(""), rows: lines.length - 1, gone: local.length - (lines.length - 1) };
+  const written = out.length - 1;
+  const records = local.filter((id) => id !== DECOY_LOCAL_ID).length;
+  return { text: out.map((line) => line + "\r\n").join(""), rows: written, gone: records - written };
 }
 
 function watchJoin(form) {

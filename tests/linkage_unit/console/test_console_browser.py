@@ -204,11 +204,19 @@ def test_join_in_the_browser_writes_what_the_cli_writes(
     name = "skills_agency"
     _sign_in(browser, made.url, made.tokens[name])
     folder = made.folders[name]
+    # The key map as a schema with decoys makes it: decoy rows have an empty local ID. (The
+    # unit cannot tell decoys apart, so its answer has their rows; both joins drop them.)
+    decoyed = tmp_path / "decoyed.keys.csv"
+    lines = (folder / f"{name}.keys.csv").read_text().splitlines(keepends=True)
+    for k in (1, 9, len(lines) - 1):
+        lines[k] = lines[k].split(",", 1)[0] + ',""\n'
+    decoyed.write_text("".join(lines))
     cases = [
         (folder / f"{name}.keys.csv", made.uploads[name][0], "mapping", "mapping.csv"),
         (folder / f"{name}.keys.csv", made.uploads[name][0], "flags:benefits_dept",
          "flags-benefits_dept.csv"),
         (folder / f"{name}-delta.keys.csv", made.uploads[name][1], "mapping", "mapping.csv"),
+        (decoyed, made.uploads[name][0], "mapping", "mapping.csv"),
     ]  # fmt: skip
     for k, (keys, upload, release, filename) in enumerate(cases):
         for old in downloads.iterdir():
@@ -231,6 +239,10 @@ def test_join_in_the_browser_writes_what_the_cli_writes(
     # The first key map has the tricky IDs: quoted, escaped and joined like the CLI's.
     first = (tmp_path / "cli-0.csv").read_text()
     assert '"a,b"' in first and '"he said ""hi"""' in first and "'=HYPERLINK(1)" in first
+    # Without its three decoy rows, the same mapping.
+    with_decoys = (tmp_path / "cli-3.csv").read_text().splitlines()
+    assert len(with_decoys) == len(first.splitlines()) - 3
+    assert not [line for line in with_decoys if line.startswith(",")]
     # A key map that is not one: refused in the page, nothing downloaded.
     for old in downloads.iterdir():
         old.unlink()
