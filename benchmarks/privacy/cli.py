@@ -62,8 +62,14 @@ def assess_command(
     partnerships, beside today's unhardened default.
     """
     # The harness (numpy, scipy, the synthetic generator) loads only when the command runs.
-    from benchmarks.privacy.assess import assess, plot_assessment
-    from benchmarks.privacy.encodings import variant
+    try:
+        from benchmarks.privacy.assess import assess, plot_assessment
+        from benchmarks.privacy.encodings import variant
+    except ImportError as exc:  # the generator's faker and nicknames come with the extra
+        fail(
+            f"pacelink schema assess needs the benchmark extras (missing {exc.name}): "
+            "pip install 'pacelink\\[bench]'"  # rich markup: an escaped bracket
+        )
     from encoder.schema import DEFAULT_SCHEMA_NAME, SchemaInvalid, load_schema
 
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +142,16 @@ def test_each_attack_breaks_the_weak_schema_and_not_the_hardened_default(
     held, _ = run_attack(attack, _sample("hardened", n), seed=2)
     assert broken >= 0.9, f"{attack} re-identified only {broken:.1%} of the weak schema"
     assert held <= ceiling, f"{attack} re-identified {held:.1%} of the hardened default"
+
+
+def test_schema_assess_names_the_missing_extra() -> None:
+    """Without the bench extra (faker) the command says what to install, not a traceback."""
+    code = (
+        "import sys; sys.modules['faker'] = None\n"
+        "from encoder.cli import main\n"
+        "sys.argv = ['pacelink', 'schema', 'assess', 'pace-default']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "pip install 'pacelink[bench]'" in done.stderr and "faker" in done.stderr
