@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.privacy.population import AttackData
+from benchmarks.privacy.population import AttackData, dice_profile
 
 __all__ = ["anchor_attack", "known_pairs"]
 
@@ -70,14 +70,13 @@ def anchor_attack(
         One register row per encoding (-1: no guess), one to one; known pairs included.
     """
     say = progress or (lambda _line: None)
-    enc_bits = np.unpackbits(data.encodings, axis=1)
     plain = _token_rows(data)
     salts_plain = _salts(data)
     known = anchors.copy()
     guesses = np.full(data.encodings.shape[0], -1, dtype=np.int64)
     for round_ in range(rounds):
         use = known[:max_anchors]
-        enc_fp = _dice_rows(enc_bits, enc_bits[use[:, 0]])
+        enc_fp = dice_profile(data.encodings, data.encodings[use[:, 0]])
         plain_fp = _dice_sparse(plain, plain[use[:, 1]])
         anchor_enc = enc_fp[use[:, 0]]
         anchor_plain = plain_fp[use[:, 1]]
@@ -118,21 +117,6 @@ def _token_rows(data: AttackData) -> sp.csr_matrix:
     return sp.csr_matrix(
         (values, np.asarray(cols, np.int64), indptr), (len(data.tokens), len(index))
     )
-
-
-def _dice_rows(bits: NDArray[np.uint8], anchors: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Dice of every row of ``bits`` with every anchor row (both unpacked 0/1)."""
-    a = anchors.astype(np.float32)
-    a_count = a.sum(axis=1)
-    out = np.empty((bits.shape[0], a.shape[0]), dtype=np.float32)
-    for start in range(0, bits.shape[0], _CHUNK):
-        block = bits[start : start + _CHUNK].astype(np.float32)
-        both = block @ a.T
-        total = block.sum(axis=1)[:, None] + a_count[None, :]
-        out[start : start + _CHUNK] = np.divide(
-            2 * both, total, where=total > 0, out=np.zeros_like(both)
-        )
-    return out
 
 
 def _dice_sparse(rows: sp.csr_matrix, anchors: sp.csr_matrix) -> NDArray[np.float32]:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks.privacy import encodings
 from benchmarks.privacy.population import AttackData, attack_data, reidentified
 from encoder.schema import LinkageSchema, load_schema, parse_schema
 from linkage_unit.matching import iter_dice_candidates
@@ -100,30 +101,13 @@ def weak_schema(bits_per_token: int = 15, *, date_of_birth: bool = False) -> Lin
 
     The setting the pattern-mining papers validate on: bigrams of few fields, each inserted
     with a small fixed number of hash functions (clkhash ``bitsPerToken``), no derived
-    features. The feature blocks are ``pace-default``'s with the strategy replaced, so the
-    standardisers are the same.
+    features (:func:`benchmarks.privacy.encodings.weak_schema`, names only by default).
 
     Args:
         bits_per_token: Hash functions per bigram (the papers' k).
         date_of_birth: Also encode the date of birth (``%Y-%m-%d``) as bigrams.
     """
-    base: dict[str, Any] = load_schema("pace-default").raw
-    wanted = ["given_name", "surname"] + (["date_of_birth"] if date_of_birth else [])
-    blocks = {f["identifier"]: f for f in base["features"]}
-    features: list[dict[str, Any]] = []
-    for name in wanted:
-        block = copy.deepcopy(blocks[name])  # parse_schema keeps the dict it is given
-        block["hashing"]["comparison"] = {"type": "ngram", "n": 2}
-        block["hashing"]["strategy"] = {"bitsPerToken": bits_per_token}
-        features.append(block)
-    doc = {
-        "version": 3,
-        "clkConfig": {
-            "l": 1024,
-            "kdf": {"type": "HKDF", "hash": "SHA256", "keySize": 64},
-        },
-        "features": features,
-    }
+    doc = encodings.weak_schema(bits_per_token, date_of_birth=date_of_birth)
     suffix = "-dob" if date_of_birth else ""
     return parse_schema(doc, f"<weak names{suffix} k={bits_per_token}>")
 

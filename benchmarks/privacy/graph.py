@@ -63,7 +63,8 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from benchmarks.privacy.population import AttackData, attack_data, reidentified
+from benchmarks.privacy import encodings
+from benchmarks.privacy.population import AttackData, attack_data, dice_profile, reidentified
 from encoder.schema import LinkageSchema, load_schema, parse_schema
 from linkage_unit.matching import iter_dice_candidates
 
@@ -92,33 +93,7 @@ Progress = Callable[[str], None]
 def plain_clk_schema(bits_per_token: int = PLAIN_CLK_BITS_PER_TOKEN) -> dict[str, Any]:
     """A clkhash v3 schema document for the published setting: a 1024-bit CLK of the bigrams
     of given name, surname and date of birth, ``bits_per_token`` bits each."""
-
-    def feature(name: str, description: str, fmt: dict[str, str], standardise: str) -> Any:
-        return {
-            "identifier": name,
-            "description": description,
-            "format": fmt,
-            "hashing": {
-                "comparison": {"type": "ngram", "n": 2},
-                "strategy": {"bitsPerToken": bits_per_token},
-                "hash": {"type": "blakeHash"},
-                "missingValue": {"sentinel": ""},
-            },
-            "standardise": standardise,
-        }
-
-    text = {"type": "string", "encoding": "utf-8"}
-    return {
-        "version": 3,
-        "clkConfig": {"l": 1024, "kdf": {"type": "HKDF", "hash": "SHA256", "keySize": 64}},
-        "features": [
-            feature("given_name", "Given (first) name", text, "name"),
-            feature("surname", "Family name", text, "name"),
-            feature(
-                "date_of_birth", "Date of birth", {"type": "date", "format": "%Y-%m-%d"}, "date"
-            ),
-        ],
-    }
+    return encodings.weak_schema(bits_per_token)
 
 
 # --- the attacker's own encoding of its register ----------------------------------------------
@@ -567,24 +542,6 @@ def _resolve(cand_j: I64, cand_s: F32, n_cols: int) -> tuple[I64, F64]:
     return guesses, margin
 
 
-def _unpacked(bits: U8) -> F32:
-    return np.unpackbits(bits, axis=1).astype(np.float32)
-
-
-def _dice_profile(bits: U8, anchors: U8) -> F32:
-    """Dice of every row of ``bits`` with every row of ``anchors`` (dense ``(n, a)``)."""
-    anchor_bits = _unpacked(anchors)
-    anchor_pop = anchor_bits.sum(axis=1)
-    out = np.empty((bits.shape[0], anchors.shape[0]), dtype=np.float32)
-    step = _chunk_rows(bits.shape[1] * 8, 1 << 23)
-    for start in range(0, bits.shape[0], step):
-        block = _unpacked(bits[start : start + step])
-        common = block @ anchor_bits.T
-        total = block.sum(axis=1)[:, None] + anchor_pop[None, :]
-        out[start : start + step] = 2 * common / np.maximum(total, 1)
-    return out
-
-
 def _expected_popcount(data: AttackData) -> F64:
     """Bits a register record is expected to set: ``l (1 - (1 - 1/l)^h)`` for ``h`` hashes."""
     offsets, _, ks = _token_bits(data)
@@ -662,8 +619,8 @@ def _anchor_match(
 ) -> tuple[I64, F64]:
     """Match nodes by their similarity profiles to the ``anchors`` (encoding rows, each
     paired with the register row ``guesses`` gives it), one to one."""
-    enc_profile = _dice_profile(encodings, encodings[anchors])
-    plain_profile = _calibrated(scales.calibration, _dice_profile(plain, plain[guesses[anchors]]))
+    enc_profile = dice_profile(encodings, encodings[anchors])
+    plain_profile = _calibrated(scales.calibration, dice_profile(plain, plain[guesses[anchors]]))
     cand_j, cand_s = _anchor_scores(enc_profile, plain_profile, scales.floor, candidates, dims)
     return _resolve(cand_j, cand_s, plain.shape[0])
 

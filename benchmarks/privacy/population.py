@@ -25,7 +25,14 @@ from encoder.keys import Secret
 from encoder.schema import LinkageSchema
 from encoder.standardise import STANDARDISERS, InvalidValue
 
-__all__ = ["AttackData", "attack_data", "plaintext_tokens", "reidentified", "token_matrix"]
+__all__ = [
+    "AttackData",
+    "attack_data",
+    "dice_profile",
+    "plaintext_tokens",
+    "reidentified",
+    "token_matrix",
+]
 
 
 @dataclass(frozen=True)
@@ -212,3 +219,22 @@ def reidentified(data: AttackData, guesses: NDArray[np.int64]) -> float:
     if not records:
         return 0.0
     return float(((guesses == data.truth) & (data.truth >= 0)).sum() / records)
+
+
+def dice_profile(bits: NDArray[np.uint8], anchors: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Dice of every packed row of ``bits`` with every packed row of ``anchors`` (dense
+    ``(n, a)``): the similarity fingerprint the anchor-based attacks match on.
+
+    Counts are float32 matrix products of the unpacked bits, exact for filters this short,
+    done a few million cells at a time.
+    """
+    anchor_bits = np.unpackbits(anchors, axis=1).astype(np.float32)
+    anchor_pop = anchor_bits.sum(axis=1)
+    out = np.empty((bits.shape[0], anchors.shape[0]), dtype=np.float32)
+    step = max(16, (1 << 23) // max(bits.shape[1] * 8, 1))
+    for start in range(0, bits.shape[0], step):
+        block = np.unpackbits(bits[start : start + step], axis=1).astype(np.float32)
+        common = block @ anchor_bits.T
+        total = block.sum(axis=1)[:, None] + anchor_pop[None, :]
+        out[start : start + step] = 2 * common / np.maximum(total, 1)
+    return out
