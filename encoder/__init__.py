@@ -11,13 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from encoder.encode import (
-        EncodeError,
-        EncodeOptions,
-        EncodeReport,
-        encode_dataframe,
-        encode_file,
-    )
+    from encoder.encode import encode_dataframe, encode_file
     from encoder.fileformat import EncodingFileError, Encodings, read_encodings
     from encoder.keymap import KeyMapError, read_local_ids
     from encoder.keys import (
@@ -28,7 +22,9 @@ if TYPE_CHECKING:
         load_record_key,
         load_secret,
     )
+    from encoder.options import EncodeError, EncodeOptions
     from encoder.read import InputError
+    from encoder.report import EncodeReport
     from encoder.schema import LinkageSchema, SchemaInvalid, load_schema, parse_schema
 
 __all__ = [
@@ -56,9 +52,9 @@ __all__ = [
 ]
 
 _HOMES = {
-    "EncodeError": "encode",
-    "EncodeOptions": "encode",
-    "EncodeReport": "encode",
+    "EncodeError": "options",
+    "EncodeOptions": "options",
+    "EncodeReport": "report",
     "encode_dataframe": "encode",
     "encode_file": "encode",
     "EncodingFileError": "fileformat",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from encoder.schema import LinkageSchema
 
 __all__ = [
     "Hardener",
+    "HardeningKeys",
     "blip_reference",
     "decoy_count",
     "decoy_positions",
@@ -50,9 +52,9 @@ __all__ = [
     "permute_reference",
 ]
 
-U8Array = np.ndarray[Any, np.dtype[np.uint8]]
-I32Array = np.ndarray[Any, np.dtype[np.int32]]
-I64Array = np.ndarray[Any, np.dtype[np.int64]]
+_U8Array = np.ndarray[Any, np.dtype[np.uint8]]
+_I32Array = np.ndarray[Any, np.dtype[np.int32]]
+_I64Array = np.ndarray[Any, np.dtype[np.int64]]
 
 # Salt permutations kept per encoder thread; bounds memory when a salt is nearly unique.
 _SALT_CACHE_LIMIT = 4096
@@ -63,7 +65,7 @@ _DECOY_SEED_LABEL = b"pacelink/decoy-seed/v1"
 _TWO_32 = 1 << 32
 
 
-def keyed_permutation(key: bytes, length: int) -> I32Array:
+def keyed_permutation(key: bytes, length: int) -> _I32Array:
     """A permutation of `range(length)` that only a holder of `key` can compute.
 
     The positions sorted by their SHAKE-256(key) values, read as little-endian 64-bit
@@ -71,7 +73,7 @@ def keyed_permutation(key: bytes, length: int) -> I32Array:
     on every machine and with every numpy release.
     """
     values = np.frombuffer(hashlib.shake_256(key).digest(8 * length), dtype="<u8")
-    result: I32Array = np.argsort(values, kind="stable").astype(np.int32)
+    result: _I32Array = np.argsort(values, kind="stable").astype(np.int32)
     return result
 
 
@@ -80,13 +82,13 @@ def decoy_count(rate: float, encoded: int) -> int:
     return max(0, math.floor(rate * encoded + 0.5))
 
 
-def decoy_sources(rng: np.random.Generator, n_real: int, n_features: int, count: int) -> I64Array:
+def decoy_sources(rng: np.random.Generator, n_real: int, n_features: int, count: int) -> _I64Array:
     """For each of `count` decoys, the real record each source feature's value comes from.
 
     `(count, n_features)` indices into the chunk's real records, distinct within a decoy
     when there are enough records, so that a decoy is no real person's values.
     """
-    picks: I64Array = rng.integers(0, n_real, size=(count, n_features), dtype=np.int64)
+    picks: _I64Array = rng.integers(0, n_real, size=(count, n_features), dtype=np.int64)
     if n_features > 1 and n_real >= n_features:
         ordered = np.sort(picks, axis=1)
         for d in np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1)).tolist():
@@ -94,17 +96,17 @@ def decoy_sources(rng: np.random.Generator, n_real: int, n_features: int, count:
     return picks
 
 
-def decoy_positions(rng: np.random.Generator, n_real: int, count: int) -> I64Array:
+def decoy_positions(rng: np.random.Generator, n_real: int, count: int) -> _I64Array:
     """Rows of a chunk's output (real records and decoys) that hold the decoys, sorted:
     uniformly spread, so the unit cannot find them by place."""
     chosen = rng.choice(n_real + count, size=count, replace=False)
-    result: I64Array = np.sort(chosen).astype(np.int64)
+    result: _I64Array = np.sort(chosen).astype(np.int64)
     return result
 
 
 @njit(cache=True, nogil=True)
 def _permute_rows(
-    src: U8Array, groups: I32Array, perms: I32Array, n_in: int, out: U8Array
+    src: _U8Array, groups: _I32Array, perms: _I32Array, n_in: int, out: _U8Array
 ) -> None:  # fmt: skip
     """Bit j of out[r] is bit perms[groups[r], j] of src[r] followed by its complement.
 
@@ -130,7 +132,7 @@ def _permute_rows(
 
 
 @njit(cache=True, nogil=True)
-def _flip_rows(bits: U8Array, draws: Any, gaps: Any, length: int) -> Any:
+def _flip_rows(bits: _U8Array, draws: Any, gaps: Any, length: int) -> Any:
     """Flip each row's bits at the positions its draws give (see `Hardener.blip`), in place.
 
     Returns which rows' draws ended before the row did: those rows are left as they were,
@@ -160,7 +162,9 @@ def _flip_rows(bits: U8Array, draws: Any, gaps: Any, length: int) -> Any:
     return short
 
 
-def permute_reference(bits: U8Array, groups: I32Array, perms: I32Array, balanced: bool) -> U8Array:
+def permute_reference(
+    bits: _U8Array, groups: _I32Array, perms: _I32Array, balanced: bool
+) -> _U8Array:
     """Plain numpy reference of the permutation kernel (tests compare the two).
 
     Args:
@@ -176,7 +180,7 @@ def permute_reference(bits: U8Array, groups: I32Array, perms: I32Array, balanced
     for g in np.unique(groups).tolist():
         rows = np.flatnonzero(groups == g)
         out[rows] = unpacked[rows][:, perms[g]]
-    result: U8Array = np.packbits(out, axis=1)
+    result: _U8Array = np.packbits(out, axis=1)
     return result
 
 
@@ -207,23 +211,23 @@ def _draws(key: bytes, data: bytes, width: int, count: int) -> np.ndarray[Any, n
 
 def _flip_positions(
     key: bytes, row: bytes, gaps: np.ndarray[Any, np.dtype[np.uint64]], length: int, count: int
-) -> I64Array:
+) -> _I64Array:
     """The flipped positions of one row, reading as many draws as it takes."""
     while True:
         u = np.frombuffer(hashlib.shake_256(key + row).digest(4 * count), dtype="<u4")
         ends = np.cumsum(np.searchsorted(gaps, u.astype(np.uint64), side="right") + 1) - 1
         if ends[-1] >= length:
-            result: I64Array = ends[ends < length].astype(np.int64)
+            result: _I64Array = ends[ends < length].astype(np.int64)
             return result
         count *= 2
 
 
-def _xor_positions(bits: U8Array, rows: I64Array, positions: I64Array) -> None:
+def _xor_positions(bits: _U8Array, rows: _I64Array, positions: _I64Array) -> None:
     masks = np.left_shift(np.uint8(1), (7 - (positions & 7)).astype(np.uint8))
     np.bitwise_xor.at(bits, (rows, positions >> 3), masks)
 
 
-def blip_reference(bits: U8Array, key: bytes, rate: float) -> U8Array:
+def blip_reference(bits: _U8Array, key: bytes, rate: float) -> _U8Array:
     """Plain numpy reference of BLIP (tests compare `Hardener.blip` with it): a copy of
     `bits` with each row's flips, from enough draws that no row runs out (every gap is at
     least one bit)."""
@@ -240,29 +244,61 @@ def blip_reference(bits: U8Array, key: bytes, rate: float) -> U8Array:
     return out
 
 
+@dataclass(frozen=True, repr=False)
+class HardeningKeys:
+    """The keys of a schema's hardening steps, derived from the secret once per run.
+
+    Encoder threads are handed these keys, never the secret; a step the schema does not use
+    has an empty key.
+    """
+
+    balanced: bytes
+    record_salt: bytes
+    blip: bytes
+    decoys: bytes
+
+    @classmethod
+    def derive(cls, schema: LinkageSchema, secret: Secret) -> HardeningKeys:
+        """The keys of the steps `schema.hardening` uses."""
+        options = schema.hardening
+        return cls(
+            balanced=hardening_key(secret, "balanced") if options.balanced else b"",
+            record_salt=(
+                hardening_key(secret, "record salt") if options.record_salt is not None else b""
+            ),
+            blip=hardening_key(secret, "blip") if options.blip else b"",
+            decoys=hardening_key(secret, "decoys") if options.decoys else b"",
+        )
+
+    def __repr__(self) -> str:
+        """Redacted: the keys stand for the secret."""
+        return "HardeningKeys(<redacted>)"
+
+
 class Hardener:
     """Applies a schema's hardening to folded filters; one per encoder thread (it caches the
     permutations of the salts it has seen)."""
 
-    def __init__(self, schema: LinkageSchema, secret: Secret, record_key: RecordKey | None) -> None:
+    def __init__(
+        self, schema: LinkageSchema, keys: HardeningKeys, record_key: RecordKey | None
+    ) -> None:
+        """Prepare the schema's steps from their keys (`HardeningKeys.derive`)."""
         self.options = options = schema.hardening
         self._n_in = schema.filter_length
         self.length = schema.bit_length
-        self._balanced: I32Array | None = None
+        self._balanced: _I32Array | None = None
         if options.balanced:
-            self._balanced = keyed_permutation(hardening_key(secret, "balanced"), self.length)
-        self._salt_key = (
-            hardening_key(secret, "record salt") if options.record_salt is not None else b""
-        )
-        self._salt_perms: dict[str, I32Array] = {}
-        self._blip_key = hardening_key(secret, "blip") if options.blip else b""
+            self._balanced = keyed_permutation(keys.balanced, self.length)
+        self._salt_key = keys.record_salt
+        self._salt_perms: dict[str, _I32Array] = {}
+        self._blip_key = keys.blip
         if options.blip:
             self._gaps = _gap_thresholds(options.blip, self.length)
             mean = self.length * options.blip
             # Draws per row: enough to pass the row's end almost always; rows that need
             # more draw them (`_flip_positions`), with the same result.
             self._draws = min(self.length + 1, math.ceil(mean + 6 * math.sqrt(mean) + 8))
-        self._decoy_key = hardening_key(secret, "decoys") if options.decoys else b""
+        self._decoy_key = keys.decoys
         # The partner's record key makes its decoys its own: another partner holding the
         # secret cannot recompute where they are.
         self._record_key = record_key
@@ -277,7 +313,7 @@ class Hardener:
         """Whether filters are permuted (balanced or salted)."""
         return self.options.balanced or self.options.record_salt is not None
 
-    def salt_permutation(self, salt: str) -> I32Array:
+    def salt_permutation(self, salt: str) -> _I32Array:
         """The permutation of the output positions for one salt, from the secret's record-salt
         key and the salt; kept for the next chunks."""
         # Why a permutation rather than the salt in every token's hash (as the literature
@@ -299,7 +335,7 @@ class Hardener:
             perm = self._salt_perms[salt] = keyed_permutation(seed, self.length)
         return perm
 
-    def permutations(self, salts: list[str] | None) -> I32Array:
+    def permutations(self, salts: list[str] | None) -> _I32Array:
         """`(len(salts), bit_length)` (one row without salts): output position j of a row
         with salt s reads position `perms[s, j]` of the filter followed by its complement
         (balanced) or of the filter itself."""
@@ -310,7 +346,9 @@ class Hardener:
         salted = np.stack([self.salt_permutation(s) for s in salts])
         return salted if self._balanced is None else self._balanced[salted]
 
-    def harden(self, bits: U8Array, salts: list[str] | None, salt_rows: I32Array | None) -> U8Array:
+    def harden(
+        self, bits: _U8Array, salts: list[str] | None, salt_rows: _I32Array | None
+    ) -> _U8Array:
         """The hardened encodings of folded filters `(n, filter_length / 8)`.
 
         Args:
@@ -330,7 +368,7 @@ class Hardener:
             self.blip(out)
         return out
 
-    def blip(self, bits: U8Array) -> None:
+    def blip(self, bits: _U8Array) -> None:
         """Flip each bit of each row with probability `blip`, in place.
 
         A row's flips are a function of its bits: SHAKE-256(BLIP key || row) gives 32-bit
@@ -352,7 +390,7 @@ class Hardener:
             _xor_positions(bits, np.full(flips.size, r, dtype=np.int64), flips)
 
     def decoy_generator(
-        self, first_row: int, real_bits: U8Array
+        self, first_row: int, real_bits: _U8Array
     ) -> tuple[np.random.Generator, bytes]:
         """The keyed random generator of one chunk's decoys, and its seed.
 
@@ -366,7 +404,7 @@ class Hardener:
         seed = hmac.digest(self._decoy_key, message, "sha256")
         return np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big"))), seed
 
-    def decoy_pseudonyms(self, seed: bytes, count: int) -> U8Array | None:
+    def decoy_pseudonyms(self, seed: bytes, count: int) -> _U8Array | None:
         """`(count, 16)` record pseudonyms for a chunk's decoys (None without a record key).
 
         HMAC-SHA256 under the partner's record key, with a label no real pseudonym uses, of
@@ -380,7 +418,7 @@ class Hardener:
             hmac.digest(key.value, _DECOY_PSEUDONYM_LABEL + seed + i.to_bytes(4, "big"), "sha256")
             for i in range(count)
         ]
-        result: U8Array = np.frombuffer(
+        result: _U8Array = np.frombuffer(
             b"".join(p[:PSEUDONYM_BYTES] for p in parts), dtype=np.uint8
         ).reshape(count, PSEUDONYM_BYTES)
         return result

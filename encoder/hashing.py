@@ -31,9 +31,9 @@ __all__ = ["FeatureHasher", "derive_keys", "fold_xor", "hashers_for"]
 # features whose every value is distinct (exact comparisons of ID-like fields).
 _CACHE_LIMIT = 200_000
 
-U8Array = np.ndarray[Any, np.dtype[np.uint8]]
-I64Array = np.ndarray[Any, np.dtype[np.int64]]
-I32Array = np.ndarray[Any, np.dtype[np.int32]]
+_U8Array = np.ndarray[Any, np.dtype[np.uint8]]
+_I64Array = np.ndarray[Any, np.dtype[np.int64]]
+_I32Array = np.ndarray[Any, np.dtype[np.int32]]
 
 
 def derive_keys(schema: LinkageSchema, secret: Secret) -> tuple[tuple[bytes, ...], ...]:
@@ -52,7 +52,7 @@ def derive_keys(schema: LinkageSchema, secret: Secret) -> tuple[tuple[bytes, ...
 
 
 @njit(cache=True, nogil=True)
-def _token_ks(offsets: I64Array, fixed_k: int, per_feature: int) -> I64Array:
+def _token_ks(offsets: _I64Array, fixed_k: int, per_feature: int) -> _I64Array:
     """Bits for each token occurrence: clkhash's BitsPerToken / BitsPerFeature split."""
     n_values = offsets.shape[0] - 1
     ks = np.empty(offsets[-1], dtype=np.int64)
@@ -73,7 +73,7 @@ def _token_ks(offsets: I64Array, fixed_k: int, per_feature: int) -> I64Array:
 
 
 @njit(cache=True, nogil=True)
-def _token_need(token_ids: I64Array, ks: I64Array, n_vocab: int) -> I64Array:
+def _token_need(token_ids: _I64Array, ks: _I64Array, n_vocab: int) -> _I64Array:
     """The most bits any occurrence of each distinct token needs."""
     need = np.zeros(n_vocab, dtype=np.int64)
     for t in range(token_ids.shape[0]):
@@ -84,8 +84,8 @@ def _token_need(token_ids: I64Array, ks: I64Array, n_vocab: int) -> I64Array:
 
 @njit(cache=True, nogil=True)
 def _set_bits_listed(
-    token_ids: I64Array, offsets: I64Array, ks: I64Array, idx_start: I64Array,
-    idx_flat: I32Array, out: U8Array,
+    token_ids: _I64Array, offsets: _I64Array, ks: _I64Array, idx_start: _I64Array,
+    idx_flat: _I32Array, out: _U8Array,
 ) -> None:  # fmt: skip
     """Set, for each token occurrence, the first k of its precomputed bit indices."""
     for v in range(offsets.shape[0] - 1):
@@ -98,8 +98,8 @@ def _set_bits_listed(
 
 @njit(cache=True, nogil=True)
 def _set_bits_double(
-    token_ids: I64Array, offsets: I64Array, ks: I64Array, h1: I64Array, h2: I64Array,
-    length: int, out: U8Array,
+    token_ids: _I64Array, offsets: _I64Array, ks: _I64Array, h1: _I64Array, h2: _I64Array,
+    length: int, out: _U8Array,
 ) -> None:  # fmt: skip
     """Double hashing (Schnell 2011): bit i of a token is (h1 + i * h2) mod l."""
     for v in range(offsets.shape[0] - 1):
@@ -122,14 +122,15 @@ class FeatureHasher:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)  # double hashing
     # blakeHash: token → slot; a slot's bit indices are _store[start : start + count].
     _slots: dict[str, int] = field(default_factory=dict, repr=False)
-    _slot_start: I64Array = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
-    _slot_count: I64Array = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    _slot_start: _I64Array = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    _slot_count: _I64Array = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     _blake_bases: list[Any] = field(default_factory=list, repr=False)
     _store: np.ndarray[Any, np.dtype[np.int32]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False
     )
 
     def __post_init__(self) -> None:
+        """Read the feature's hashing properties once."""
         fhp = self.feature.spec.hashing_properties
         self._comparator = fhp.comparator
         self._encoding: str = fhp.encoding
@@ -143,7 +144,7 @@ class FeatureHasher:
         else:  # pragma: no cover - clkhash has only these two strategies
             raise ValueError(f"unsupported strategy {type(strategy).__name__}")
 
-    def filters(self, values: Sequence[str] | pa.Array) -> U8Array:
+    def filters(self, values: Sequence[str] | pa.Array) -> _U8Array:
         """Packed filters `(len(values), hash_length / 8)`, one per formatted value."""
         out = np.zeros((len(values), self.hash_length // 8), dtype=np.uint8)
         tokens = tokenise(values, self._comparator)
@@ -164,7 +165,7 @@ class FeatureHasher:
             self._cache.clear()
         self._cache[token] = entry
 
-    def _blake_indices(self, tokens: Tokens, need: I64Array) -> tuple[I64Array, I32Array]:
+    def _blake_indices(self, tokens: Tokens, need: _I64Array) -> tuple[_I64Array, _I32Array]:
         """Where each vocabulary token's bit indices start in the store, and the store.
 
         The indices of every token hashed so far are kept in one flat array, so a chunk
@@ -209,15 +210,17 @@ class FeatureHasher:
         return starts, self._store
 
     def _blake_states(self, macs: int) -> list[Any]:
-        """blake2b states keyed with this feature's key and salted with "0", "1", ...: the
-        MACs clkhash computes per token, without re-keying for each one."""
+        """The blake2b states keyed with this feature's key and salted with "0", "1", ….
+
+        They are the MACs clkhash computes per token, without re-keying for each one.
+        """
         key = bytes(self.keys[0])
         while len(self._blake_bases) < macs:
             salt = str(len(self._blake_bases)).encode()
             self._blake_bases.append(hashlib.blake2b(key=key, salt=salt))
         return self._blake_bases
 
-    def _double_hashes(self, tokens: Tokens) -> tuple[I64Array, I64Array]:
+    def _double_hashes(self, tokens: Tokens) -> tuple[_I64Array, _I64Array]:
         key_sha1, key_md5 = bytes(self.keys[0]), bytes(self.keys[1])
         length = self.hash_length
         h1 = np.empty(len(tokens.vocab), dtype=np.int64)
@@ -243,15 +246,21 @@ class FeatureHasher:
         return h1, h2
 
 
-def hashers_for(schema: LinkageSchema, secret: Secret) -> dict[str, FeatureHasher]:
-    """One hasher per hashed feature, keyed by feature name."""
-    keys = derive_keys(schema, secret)
+def hashers_for(
+    schema: LinkageSchema, keys: Sequence[tuple[bytes, ...]]
+) -> dict[str, FeatureHasher]:
+    """One hasher per hashed feature, keyed by feature name.
+
+    Args:
+        schema: The linkage schema.
+        keys: `derive_keys(schema, secret)`: derived once, so the secret need not travel.
+    """
     return {
         f.name: FeatureHasher(f, keys[f.index], schema.hash_length) for f in schema.hashed_features
     }
 
 
-def fold_xor(bits: U8Array, folds: int) -> U8Array:
+def fold_xor(bits: _U8Array, folds: int) -> _U8Array:
     """XOR-fold packed filters `folds` times, as clkhash folds its bitarrays."""
     for _ in range(folds):
         half = bits.shape[1] // 2

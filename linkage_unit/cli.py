@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +37,7 @@ err = Console(stderr=True)
 out = Console()
 
 
-def check_compatible(headers: list[dict[str, Any]], paths: list[Path]) -> None:
+def check_compatible(headers: Sequence[Mapping[str, Any]], paths: list[Path]) -> None:
     """Refuse files that cannot be linked together, saying which file differs and how."""
     first, first_path = headers[0], paths[0]
     for header, path in zip(headers[1:], paths[1:], strict=True):

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query, Request, status
 from numpy.typing import NDArray
 from sqlalchemy import func, select
 
-from encoder.fileformat import EncodingFileError, read_encodings
+from encoder.fileformat import EncodingFileError, PlkHeader, read_encodings
 from linkage_unit import audit
 from linkage_unit.api.deps import (
     Caller,
@@ -53,7 +53,7 @@ def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
                    **facts)  # fmt: skip
 
 
-def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str_]]:
+def _check(path: Path, project: Project) -> tuple[PlkHeader, NDArray[np.str_]]:
     """Validate a received file against the project; returns its header and row keys."""
     try:
         encodings = read_encodings(path, verify=True)
@@ -61,27 +61,27 @@ def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str
         # The reader's messages start with the file's path, which is the unit's business.
         raise _refuse(422, str(exc).replace(str(path), "the file"), "format") from None
     header = encodings.header
-    if header["schema_fingerprint"] != project.schema_fingerprint:
+    if header.schema_fingerprint != project.schema_fingerprint:
         raise _refuse(
             409,
             "encoded with a different schema than the project's (schema fingerprint "
-            f"{header['schema_fingerprint']}, the project's is {project.schema_fingerprint})",
+            f"{header.schema_fingerprint}, the project's is {project.schema_fingerprint})",
             "schema",
         )
-    if header["bit_length"] != project.bit_length:
-        raise _refuse(409, f"{header['bit_length']}-bit encodings, the project uses "
+    if header.bit_length != project.bit_length:
+        raise _refuse(409, f"{header.bit_length}-bit encodings, the project uses "
                            f"{project.bit_length}-bit", "bit length")  # fmt: skip
-    if project.key_check_value and header["key_check_value"] != project.key_check_value:
+    if project.key_check_value and header.key_check_value != project.key_check_value:
         raise _refuse(
             409,
             "encoded with a different secret than the project's (the key check values "
             "differ); use the partnership's secret",
             "secret",
         )
-    if header["record_count"] == 0:
+    if header.record_count == 0:
         raise _refuse(422, "the file holds no records", "record count")
     keys = row_keys(encodings)
-    if header.get("record_keys") is not None:
+    if header.record_keys is not None:
         _, first, counts = np.unique(keys, return_index=True, return_counts=True)
         if np.any(counts > 1):
             row = int(np.sort(first[counts > 1])[0])
@@ -91,18 +91,17 @@ def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str
     return header, keys
 
 
-def upload_profile(header: dict[str, Any]) -> dict[str, Any]:
+def upload_profile(header: PlkHeader) -> dict[str, Any]:
     """What the console shows of an upload, from its header: records per feature, the
     input's counts (encoded, no consent, rejected) and the popcount spread. Aggregates the
     partner's encoder wrote for the unit to read; no row and no value."""
-    popcount = header.get("popcount") or {}
-    summary = header.get("input_summary")
+    summary = header.input_summary
     return {
-        "features": {str(f["name"]): int(f["present"]) for f in header.get("features", [])},
-        "input_summary": dict(summary) if summary else None,
-        "popcount": {k: popcount[k] for k in ("mean", "std", "min", "max") if k in popcount},
-        "record_keys": header.get("record_keys") is not None,
-        "encoder_version": str(header.get("encoder_version", "")),
+        "features": {f.name: f.present for f in header.features},
+        "input_summary": None if summary is None else summary.model_dump(),
+        "popcount": header.popcount.model_dump(include={"mean", "std", "min", "max"}),
+        "record_keys": header.record_keys is not None,
+        "encoder_version": header.encoder_version,
     }
 
 
@@ -114,7 +113,7 @@ _KIND_HELP = (
 )
 
 
-def _kind(session: Any, party: Party, header: dict[str, Any], kind: Kind | None) -> Kind:
+def _kind(session: Any, party: Party, header: PlkHeader, kind: Kind | None) -> Kind:
     """The upload's kind, checked against the party's earlier uploads; pins its record key.
 
     Without a kind an upload is a delta: it adds and updates, and withdraws nothing, as
@@ -131,8 +130,8 @@ def _kind(session: Any, party: Party, header: dict[str, Any], kind: Kind | None)
         raise _refuse(422, "a delta needs an earlier upload from your party; upload your "
                            "whole list first (pacelink upload --as snapshot)",
                       "kind")  # fmt: skip
-    info = header.get("record_keys")
-    check = None if info is None else str(info["check_value"])
+    info = header.record_keys
+    check = None if info is None else info.check_value
     if party.record_key_check is None:
         if check is not None:
             party.record_key_check = check
@@ -246,8 +245,8 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             # Checked again under the lock: a concurrent first upload may have pinned it.
             pinned = project.key_check_value is None
             if pinned:
-                project.key_check_value = str(header["key_check_value"])
-            elif header["key_check_value"] != project.key_check_value:
+                project.key_check_value = header.key_check_value
+            elif header.key_check_value != project.key_check_value:
                 raise _refuse(409, "encoded with a different secret than the project's "
                                    "(the key check values differ)", "secret")  # fmt: skip
             party = session.get(Party, caller.party_id, with_for_update=True)
@@ -256,7 +255,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             duplicate = session.scalar(
                 select(Upload.id).where(
                     Upload.party_id == caller.party_id,
-                    Upload.content_digest == header["content_digest"],
+                    Upload.content_digest == header.content_digest,
                 )
             )
             if duplicate is not None:
@@ -271,8 +270,8 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             ) or 0) + 1  # fmt: skip
             upload = Upload(
                 id=secrets.token_hex(8), project_id=project_id, party_id=caller.party_id,
-                seq=seq, kind=kind, record_count=int(str(header["record_count"])),
-                content_digest=str(header["content_digest"]), size_bytes=size,
+                seq=seq, kind=kind, record_count=header.record_count,
+                content_digest=header.content_digest, size_bytes=size,
                 created_at=now(), profile_json=json.dumps(upload_profile(header)),
             )  # fmt: skip
             session.add(upload)
@@ -280,7 +279,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
                 session, unit.audit_key, actor=caller.actor, action="upload.accepted",
                 project_id=project_id,
                 detail={"upload": upload.id, "kind": kind, "records": upload.record_count,
-                        "seq": seq, "record_keys": header.get("record_keys") is not None,
+                        "seq": seq, "record_keys": header.record_keys is not None,
                         "content_digest": upload.content_digest,
                         "pinned_key_check_value": pinned},
                 data_dir=unit.data_dir,

@@ -134,7 +134,7 @@ def test_combinations_renumbered_to_avoid_overflow_give_the_same_bits(
     schema = parse_schema(_as_missing(_schema(*DERIVED)))
     frame = _rows(300, seed=8)
     expected = encode_dataframe(frame, schema, Secret(TEST_SECRET)).bits
-    monkeypatch.setattr("encoder.encode._CODE_LIMIT", 5)  # re-number before every source
+    monkeypatch.setattr("encoder.chunks._CODE_LIMIT", 5)  # re-number before every source
     assert np.array_equal(encode_dataframe(frame, schema, Secret(TEST_SECRET)).bits, expected)
     assert np.array_equal(expected, _reference(frame, schema))
 

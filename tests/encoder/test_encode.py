@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from clkhash import clk
 
+from encoder import encode as encode_module
+from encoder.chunks import EncodingKeys
 from encoder.encode import EncodeError, EncodeOptions, encode_dataframe, encode_file, output_paths
 from encoder.fileformat import read_encodings
 from encoder.hardening import keyed_permutation, permute_reference
@@ -276,9 +278,34 @@ def test_encode_dataframe_matches_file(tmp_path: Path) -> None:
         Secret(TEST_SECRET),
         EncodeOptions(id_column="client_ref", consent_column="consent"),
     )
-    assert np.array_equal(enc.bits, read_encodings(base.output).bits)
-    assert enc.report.reconciles() and enc.report.encoded == 4
-    assert enc.header["key_check_value"] == base.key_check_value
+    from_file = read_encodings(base.output)
+    assert np.array_equal(enc.bits, from_file.bits)
+    assert enc.report is not None and enc.report.reconciles() and enc.report.encoded == 4
+    assert enc.header.key_check_value == base.key_check_value
+    # The header in memory is the one the file holds, but for the time it was made.
+    assert enc.header.model_dump(exclude={"created_at"}) == from_file.header.model_dump(
+        exclude={"created_at"}
+    )
+
+
+def test_worker_threads_get_keys_not_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys are derived once per run; the thread pool's initializer never sees the secret."""
+    seen: list[tuple[Any, ...]] = []
+    real_pool = encode_module.cf.ThreadPoolExecutor
+
+    def pool(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["initargs"])
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(encode_module.cf, "ThreadPoolExecutor", pool)
+    rows = ROWS * 50
+    rows = [[f"C{k:04d}", *row[1:]] for k, row in enumerate(rows)]
+    _encode(tmp_path, _write_csv(tmp_path / "w.csv", rows), workers=2, chunk_rows=100)
+    assert seen and not any(isinstance(arg, Secret) for args in seen for arg in args)
+    keys = next(arg for arg in seen[0] if isinstance(arg, EncodingKeys))
+    assert TEST_SECRET not in repr(keys) and "redacted" in repr(keys)
 
 
 def test_output_paths() -> None:

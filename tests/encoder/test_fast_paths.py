@@ -11,7 +11,7 @@ from clkhash.field_formats import InvalidEntryError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from encoder.encode import _FeatureFormatter
+from encoder.formatting import FeatureFormatter
 from encoder.schema import load_schema, parse_schema
 from encoder.standardise import STANDARDISERS, InvalidValue, standardise_array
 from tests.conftest import schema_doc
@@ -88,7 +88,7 @@ def test_vectorised_dates_equal_the_scalar_standardiser(values: list[str]) -> No
             assert fast == STANDARDISERS["date"](value), value
 
 
-def _reference(formatter: _FeatureFormatter, raw: str) -> tuple[str, bool, bool]:
+def _reference(formatter: FeatureFormatter, raw: str) -> tuple[str, bool, bool]:
     """Standardise, then clkhash's own missing-value handling, validation and formatting."""
     spec = formatter.spec
     value = raw
@@ -108,7 +108,7 @@ def _reference(formatter: _FeatureFormatter, raw: str) -> tuple[str, bool, bool]
 def test_formatter_equals_clkhash_path_for_pace_default(values: list[str]) -> None:
     schema = load_schema("pace-default")
     for feature in schema.hashed_features:
-        formatter = _FeatureFormatter(feature, None)
+        formatter = FeatureFormatter(feature, None)
         done = formatter.format_array(pa.array(values, pa.string()))
         for u, raw in enumerate(values):
             expected = _reference(formatter, raw)
@@ -135,7 +135,7 @@ def test_formatter_checks_equal_clkhash(fmt: dict[str, Any], values: list[str]) 
     if fmt["type"] == "date":
         feature_doc["standardise"] = "date"
     feature = parse_schema(schema_doc([feature_doc])).hashed_features[0]
-    formatter = _FeatureFormatter(feature, None)
+    formatter = FeatureFormatter(feature, None)
     done = formatter.format_array(pa.array(values, pa.string()))
     for u, raw in enumerate(values):
         value = raw
