@@ -87,6 +87,29 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A chunk made ready in the main thread: the encoder's arguments, and what stays behind."""
+
+    first_row: int
+    n_rows: int
+    columns: dict[str, pa.Array | None]  # feature → raw column (None: optional and absent)
+    active: np.ndarray[Any, np.dtype[np.bool_]]  # consent given, usable local ID
+    ids: pa.Array  # canonical local IDs of all rows
+    no_consent: int
+    id_rejects: list[tuple[int, str]]  # (row in chunk, reason) of unusable local IDs
+
+    def encode(self, encoder: ChunkEncoder) -> ChunkResult:
+        """Encode the chunk with `encoder`."""
+        return encoder.encode(self.first_row, self.n_rows, self.columns, self.active)
+
+    def submit(self, pool: cf.ThreadPoolExecutor) -> cf.Future[ChunkResult]:
+        """Encode the chunk on a worker thread of `pool` (`init_worker_thread`)."""
+        return pool.submit(
+            encode_in_worker_thread, self.first_row, self.n_rows, self.columns, self.active
+        )
+
+
 @dataclass
 class _Run:
     """State of one encoding run over a table."""
@@ -121,7 +144,7 @@ class _Run:
         )
         return result
 
-    def prepare(self, chunk: Chunk) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def prepare(self, chunk: Chunk) -> _Prepared:
         """Main-process part of a chunk: consent, local IDs, dictionary encoding."""
         n = len(chunk)
         active = self.consented(chunk)
@@ -144,18 +167,17 @@ class _Run:
             name: (chunk.columns[col] if col is not None else None)
             for name, col in self.feature_columns.items()
         }
-        extra = {"ids": ids, "no_consent": no_consent, "id_rejects": id_rejects}
-        return (chunk.first_row, n, columns, active), extra
+        return _Prepared(chunk.first_row, n, columns, active, ids, no_consent, id_rejects)
 
-    def absorb(self, result: ChunkResult, extra: dict[str, Any], outputs: Outputs) -> None:
+    def absorb(self, result: ChunkResult, chunk: _Prepared, outputs: Outputs) -> None:
         """Main-process part after encoding: write bits, key map and rejects, count."""
         n = result.valid.shape[0]
         report = self.report
         report.records_in += n
-        report.excluded_no_consent += extra["no_consent"]
+        report.excluded_no_consent += chunk.no_consent
         id_field = self.options.id_column or "local_id"
         lines = result.rejects + [
-            (result.first_row + r, id_field, REJECTED, reason) for r, reason in extra["id_rejects"]
+            (result.first_row + r, id_field, REJECTED, reason) for r, reason in chunk.id_rejects
         ]
         lines.sort()
         sheet_row = self.reader.sheet_row
@@ -167,7 +189,7 @@ class _Run:
             self.rejected_by_field[name] += 1
             self.reasons[f"{name}: {reason}"] += 1
         keep = np.flatnonzero(result.valid)
-        ids = extra["ids"].take(pa.array(keep))
+        ids = chunk.ids.take(pa.array(keep))
         key = self.options.record_key
         pseudonyms = None if key is None else key.pseudonym_bytes(ids.to_pylist())
         report.encoded += len(ids)
@@ -345,8 +367,8 @@ def encode_file(
             else:
                 local = ChunkEncoder(schema, keys, options.date_format)
                 for chunk in [*head, *rest]:
-                    args, extra = run.prepare(chunk)
-                    run.absorb(local.encode(*args), extra, outputs)
+                    prepared = run.prepare(chunk)
+                    run.absorb(prepared.encode(local), prepared, outputs)
                     if progress:
                         progress(report.records_in, reader.estimated_rows)
             run.check_reject_rate()
@@ -377,18 +399,18 @@ def _run_parallel(
     progress: Callable[[int, int | None], None] | None,
 ) -> None:
     """Keep the workers busy, absorbing results strictly in input order."""
-    in_flight: list[tuple[cf.Future[ChunkResult], dict[str, Any]]] = []
+    in_flight: list[tuple[cf.Future[ChunkResult], _Prepared]] = []
     limit = 2 * run.options.workers  # bound on chunks held in memory
 
     def drain_one() -> None:
-        future, extra = in_flight.pop(0)
-        run.absorb(future.result(), extra, outputs)
+        future, prepared = in_flight.pop(0)
+        run.absorb(future.result(), prepared, outputs)
         if progress:
             progress(run.report.records_in, run.reader.estimated_rows)
 
     for chunk in chunks:
-        args, extra = run.prepare(chunk)
-        in_flight.append((pool.submit(encode_in_worker_thread, *args), extra))
+        prepared = run.prepare(chunk)
+        in_flight.append((prepared.submit(pool), prepared))
         while len(in_flight) >= limit:
             drain_one()
     while in_flight:
@@ -436,8 +458,8 @@ def encode_dataframe(
     )
     outputs = MemoryOutputs()
     for chunk in reader.chunks(run.wanted_columns(), options.chunk_rows):
-        args, extra = run.prepare(chunk)
-        run.absorb(encoder.encode(*args), extra, outputs)
+        prepared = run.prepare(chunk)
+        run.absorb(prepared.encode(encoder), prepared, outputs)
     run.check_reject_rate()
     run.finish_report()
     bits = outputs.all_bits(schema.bit_length)
