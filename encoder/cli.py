@@ -357,7 +357,7 @@ def inspect(
     enc = _guarded(lambda: read_encodings(file))
     header = enc.header
     if as_json:
-        sys.stdout.write(json.dumps(dict(header), indent=2) + "\n")
+        sys.stdout.write(json.dumps(header, indent=2) + "\n")
         return
     table = Table(title=str(file), show_header=False)
     for key in (

@@ -476,7 +476,7 @@ def encode_dataframe(
     )
     return Encodings(
         bits=bits,
-        header=header,
+        plk_header=header,
         report=report,
         record_key_bytes=pseudonyms,
         local_ids=outputs.local_ids(),

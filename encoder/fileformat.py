@@ -97,8 +97,8 @@ class Encodings:
 
     Attributes:
         bits: `(n, bit_length / 8)` uint8, row i is record i.
-        header: The file header (for in-memory encodings, what the file would hold); also a
-            read-only mapping of its JSON form, as in earlier releases.
+        plk_header: The file header, typed (for in-memory encodings, what the file would
+            hold).
         report: For freshly encoded data, the encode report; None when read from a file.
         record_key_bytes: `(n, 16)` uint8 (memory-mapped from a file), row i is record i's
             pseudonym; None when the partner encoded without a record key (and in v1 files).
@@ -108,7 +108,7 @@ class Encodings:
     """
 
     bits: _U8Array
-    header: PlkHeader
+    plk_header: PlkHeader
     report: EncodeReport | None = field(default=None, repr=False)
     record_key_bytes: _U8Array | None = field(default=None, repr=False)
     local_ids: list[str] | None = field(default=None, repr=False)
@@ -128,10 +128,18 @@ class Encodings:
             return None
         return pseudonym_hex(np.asarray(self.record_key_bytes))
 
+    @cached_property
+    def header(self) -> dict[str, Any]:
+        """The header as a plain dict (the stable API of earlier releases; JSON-serialisable).
+
+        New code reads the typed `plk_header` instead.
+        """
+        return self.plk_header.model_dump()
+
     @property
     def bit_length(self) -> int:
         """Bits per encoding."""
-        return self.header.bit_length
+        return self.plk_header.bit_length
 
     def popcounts(self) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Set bits per record."""
@@ -361,7 +369,7 @@ def read_encodings(path: str | Path, *, verify: bool = True) -> Encodings:
                 digest.update(np.ascontiguousarray(part[start : start + step]).tobytes())
         if "sha256:" + digest.hexdigest() != header.content_digest:
             raise EncodingFileError(f"{path}: content digest mismatch (the file is corrupted)")
-    return Encodings(bits=bits, header=header, record_key_bytes=keys)
+    return Encodings(bits=bits, plk_header=header, record_key_bytes=keys)
 
 
 def _read_record_keys(path: Path, header: PlkHeader, offset: int) -> _U8Array:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -110,11 +110,9 @@ class RecordKeysInfo(BaseModel):
     )
 
 
-# A Mapping as well as a model: code written against the header as a dict (`header["x"]`,
-# `dict(header)`, `header.get("x")`) keeps working, while new code reads typed attributes.
-# Still a pydantic model: it is the source of the header's JSON Schema in `schemas/`.
+# A pydantic model: it is the source of the header's JSON Schema in `schemas/`.
 # (Its docstring is that schema's description: changing it changes the schema.)
-class PlkHeader(BaseModel, Mapping[str, Any]):
+class PlkHeader(BaseModel):
     """The header of a `.plk` file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -164,21 +162,6 @@ class PlkHeader(BaseModel, Mapping[str, Any]):
 
     def _bits_end(self) -> int:
         return self.data_offset + self.record_count * (self.bit_length // 8)
-
-    def __getitem__(self, key: str) -> Any:
-        """A field in its JSON form (nested models as dicts, absent ones as None)."""
-        if key not in type(self).model_fields:
-            raise KeyError(key)
-        return self.model_dump(include={key})[key]
-
-    # The Mapping's keys, where BaseModel's __iter__ yields (name, value) pairs.
-    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
-        """The field names, in the model's order."""
-        return iter(type(self).model_fields)
-
-    def __len__(self) -> int:
-        """The number of fields (absent optional ones included)."""
-        return len(type(self).model_fields)
 
     def expected_size(self) -> int:
         """The file's size in bytes, as this header describes it."""

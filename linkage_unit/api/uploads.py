@@ -60,7 +60,7 @@ def _check(path: Path, project: Project) -> tuple[PlkHeader, NDArray[np.str_]]:
     except EncodingFileError as exc:
         # The reader's messages start with the file's path, which is the unit's business.
         raise _refuse(422, str(exc).replace(str(path), "the file"), "format") from None
-    header = encodings.header
+    header = encodings.plk_header
     if header.schema_fingerprint != project.schema_fingerprint:
         raise _refuse(
             409,

@@ -281,9 +281,9 @@ def test_encode_dataframe_matches_file(tmp_path: Path) -> None:
     from_file = read_encodings(base.output)
     assert np.array_equal(enc.bits, from_file.bits)
     assert enc.report is not None and enc.report.reconciles() and enc.report.encoded == 4
-    assert enc.header.key_check_value == base.key_check_value
+    assert enc.plk_header.key_check_value == base.key_check_value
     # The header in memory is the one the file holds, but for the time it was made.
-    assert enc.header.model_dump(exclude={"created_at"}) == from_file.header.model_dump(
+    assert enc.plk_header.model_dump(exclude={"created_at"}) == from_file.plk_header.model_dump(
         exclude={"created_at"}
     )
 

@@ -442,9 +442,9 @@ def test_encode_file_and_encode_dataframe_agree_on_a_hardened_schema(tmp_path: P
     assert read_key_map(tmp_path / "all.keys.csv") == memory.local_ids
     assert (np.bitwise_count(memory.bits).sum(axis=1) != 1024).any()  # blipped after balancing
     # The header in memory is the one the file holds (pseudonyms' offset and digest too).
-    assert memory.header.model_copy(update={"created_at": ""}) == from_file.header.model_copy(
+    assert memory.plk_header.model_copy(
         update={"created_at": ""}
-    )
+    ) == from_file.plk_header.model_copy(update={"created_at": ""})
 
 
 def test_the_cli_shows_the_hardening(tmp_path: Path, secret_file: Path) -> None:

@@ -388,13 +388,13 @@ def test_encode_dataframe_carries_pseudonyms() -> None:
     assert enc.record_keys.tolist() == KEY.pseudonyms(["C001", "C002", "C005", "C006"]).tolist()
     assert enc.header["format_version"] == 2
     # The header the file would hold: the pseudonyms' offset is where the file puts them.
-    assert enc.header.record_keys is not None
+    assert enc.plk_header.record_keys is not None
     assert enc.header["record_keys"] == {"algorithm": "hmac-sha256-128",
                                          "check_value": KEY.check_value,
-                                         "offset": enc.header.record_keys.offset}  # fmt: skip
+                                         "offset": enc.plk_header.record_keys.offset}  # fmt: skip
     without = EncodeOptions(id_column="client_ref", consent_column="consent")
     plain = encode_dataframe(frame, load_schema("pace-default"), Secret(TEST_SECRET), without)
-    assert plain.record_keys is None and plain.header.record_keys is None
+    assert plain.record_keys is None and plain.plk_header.record_keys is None
 
 
 # --------------------------------------------------------------------------- command line
