@@ -388,29 +388,15 @@ def _prefetch_rows(
 
 @njit(cache=True, nogil=True)
 def _table(
-    t: int,
-    a_words: Any,
-    b_words: Any,
-    pool_a: Any,
-    pool_b: Any,
-    pa: Any,
-    pb: Any,
-    masks: Any,
-    row_masks: Any,
-    mult: Any,
-    min_count: Any,
-    bucket_bits: int,
-    score: bool,
-    out_i: Any,
-    out_j: Any,
-    out_s: Any,
-    slot: Any,
+    t: int, data: Any, bucket_bits: int, score: bool, out_i: Any, out_j: Any, out_s: Any, slot: Any
 ) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """One table: (pairs found first by this table, comparisons, largest block's pairs).
 
-    Found pairs go to out_*[slot, :capacity]; beyond the capacity they are only counted,
-    and the caller reruns the table with room.
+    ``data`` is the pass's read-only arrays (see ``_run``).  Found pairs go to
+    out_*[slot, :capacity]; beyond the capacity they are only counted, and the caller
+    reruns the table with room.
     """
+    a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks, mult, min_count = data
     n = a_words.shape[0]
     m = b_words.shape[0]
     width = a_words.shape[1]
@@ -481,32 +467,15 @@ def _table(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _tables(
-    first: Any,
-    count: Any,
-    a_words: Any,
-    b_words: Any,
-    pool_a: Any,
-    pool_b: Any,
-    pa: Any,
-    pb: Any,
-    masks: Any,
-    row_masks: Any,
-    mult: Any,
-    min_count: Any,
-    bucket_bits: int,
-    score: bool,
-    out_i: Any,
-    out_j: Any,
-    out_s: Any,
-    results: Any,
-) -> None:  # pragma: no cover - compiled
+    first: Any, count: Any, data: Any, bucket_bits: int, score: bool, out_i: Any, out_j: Any,
+    out_s: Any, results: Any,
+) -> None:  # fmt: skip  # pragma: no cover - compiled
     # Tables first .. first + count - 1, one per thread at a time; table first + s writes
     # to slot s and its (found, comparisons, largest block) to results[s].
     for s in prange(count):
         found, comparisons, largest = _table(
-            first + np.int64(s), a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks,
-            mult, min_count, bucket_bits, score, out_i, out_j, out_s, np.int64(s),
-        )  # fmt: skip
+            first + np.int64(s), data, bucket_bits, score, out_i, out_j, out_s, np.int64(s)
+        )
         results[s, 0] = found
         results[s, 1] = comparisons
         results[s, 2] = largest
@@ -632,6 +601,8 @@ def _run(
     rng = np.random.default_rng([config.seed, n_bits, 1])
     mult = rng.integers(0, 2**63, pool_a.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     bucket_bits = _bucket_bits(config.bits_per_table, max(a.shape[0], b.shape[0]))
+    # What every table reads, passed to the kernels as one tuple.
+    data = (a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks, mult, min_count)
 
     chunks_i: list[NDArray[np.int64]] = []
     chunks_j: list[NDArray[np.int64]] = []
@@ -651,9 +622,7 @@ def _run(
             out_j = np.empty((count, capacity), np.int64)
             out_s = np.empty((count, capacity), np.float64)
             results = np.zeros((count, 3), np.int64)
-            args = (a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks, mult, min_count,
-                    bucket_bits, want_pairs)  # fmt: skip
-            _tables(first, count, *args, out_i, out_j, out_s, results)
+            _tables(first, count, data, bucket_bits, want_pairs, out_i, out_j, out_s, results)
             for s in range(count):
                 n_found = int(results[s, 0])
                 if n_found > capacity:
@@ -661,7 +630,10 @@ def _run(
                     ri = np.empty((1, n_found), np.int64)
                     rj = np.empty((1, n_found), np.int64)
                     rs = np.empty((1, n_found), np.float64)
-                    _tables(first + s, 1, *args, ri, rj, rs, np.zeros((1, 3), np.int64))
+                    _tables(
+                        first + s, 1, data, bucket_bits, want_pairs, ri, rj, rs,
+                        np.zeros((1, 3), np.int64),
+                    )  # fmt: skip
                     chunks_i.append(ri[0])
                     chunks_j.append(rj[0])
                     chunks_s.append(rs[0])

@@ -99,6 +99,15 @@ _INITIAL_TILE_CAPACITY: Final = 1024
 _BYTES_PER_CANDIDATE: Final = 24  # int64 i, int64 j, float64 score
 
 
+# The arrays every tile reads: A's words and popcounts, B's planes, sorted popcounts and
+# order, the groups' popcount ranges, the least-count table and the popcount windows.
+_ScanInputs = tuple[
+    NDArray[np.uint64], NDArray[np.int64], NDArray[np.uint64], NDArray[np.int64],
+    NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64],
+    NDArray[np.int64], NDArray[np.int64],
+]  # fmt: skip
+
+
 class CandidateLimitExceeded(ValueError):
     """More candidate pairs reach the threshold than the caller's ``max_candidates`` allows."""
 
@@ -184,16 +193,7 @@ def _scan_tile(
     t: np.int64,
     start: int,
     rows: int,
-    a_words: NDArray[np.uint64],
-    pa: NDArray[np.int64],
-    planes: NDArray[np.uint64],
-    pb_sorted: NDArray[np.int64],
-    order_b: NDArray[np.int64],
-    group_lo: NDArray[np.int64],
-    group_hi: NDArray[np.int64],
-    min_count: NDArray[np.int64],
-    win_lo: NDArray[np.int64],
-    win_hi: NDArray[np.int64],
+    data: _ScanInputs,
     capacity: int,
     out_i: NDArray[np.int64],
     out_j: NDArray[np.int64],
@@ -201,10 +201,12 @@ def _scan_tile(
 ) -> int:
     """Candidates of A rows start + [0, rows) into out_*[t]; returns how many were found.
 
-    At most `capacity` pairs are written, in no particular order; when more are found the
-    caller reruns the tile with room.  (A plain function rather than the body of the prange
-    loop, and free of np.argsort/np.searchsorted/fancy indexing, to keep compile time low.)
+    ``data`` is :attr:`_Prepared.data`.  At most `capacity` pairs are written, in no
+    particular order; when more are found the caller reruns the tile with room.  (A plain
+    function rather than the body of the prange loop, and free of
+    np.argsort/np.searchsorted/fancy indexing, to keep compile time low.)
     """
+    a_words, pa, planes, pb_sorted, order_b, group_lo, group_hi, min_count, win_lo, win_hi = data
     m = pb_sorted.shape[0]
     zero_plane = planes.shape[1] - 1
     width = a_words.shape[1]
@@ -285,18 +287,9 @@ def _scan_tile(
 
 @njit(parallel=True, nogil=True, cache=True)
 def _dice_tiles(
-    a_words: NDArray[np.uint64],
-    pa: NDArray[np.int64],
+    data: _ScanInputs,
     tile_starts: NDArray[np.int64],
     tile_lens: NDArray[np.int64],
-    planes: NDArray[np.uint64],
-    pb_sorted: NDArray[np.int64],
-    order_b: NDArray[np.int64],
-    group_lo: NDArray[np.int64],
-    group_hi: NDArray[np.int64],
-    min_count: NDArray[np.int64],
-    win_lo: NDArray[np.int64],
-    win_hi: NDArray[np.int64],
     capacity: int,
     out_i: NDArray[np.int64],
     out_j: NDArray[np.int64],
@@ -309,16 +302,7 @@ def _dice_tiles(
             np.int64(t),  # prange indices are unsigned; one signature, one compilation
             tile_starts[t],
             tile_lens[t],
-            a_words,
-            pa,
-            planes,
-            pb_sorted,
-            order_b,
-            group_lo,
-            group_hi,
-            min_count,
-            win_lo,
-            win_hi,
+            data,
             capacity,
             out_i,
             out_j,
@@ -388,6 +372,11 @@ class _Prepared:
         self.win_lo, self.win_hi = _popcount_windows(
             n_bits, threshold, self.min_count, anonlink_compatible
         )
+        #: What every tile reads, passed to the kernels as one tuple.
+        self.data: _ScanInputs = (
+            self.a_words, self.pa, self.planes, self.pb_sorted, self.order_b, self.group_lo,
+            self.group_hi, self.min_count, self.win_lo, self.win_hi,
+        )  # fmt: skip
 
     def run(
         self, starts: NDArray[np.int64], lens: NDArray[np.int64], capacity: int
@@ -397,25 +386,7 @@ class _Prepared:
         out_j = np.empty((n_tiles, capacity), np.int64)
         out_s = np.empty((n_tiles, capacity), np.float64)
         counts = np.zeros(n_tiles, np.int64)
-        _dice_tiles(
-            self.a_words,
-            self.pa,
-            starts,
-            lens,
-            self.planes,
-            self.pb_sorted,
-            self.order_b,
-            self.group_lo,
-            self.group_hi,
-            self.min_count,
-            self.win_lo,
-            self.win_hi,
-            capacity,
-            out_i,
-            out_j,
-            out_s,
-            counts,
-        )
+        _dice_tiles(self.data, starts, lens, capacity, out_i, out_j, out_s, counts)
         return out_i, out_j, out_s, counts
 
 
