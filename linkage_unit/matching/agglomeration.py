@@ -183,8 +183,11 @@ def greedy_union(
 def party_masks(
     nodes: NDArray[np.int64], parties: NDArray[np.int64], n_nodes: int, n_parties: int
 ) -> NDArray[np.uint64]:
-    """Party set of every node: ``masks[n]`` has bit ``p`` for each record ``k`` with
-    ``nodes[k] == n`` and ``parties[k] == p``; ``ceil(n_parties / 64)`` words (at least 1)."""
+    """Party set of every node, as ``ceil(n_parties / 64)`` words (at least one).
+
+    ``masks[n]`` has bit ``p`` for each record ``k`` with ``nodes[k] == n`` and
+    ``parties[k] == p``.
+    """
     words = max(1, -(-n_parties // _MASK_BITS))
     masks = np.zeros((n_nodes, words), dtype=np.uint64)
     bit = np.left_shift(np.uint64(1), (parties % _MASK_BITS).astype(np.uint64))

@@ -68,6 +68,9 @@ threshold are kept.  A kept pair found by table ``t`` is emitted only if
 no earlier table's key agrees for it (rechecked from the bits, which costs little since
 only kept pairs are rechecked), so every pair is emitted once, by its first table, and no
 table's output needs deduplicating against another's.
+
+Longer than 500 lines because the configuration, the table kernels and the pass that runs
+them share one key and bucket layout; a third of it is this explanation.
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ class BlockingConfig:
     exhaustive_up_to: int = DEFAULT_EXHAUSTIVE_UP_TO
 
     def __post_init__(self) -> None:
+        """Refuse a configuration no blocking pass could run."""
         for name in ("tables", "bits_per_table"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -497,6 +501,7 @@ def bit_frequencies(
 
     Args:
         parties: ``uint8`` arrays ``(n, l // 8)`` of packed filters, all of one width.
+        sample_rows: Most rows of each file that are counted.
 
     Returns:
         float64 array of ``l`` frequencies in [0, 1], in clkhash bit order.

@@ -65,6 +65,9 @@ def compare_in_chunks(
     """Every pair with Dice >= threshold, computed chunk by chunk, locally or on Dask.
 
     Args:
+        a_bits: Packed filters of A, as for `dice_candidates`.
+        b_bits: Packed filters of B, the same width.
+        threshold: Keep pairs with Dice >= threshold.
         chunk_rows: Rows of A per chunk (task).
         scheduler: A Dask scheduler address ("tcp://host:8786"), a `distributed.Client`, or
             None to run locally.
@@ -176,7 +179,8 @@ def blocked_on_dask(
     """Blocked candidate pairs of two files, the tables split over a Dask cluster's workers.
 
     Args:
-        a_path, b_path: ``.plk`` or ``.npy`` files every worker can open (shared storage).
+        a_path: ``.plk`` or ``.npy`` file every worker can open (shared storage).
+        b_path: The other file, likewise.
         threshold: Keep pairs with Dice >= threshold.
         config: The blocking (not exhaustive for these sizes).
         scheduler: A Dask scheduler address (``tcp://host:8786``) or a ``Client``.

@@ -46,6 +46,10 @@ directory.  A save writes a hidden temporary folder, renames it into place, and 
 atomically replaces the ``CURRENT`` pointer file (``os.replace``); only then are older
 versions removed.  A crash or error at any point leaves ``CURRENT`` naming a complete
 earlier version.  One process at a time may save to an index directory.
+
+Longer than 500 lines because :class:`EntityIndex` is one immutable value whose linking,
+moving, withdrawing and saving all keep the same arrays consistent; the greedy linking
+itself is :mod:`~linkage_unit.matching.agglomeration`'s.
 """
 
 from __future__ import annotations
@@ -238,9 +242,11 @@ class EntityIndex:
 
     @classmethod
     def unnamed(cls) -> EntityIndex:
-        """A new index whose entities are numbered but get no IDs (all ""): for a one-off
-        linkage whose result is entity numbers (`pacelink link`), which then spends neither
-        the time to derive an ID per entity nor the memory to hold it."""
+        """A new index whose entities are numbered but get no IDs (all "").
+
+        For a one-off linkage whose result is entity numbers (`pacelink link`), which then
+        spends neither the time to derive an ID per entity nor the memory to hold it.
+        """
         empty = cls.empty(b"\0" * 16)
         return replace(empty, salt=b"", entity_id=np.zeros(0, dtype="<U1"))
 

@@ -37,6 +37,9 @@ that order:
 Candidates are found with blocking (or exhaustively for small files) at the threshold, or
 at the estimator's floor when the threshold is ``"auto"``: the same candidates then serve
 both the label-free estimate and the linking, so estimating costs no second linkage.
+
+Longer than 500 lines because it is the one place where a run's steps (plan, compare,
+estimate, update, link) meet, in order; each step's work is another module's.
 """
 
 from __future__ import annotations
@@ -252,8 +255,10 @@ def _blocked_on_dask(
 
 
 def estimate_from_candidates(candidates: Iterable[Candidates], floor: float) -> ThresholdEstimate:
-    """The label-free threshold from two-sided candidate sets: their one-to-one solved
-    scores, anchored on their runner-up scores."""
+    """The label-free threshold from two-sided candidate sets.
+
+    Fitted to their one-to-one solved scores, anchored on their runner-up scores.
+    """
     sets = [c for c in candidates if len(c[0])]
     solved = [greedy_solve_two(*c)[2] for c in sets]
     runner_ups = [runner_up_scores(*c, floor=floor) for c in sets]
@@ -291,8 +296,10 @@ class _Plan:
         self.new_source.append(sources.reshape(-1, 2))
 
     def new_records(self) -> tuple[NDArray[np.int64], NDArray[np.str_], NDArray[np.int64]]:
-        """Parties, keys and sources of the new records, in upload order, then row order:
-        their entities are issued in that order."""
+        """Parties, keys and sources of the new records, in upload order, then row order.
+
+        Their entities are issued in that order.
+        """
         if not self.new_party:
             return np.zeros(0, np.int64), np.zeros(0, "<U1"), np.zeros((0, 2), np.int64)
         party = np.concatenate(self.new_party)
@@ -303,8 +310,11 @@ class _Plan:
 
 
 def _keys_of(change: Delivery) -> tuple[NDArray[np.str_], NDArray[np.int64]]:
-    """A delivery's row keys, and the rows that are records: all of them when the partner
-    keyed them (keys must be unique), else the first row of each distinct encoding."""
+    """A delivery's row keys, and the rows that are records.
+
+    All rows when the partner keyed them (keys must be unique), else the first row of each
+    distinct encoding.
+    """
     if change.keys is None:
         keys = content_keys(np.asarray(change.bits))
         _, first = np.unique(keys, return_index=True)
@@ -654,9 +664,12 @@ def link_changes(
 def _comparisons(
     index: EntityIndex, updates: NDArray[np.int64], new_party: NDArray[np.int64], within: bool
 ) -> list[_Comparison]:
-    """The comparisons a run makes, in order: updated records against the other parties'
-    stored records, new records against stored ones, new records among themselves (with
-    ``within``, a party's records against its own too)."""
+    """The comparisons a run makes, in order.
+
+    Updated records against the other parties' stored records, new records against stored
+    ones, new records among themselves (with ``within``, a party's records against its own
+    too).
+    """
     stored_parties = np.unique(index.party).tolist()
     new_parties = np.unique(new_party).tolist()
     jobs: list[_Comparison] = []

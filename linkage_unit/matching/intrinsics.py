@@ -353,7 +353,7 @@ class _CounterEmitter:
         b.store(b.or_(greater, equal), b.bitcast(self.mask, self.vec_ptr), align=8)
 
     def emit_mask_unrolled(self, depth: int) -> None:
-        """mask = lanes whose count is >= bound; levels above the row's own are zero."""
+        """Set the mask to the lanes whose count is >= bound (levels above the row's are 0)."""
         greater = self.zeros
         equal = self.initial_equal(self.bound, self.const(depth))
         for level in range(depth - 1, -1, -1):

@@ -44,6 +44,11 @@ tile by tile so memory stays bounded however low the threshold is: besides its i
 call holds B's planes (the size of B) and the candidates of a few tiles at a time.
 
 numba compiles the kernels on first use (about ten seconds) and caches them on disk.
+
+Longer than 500 lines because the kernels and the driver that sizes, reruns and sorts their
+tile buffers share one private buffer protocol; the emitted vector code lives in
+:mod:`~linkage_unit.matching.intrinsics` and the shared checks and tables in
+:mod:`~linkage_unit.matching.bitarrays`.
 """
 
 from __future__ import annotations
