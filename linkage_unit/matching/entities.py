@@ -76,7 +76,7 @@ from linkage_unit.matching.agglomeration import (
 )
 from linkage_unit.matching.bitarrays import check_bits
 from linkage_unit.matching.candidates import Candidates, CandidatesLike
-from linkage_unit.matching.solving import Duplicates
+from linkage_unit.matching.solving import Duplicates, check_duplicates
 
 __all__ = [
     "FORMAT_VERSION",
@@ -364,10 +364,7 @@ class EntityIndex:
             ValueError: On bad shapes or indices, keys already held, or an unknown
                 ``duplicates``.
         """
-        if duplicates not in ("forbid", "linked", "allow"):
-            raise ValueError(
-                f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}'
-            )
+        check_duplicates(duplicates)
         row_party = np.asarray(parties, dtype=np.int64).reshape(-1)
         if len(row_party) and row_party.min() < 0:
             raise ValueError("parties must be non-negative")

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import numpy as np
 from numba import njit
@@ -77,12 +77,24 @@ from linkage_unit.matching.candidates import Candidates, CandidatesLike
 __all__ = [
     "Duplicates",
     "Groups",
+    "check_duplicates",
     "cluster",
     "greedy_solve_two",
 ]
 
 #: How :func:`cluster` treats several records of one party in one entity.
 Duplicates = Literal["forbid", "linked", "allow"]
+
+
+def check_duplicates(duplicates: object) -> Duplicates:
+    """``duplicates`` as a :data:`Duplicates` value.
+
+    Raises:
+        ValueError: If it is not one of the three.
+    """
+    if isinstance(duplicates, str) and duplicates in get_args(Duplicates):
+        return cast(Duplicates, duplicates)
+    raise ValueError(f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}')
 
 # --------------------------------------------------------------------------- kernels
 
@@ -220,8 +232,7 @@ def cluster(
         ValueError: On a bad key, an index outside its party's size, mismatched arrays or
             an unknown ``duplicates`` value.
     """
-    if duplicates not in ("forbid", "linked", "allow"):
-        raise ValueError(f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}')
+    check_duplicates(duplicates)
     n_per_party = np.asarray([int(s) for s in sizes], dtype=np.int64)
     if len(n_per_party) and n_per_party.min() < 0:
         raise ValueError("sizes must be non-negative")
