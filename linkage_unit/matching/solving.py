@@ -96,6 +96,7 @@ def check_duplicates(duplicates: object) -> Duplicates:
         return cast(Duplicates, duplicates)
     raise ValueError(f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}')
 
+
 # --------------------------------------------------------------------------- kernels
 
 
