@@ -4,7 +4,10 @@ Pipeline order: `similarity` (the Dice kernel), `blocking`, `distributed` (scale
 `threshold` (label-free choice), `solving` (one-to-one and N-party grouping), `entities`
 (persistent index of linkage IDs), `incremental` (`link_changes`: the one way a run's
 deliveries and withdrawals are linked into the index) and `linkage` (offline files, over
-`link_changes`).
+`link_changes`).  Shared by them: `candidates` (the `(i, j, score)` type), `bitarrays`
+(checks, words, popcounts and the exact threshold table of packed filters), `intrinsics`
+(the LLVM code of the kernels) and `agglomeration` (the greedy union-find of `solving` and
+`entities`).
 """
 
 from linkage_unit.matching.blocking import (
@@ -15,6 +18,7 @@ from linkage_unit.matching.blocking import (
     candidate_pairs,
     pair_completeness,
 )
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.distributed import compare_in_chunks
 from linkage_unit.matching.entities import EntityIndex
 from linkage_unit.matching.incremental import (
@@ -42,6 +46,7 @@ __all__ = [
     "BlockingConfig",
     "BlockingStats",
     "CandidateLimitExceeded",
+    "Candidates",
     "Delivery",
     "EntityIndex",
     "Groups",

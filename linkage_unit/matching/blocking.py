@@ -68,11 +68,13 @@ threshold are kept.  A kept pair found by table ``t`` is emitted only if
 no earlier table's key agrees for it (rechecked from the bits, which costs little since
 only kept pairs are rechecked), so every pair is emitted once, by its first table, and no
 table's output needs deduplicating against another's.
+
+Longer than 500 lines because the configuration, the table kernels and the pass that runs
+them share one key and bucket layout; a third of it is this explanation.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,22 +82,23 @@ from typing import Any, Final, Literal
 
 import numba
 import numpy as np
-from llvmlite import ir  # type: ignore[import-untyped]
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 from numpy.typing import NDArray
 
-# The popcount intrinsic, row popcounts, the exact least-count table and input checks are
-# the similarity kernel's own, so blocked scores and dice_candidates' come from one code.
-from linkage_unit.matching.similarity import (
-    DEFAULT_MAX_CANDIDATES,
-    _check_bits,
-    _min_count_table,
-    _numba_threads,
-    _popcount,
-    _row_popcounts,
-    dice_candidates,
+# Input checks, popcounts and the exact least-count table are shared with the similarity
+# kernel, so blocked scores and dice_candidates' come from one code.
+from linkage_unit.matching.bitarrays import (
+    check_bits,
+    check_same_width,
+    check_threshold,
+    min_count_table,
+    numba_threads,
+    row_popcounts,
+    to_words,
 )
+from linkage_unit.matching.candidates import Candidates, CandidatesLike
+from linkage_unit.matching.intrinsics import popcount, prefetch
+from linkage_unit.matching.similarity import DEFAULT_MAX_CANDIDATES, dice_candidates
 
 __all__ = [
     "DEFAULT_BITS_PER_TABLE",
@@ -111,7 +114,6 @@ __all__ = [
     "candidate_pairs",
     "candidate_pairs_and_stats",
     "pair_completeness",
-    "sorted_unique_pairs",
 ]
 
 #: Default number of hash tables (bands); see the module docstring for the choice.
@@ -127,7 +129,6 @@ DEFAULT_EXHAUSTIVE_UP_TO: Final = 50_000_000
 #: Rows of each file whose bits are counted to measure bit frequencies.
 FREQUENCY_SAMPLE_ROWS: Final = 65_536
 
-CandidateArrays = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 Selection = Literal["balanced", "random"]
 
 
@@ -160,6 +161,7 @@ class BlockingConfig:
     exhaustive_up_to: int = DEFAULT_EXHAUSTIVE_UP_TO
 
     def __post_init__(self) -> None:
+        """Refuse a configuration no blocking pass could run."""
         for name in ("tables", "bits_per_table"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -299,25 +301,6 @@ class BlockingProgress:
 # --------------------------------------------------------------------------------------
 
 
-def _prefetch_typer(typingctx: Any, address: Any) -> Any:
-    """``llvm.prefetch`` of the cache line at an address (read, keep in all levels)."""
-    sig = types.void(types.int64)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        byte_ptr = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [byte_ptr], fnty)
-        ptr = builder.inttoptr(args[0], byte_ptr)
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-# Bound as Any: numba intrinsics are callable only inside jitted code (see similarity.py).
-_prefetch: Any = intrinsic(_prefetch_typer)
-
 #: Rows of each side of the next bucket prefetched while the current one is scored.
 _PREFETCH_ROWS: Final = 32
 
@@ -404,34 +387,20 @@ def _prefetch_rows(
     for x in range(first, min(last, first + _PREFETCH_ROWS)):
         address = base + rows[x] * row_bytes
         for line in range(0, row_bytes, 64):
-            _prefetch(address + line)
+            prefetch(address + line)
 
 
 @njit(cache=True, nogil=True)
 def _table(
-    t: int,
-    a_words: Any,
-    b_words: Any,
-    pool_a: Any,
-    pool_b: Any,
-    pa: Any,
-    pb: Any,
-    masks: Any,
-    row_masks: Any,
-    mult: Any,
-    min_count: Any,
-    bucket_bits: int,
-    score: bool,
-    out_i: Any,
-    out_j: Any,
-    out_s: Any,
-    slot: Any,
+    t: int, data: Any, bucket_bits: int, score: bool, out_i: Any, out_j: Any, out_s: Any, slot: Any
 ) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """One table: (pairs found first by this table, comparisons, largest block's pairs).
 
-    Found pairs go to out_*[slot, :capacity]; beyond the capacity they are only counted,
-    and the caller reruns the table with room.
+    ``data`` is the pass's read-only arrays (see ``_run``).  Found pairs go to
+    out_*[slot, :capacity]; beyond the capacity they are only counted, and the caller
+    reruns the table with room.
     """
+    a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks, mult, min_count = data
     n = a_words.shape[0]
     m = b_words.shape[0]
     width = a_words.shape[1]
@@ -475,7 +444,7 @@ def _table(
                 j = rows_b[y]
                 c = np.uint64(0)
                 for w in range(width):
-                    c += _popcount(a_words[i, w] & b_words[j, w])
+                    c += popcount(a_words[i, w] & b_words[j, w])
                 total = np.int64(p) + np.int64(sp_b[y])
                 # min_count[total] is the least count whose score reaches the threshold,
                 # computed with the same division, so this test decides exactly.
@@ -502,32 +471,15 @@ def _table(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _tables(
-    first: Any,
-    count: Any,
-    a_words: Any,
-    b_words: Any,
-    pool_a: Any,
-    pool_b: Any,
-    pa: Any,
-    pb: Any,
-    masks: Any,
-    row_masks: Any,
-    mult: Any,
-    min_count: Any,
-    bucket_bits: int,
-    score: bool,
-    out_i: Any,
-    out_j: Any,
-    out_s: Any,
-    results: Any,
-) -> None:  # pragma: no cover - compiled
+    first: Any, count: Any, data: Any, bucket_bits: int, score: bool, out_i: Any, out_j: Any,
+    out_s: Any, results: Any,
+) -> None:  # fmt: skip  # pragma: no cover - compiled
     # Tables first .. first + count - 1, one per thread at a time; table first + s writes
     # to slot s and its (found, comparisons, largest block) to results[s].
     for s in prange(count):
         found, comparisons, largest = _table(
-            first + np.int64(s), a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks,
-            mult, min_count, bucket_bits, score, out_i, out_j, out_s, np.int64(s),
-        )  # fmt: skip
+            first + np.int64(s), data, bucket_bits, score, out_i, out_j, out_s, np.int64(s)
+        )
         results[s, 0] = found
         results[s, 1] = comparisons
         results[s, 2] = largest
@@ -536,43 +488,6 @@ def _tables(
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def _to_words(bits: NDArray[np.uint8]) -> NDArray[np.uint64]:
-    n_words = (bits.shape[1] + 7) // 8
-    words = np.zeros((bits.shape[0], n_words), np.uint64)
-    words.view(np.uint8)[:, : bits.shape[1]] = bits
-    return words
-
-
-def _empty() -> CandidateArrays:
-    return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-
-
-def _check_threshold(threshold: float) -> float:
-    t = float(threshold)
-    if not (0.0 < t <= 1.0) or math.isnan(t):
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    return t
-
-
-def sorted_unique_pairs(pairs: CandidateArrays, n_b: int) -> CandidateArrays:
-    """Emitted pairs ``(i, j, score)`` of files of ``n_b`` columns, sorted by ``(i, j)``,
-    each pair once.
-
-    Every pair is emitted once, by the first table whose keys agree, but a key-hash
-    collision could let a table compare (and emit) a pair an earlier table had emitted;
-    the first of any repeat is kept (repeats are the same pair, so the same score), so the
-    output is unique whichever tables, or tasks, emitted it.
-    """
-    i, j, scores = pairs
-    code = i * n_b + j
-    order = np.argsort(code)
-    code = code[order]
-    keep = np.ones(code.shape[0], np.bool_)
-    keep[1:] = code[1:] != code[:-1]
-    order = order[keep]
-    return i[order], j[order], scores[order]
 
 
 def bit_frequencies(
@@ -586,6 +501,7 @@ def bit_frequencies(
 
     Args:
         parties: ``uint8`` arrays ``(n, l // 8)`` of packed filters, all of one width.
+        sample_rows: Most rows of each file that are counted.
 
     Returns:
         float64 array of ``l`` frequencies in [0, 1], in clkhash bit order.
@@ -619,7 +535,7 @@ def _word_masks(indices: NDArray[np.int64], n_words: int) -> NDArray[np.uint64]:
 def _row_masks(positions: NDArray[np.int64], n_words: int) -> NDArray[np.uint64]:
     """Per table, its positions as masks over the rows' 64-bit words.
 
-    Words are the rows' bytes read as little-endian uint64 (as ``_to_words`` makes them);
+    Words are the rows' bytes read as little-endian uint64 (as ``bitarrays.to_words`` makes them);
     clkhash's bit ``p`` is byte ``p // 8``, most significant bit first.
     """
     masks = np.zeros((positions.shape[0], n_words), np.uint64)
@@ -655,34 +571,31 @@ def _run(
     progress: Callable[[BlockingProgress], None] | None,
     frequencies: NDArray[np.float64] | None,
     table_range: tuple[int, int] | None = None,
-) -> tuple[CandidateArrays, BlockingStats]:
+) -> tuple[Candidates, BlockingStats]:
     start, end = (0, config.tables) if table_range is None else table_range
     if not 0 <= start <= end <= config.tables:
         raise ValueError(f"tables {start}..{end} are not within the {config.tables} tables")
-    a = _check_bits("a_bits", a_bits)
-    b = _check_bits("b_bits", b_bits)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"a_bits and b_bits must have the same width, got {a.shape[1]} and {b.shape[1]} bytes"
-        )
-    t = _check_threshold(threshold)
+    a = check_bits("a_bits", a_bits)
+    b = check_bits("b_bits", b_bits)
+    check_same_width(a, b)
+    t = check_threshold(threshold)
     if max(a.shape[0], b.shape[0]) >= 2**31:
         raise ValueError("blocking supports files of fewer than 2**31 rows")  # int32 rows
     exhaustive = a.shape[0] * b.shape[0]
     if a.shape[0] == 0 or b.shape[0] == 0 or a.shape[1] == 0:
         if progress is not None:
             progress(BlockingProgress(end - start, end - start, 0, 0))
-        return _empty(), BlockingStats(0, exhaustive, 1.0 if exhaustive == 0 else 0.0, 0)
+        return Candidates.empty(), BlockingStats(0, exhaustive, 1.0 if exhaustive == 0 else 0.0, 0)
     n_bits = 8 * a.shape[1]
     if frequencies is None and config.selection == "balanced":
         frequencies = bit_frequencies(a, b)
     pool = config.pool(n_bits, frequencies)
     positions = config.positions(n_bits, frequencies)
-    a_words = _to_words(a)
-    b_words = _to_words(b)
-    pa = _row_popcounts(a_words)
-    pb = _row_popcounts(b_words)
-    min_count = _min_count_table(64 * a_words.shape[1], t)
+    a_words = to_words(a)
+    b_words = to_words(b)
+    pa = row_popcounts(a_words)
+    pb = row_popcounts(b_words)
+    min_count = min_count_table(64 * a_words.shape[1], t)
     # Keys are computed from the pool's bits packed together: half the memory read per
     # table for the default pool, and masks with fewer words.
     pool_a = _pack_pool(a, pool)
@@ -693,6 +606,8 @@ def _run(
     rng = np.random.default_rng([config.seed, n_bits, 1])
     mult = rng.integers(0, 2**63, pool_a.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     bucket_bits = _bucket_bits(config.bits_per_table, max(a.shape[0], b.shape[0]))
+    # What every table reads, passed to the kernels as one tuple.
+    data = (a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks, mult, min_count)
 
     chunks_i: list[NDArray[np.int64]] = []
     chunks_j: list[NDArray[np.int64]] = []
@@ -703,7 +618,7 @@ def _run(
     # The first tables find most pairs (later ones mostly re-find them and emit nothing),
     # so start with room for a share of the smaller file and grow from what tables need.
     capacity = max(1024, min(a.shape[0], b.shape[0]) // 4) if want_pairs else 1
-    with _numba_threads(workers):
+    with numba_threads(workers):
         per_round = 2 * numba.get_num_threads()
         first = start
         while first < end:
@@ -712,9 +627,7 @@ def _run(
             out_j = np.empty((count, capacity), np.int64)
             out_s = np.empty((count, capacity), np.float64)
             results = np.zeros((count, 3), np.int64)
-            args = (a_words, b_words, pool_a, pool_b, pa, pb, masks, row_masks, mult, min_count,
-                    bucket_bits, want_pairs)  # fmt: skip
-            _tables(first, count, *args, out_i, out_j, out_s, results)
+            _tables(first, count, data, bucket_bits, want_pairs, out_i, out_j, out_s, results)
             for s in range(count):
                 n_found = int(results[s, 0])
                 if n_found > capacity:
@@ -722,7 +635,10 @@ def _run(
                     ri = np.empty((1, n_found), np.int64)
                     rj = np.empty((1, n_found), np.int64)
                     rs = np.empty((1, n_found), np.float64)
-                    _tables(first + s, 1, *args, ri, rj, rs, np.zeros((1, 3), np.int64))
+                    _tables(
+                        first + s, 1, data, bucket_bits, want_pairs, ri, rj, rs,
+                        np.zeros((1, 3), np.int64),
+                    )  # fmt: skip
                     chunks_i.append(ri[0])
                     chunks_j.append(rj[0])
                     chunks_s.append(rs[0])
@@ -746,9 +662,11 @@ def _run(
         largest_block_pairs=largest,
     )
     if not chunks_i:
-        return _empty(), stats
-    found_pairs = (np.concatenate(chunks_i), np.concatenate(chunks_j), np.concatenate(chunks_s))
-    return sorted_unique_pairs(found_pairs, b.shape[0]), stats
+        return Candidates.empty(), stats
+    found_pairs = Candidates(
+        np.concatenate(chunks_i), np.concatenate(chunks_j), np.concatenate(chunks_s)
+    )
+    return found_pairs.sorted_unique(b.shape[0]), stats
 
 
 # --------------------------------------------------------------------------------------
@@ -766,7 +684,7 @@ def candidate_pairs(
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
     progress: Callable[[BlockingProgress], None] | None = None,
     frequencies: NDArray[np.float64] | None = None,
-) -> CandidateArrays:
+) -> Candidates:
     """The pairs with Dice >= ``threshold`` among the pairs that blocking compares.
 
     Args:
@@ -814,7 +732,7 @@ def candidate_pairs_and_stats(
     progress: Callable[[BlockingProgress], None] | None = None,
     frequencies: NDArray[np.float64] | None = None,
     tables: tuple[int, int] | None = None,
-) -> tuple[CandidateArrays, BlockingStats]:
+) -> tuple[Candidates, BlockingStats]:
     """:func:`candidate_pairs` and the :class:`BlockingStats` of the same pass.
 
     ``tables`` (blocked files only): run only tables ``start .. end - 1`` of the config.
@@ -846,8 +764,8 @@ def blocking_stats(
 
     ``frequencies`` is as for :func:`candidate_pairs`.
     """
-    a = _check_bits("a_bits", a_bits)
-    b = _check_bits("b_bits", b_bits)
+    a = check_bits("a_bits", a_bits)
+    b = check_bits("b_bits", b_bits)
     if config.compares_all(a.shape[0], b.shape[0]):
         n = a.shape[0] * b.shape[0]
         return BlockingStats(n, n, 0.0, n)
@@ -855,7 +773,7 @@ def blocking_stats(
     return stats
 
 
-def pair_completeness(blocked: CandidateArrays, exhaustive: CandidateArrays) -> float:
+def pair_completeness(blocked: CandidatesLike, exhaustive: CandidatesLike) -> float:
     """Share of the exhaustive candidate pairs ``(i, j, score)`` that blocking kept.
 
     Both arguments are ``(i, j, score)`` triples as :func:`candidate_pairs` returns; only

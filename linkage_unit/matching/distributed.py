@@ -28,20 +28,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from linkage_unit.matching.bitarrays import check_bits
 from linkage_unit.matching.blocking import (
     BlockingConfig,
     BlockingStats,
     bit_frequencies,
     candidate_pairs_and_stats,
-    sorted_unique_pairs,
 )
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import CandidateLimitExceeded, dice_candidates
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "blocked_on_dask", "compare_in_chunks", "open_bits"]
 
 DEFAULT_CHUNK_ROWS = 50_000
-
-Candidates = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 
 def _compare_chunk(
@@ -50,7 +49,7 @@ def _compare_chunk(
 ) -> Candidates:  # fmt: skip
     """One chunk's candidates, with A's row numbers made global (runs on a worker)."""
     i, j, score = dice_candidates(a_chunk, b_bits, threshold, max_candidates=max_candidates)
-    return i + first_row, j, score
+    return Candidates(i + first_row, j, score)
 
 
 def compare_in_chunks(
@@ -66,6 +65,9 @@ def compare_in_chunks(
     """Every pair with Dice >= threshold, computed chunk by chunk, locally or on Dask.
 
     Args:
+        a_bits: Packed filters of A, as for `dice_candidates`.
+        b_bits: Packed filters of B, the same width.
+        threshold: Keep pairs with Dice >= threshold.
         chunk_rows: Rows of A per chunk (task).
         scheduler: A Dask scheduler address ("tcp://host:8786"), a `distributed.Client`, or
             None to run locally.
@@ -121,10 +123,7 @@ def compare_in_chunks(
             ]
             for future in futures:  # in order: the result keeps dice_candidates' order
                 collect(future.result())
-    i = np.concatenate([p[0] for p in parts])
-    j = np.concatenate([p[1] for p in parts])
-    score = np.concatenate([p[2] for p in parts])
-    return i, j, score
+    return Candidates.concatenate(parts)
 
 
 def open_bits(path: str | Path) -> NDArray[np.uint8]:
@@ -135,9 +134,8 @@ def open_bits(path: str | Path) -> NDArray[np.uint8]:
 
         return np.asarray(read_encodings(path).bits)
     bits: NDArray[np.uint8] = np.load(path, mmap_mode="r", allow_pickle=False)
-    if bits.dtype != np.uint8 or bits.ndim != 2:
-        raise ValueError(f"{path.name}: expected a 2-d uint8 array of packed filters")
-    return bits
+    check_bits(path.name, bits)
+    return bits  # the memory map itself, never a copy
 
 
 def _block_tables(
@@ -181,7 +179,8 @@ def blocked_on_dask(
     """Blocked candidate pairs of two files, the tables split over a Dask cluster's workers.
 
     Args:
-        a_path, b_path: ``.plk`` or ``.npy`` files every worker can open (shared storage).
+        a_path: ``.plk`` or ``.npy`` file every worker can open (shared storage).
+        b_path: The other file, likewise.
         threshold: Keep pairs with Dice >= threshold.
         config: The blocking (not exhaustive for these sizes).
         scheduler: A Dask scheduler address (``tcp://host:8786``) or a ``Client``.
@@ -224,11 +223,7 @@ def blocked_on_dask(
             found += part[0][0].size
             if progress is not None:
                 progress(len(parts), len(futures), found)
-    pairs = sorted_unique_pairs(
-        (np.concatenate([p[0][0] for p in parts]), np.concatenate([p[0][1] for p in parts]),
-         np.concatenate([p[0][2] for p in parts])),
-        b.shape[0],
-    )  # fmt: skip
+    pairs = Candidates.concatenate([p[0] for p in parts]).sorted_unique(b.shape[0])
     comparisons = sum(p[1].comparisons for p in parts)
     exhaustive = a.shape[0] * b.shape[0]
     stats = BlockingStats(

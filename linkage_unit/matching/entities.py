@@ -46,6 +46,10 @@ directory.  A save writes a hidden temporary folder, renames it into place, and 
 atomically replaces the ``CURRENT`` pointer file (``os.replace``); only then are older
 versions removed.  A crash or error at any point leaves ``CURRENT`` naming a complete
 earlier version.  One process at a time may save to an index directory.
+
+Longer than 500 lines because :class:`EntityIndex` is one immutable value whose linking,
+moving, withdrawing and saving all keep the same arrays consistent; the greedy linking
+itself is :mod:`~linkage_unit.matching.agglomeration`'s.
 """
 
 from __future__ import annotations
@@ -64,7 +68,15 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from linkage_unit.matching.solving import Duplicates, _greedy_union, _order_by_score
+from linkage_unit.matching.agglomeration import (
+    greedy_union,
+    labels_by_first_appearance,
+    order_by_score,
+    party_masks,
+)
+from linkage_unit.matching.bitarrays import check_bits
+from linkage_unit.matching.candidates import Candidates, CandidatesLike
+from linkage_unit.matching.solving import Duplicates, check_duplicates
 
 __all__ = [
     "FORMAT_VERSION",
@@ -83,9 +95,6 @@ _SALT_BYTES: Final = 32
 _ID_DOMAIN: Final = b"pacelink/entity-id/v1:"
 _CURRENT: Final = "CURRENT"
 _META: Final = "meta.json"
-_MASK_BITS: Final = 64
-
-Candidates = tuple[ArrayLike, ArrayLike, ArrayLike]
 
 _INT_FIELDS: Final = (
     "party",
@@ -233,9 +242,11 @@ class EntityIndex:
 
     @classmethod
     def unnamed(cls) -> EntityIndex:
-        """A new index whose entities are numbered but get no IDs (all ""): for a one-off
-        linkage whose result is entity numbers (`pacelink link`), which then spends neither
-        the time to derive an ID per entity nor the memory to hold it."""
+        """A new index whose entities are numbered but get no IDs (all "").
+
+        For a one-off linkage whose result is entity numbers (`pacelink link`), which then
+        spends neither the time to derive an ID per entity nor the memory to hold it.
+        """
         empty = cls.empty(b"\0" * 16)
         return replace(empty, salt=b"", entity_id=np.zeros(0, dtype="<U1"))
 
@@ -320,8 +331,8 @@ class EntityIndex:
         parties: ArrayLike,
         keys: ArrayLike,
         bits: NDArray[np.uint8],
-        to_stored: Candidates,
-        among: Candidates | None = None,
+        to_stored: CandidatesLike,
+        among: CandidatesLike | None = None,
         *,
         duplicates: Duplicates = "forbid",
         allow_merges: bool = True,
@@ -353,10 +364,7 @@ class EntityIndex:
             ValueError: On bad shapes or indices, keys already held, or an unknown
                 ``duplicates``.
         """
-        if duplicates not in ("forbid", "linked", "allow"):
-            raise ValueError(
-                f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}'
-            )
+        check_duplicates(duplicates)
         row_party = np.asarray(parties, dtype=np.int64).reshape(-1)
         if len(row_party) and row_party.min() < 0:
             raise ValueError("parties must be non-negative")
@@ -394,21 +402,18 @@ class EntityIndex:
         own = np.concatenate(own_parts) if duplicates == "linked" else np.full(len(u), -1)
 
         all_party = np.concatenate([self.party, row_party])
-        words = max(1, -(-(int(all_party.max()) + 1 if len(all_party) else 1) // _MASK_BITS))
-        masks = np.zeros((n_nodes, words), dtype=np.uint64)
-        if duplicates != "allow":
-            record_bit = np.left_shift(np.uint64(1), (self.party % _MASK_BITS).astype(np.uint64))
-            new_bit = np.left_shift(np.uint64(1), (row_party % _MASK_BITS).astype(np.uint64))
-            for w in range(words):
-                in_word = self.party // _MASK_BITS == w
-                np.bitwise_or.at(masks[:, w], self.entity[in_word], record_bit[in_word])
-                new_in_word = row_party // _MASK_BITS == w
-                masks[n_ent + np.flatnonzero(new_in_word), w] |= new_bit[new_in_word]
+        if duplicates == "allow":
+            masks = np.zeros((n_nodes, 1), dtype=np.uint64)
+        else:
+            # An existing entity's party set is its records' parties; a new record's, its own.
+            nodes = np.concatenate([self.entity, n_ent + np.arange(m, dtype=np.int64)])
+            n_parties = int(all_party.max()) + 1 if len(all_party) else 1
+            masks = party_masks(nodes, all_party, n_nodes, n_parties)
         anchored = np.zeros(n_nodes, dtype=np.bool_)
         anchored[:n_ent] = True
         lo, hi = np.minimum(u, v), np.maximum(u, v)
-        order = _order_by_score(sc, lo * max(n_nodes, 1) + hi)
-        roots, _ = _greedy_union(
+        order = order_by_score(sc, lo * max(n_nodes, 1) + hi)
+        roots, _ = greedy_union(
             lo, hi, order, masks, anchored, duplicates != "allow", bool(allow_merges),
             own.astype(np.int64),
         )  # fmt: skip
@@ -427,11 +432,9 @@ class EntityIndex:
         n_new = 0
         if np.any(orphan):
             roots_orphan = fresh_roots[orphan]
-            _, first, inverse = np.unique(roots_orphan, return_index=True, return_inverse=True)
-            label = np.empty(len(first), dtype=np.int64)
-            label[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
-            fresh_entity[orphan] = n_ent + label[inverse.reshape(-1)]
-            n_new = len(first)
+            label = labels_by_first_appearance(roots_orphan)
+            fresh_entity[orphan] = n_ent + label
+            n_new = int(label.max()) + 1
         this_batch = self.n_batches
 
         alias_of = np.concatenate([self.alias_of, np.full(n_new, -1, dtype=np.int64)])
@@ -599,14 +602,12 @@ class EntityIndex:
     def _check_batch(self, party: int, bits: NDArray[np.uint8]) -> tuple[int, NDArray[np.uint8]]:
         if isinstance(party, bool) or not isinstance(party, int | np.integer) or party < 0:
             raise ValueError(f"party must be a non-negative integer, got {party!r}")
-        array = np.asarray(bits)
-        if array.dtype != np.uint8 or array.ndim != 2:
-            raise ValueError("bits must be a 2-D uint8 array (records x filter bytes)")
+        array = check_bits("bits", bits)
         if self.filter_bytes and array.shape[1] != self.filter_bytes:
             raise ValueError(
                 f"filters of {array.shape[1]} bytes, but the index holds {self.filter_bytes}"
             )
-        return int(party), np.ascontiguousarray(array)
+        return int(party), array
 
     # ------------------------------------------------------------------ storage
 
@@ -714,18 +715,12 @@ class EntityIndex:
 
 
 def _check_candidates(
-    candidates: Candidates, n_rows: int, n_other: int, what: str
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    i = np.asarray(candidates[0]).astype(np.int64, copy=False).reshape(-1)
-    j = np.asarray(candidates[1]).astype(np.int64, copy=False).reshape(-1)
-    s = np.asarray(candidates[2]).astype(np.float64, copy=False).reshape(-1)
-    if not (len(i) == len(j) == len(s)):
-        raise ValueError(f"{what}: i, j and score differ in length")
-    if len(i) and (i.min() < 0 or i.max() >= n_rows or j.min() < 0 or j.max() >= n_other):
+    candidates: CandidatesLike, n_rows: int, n_other: int, what: str
+) -> Candidates:
+    checked = Candidates.checked(candidates, what)
+    if len(checked.i) and (checked.i.max() >= n_rows or checked.j.max() >= n_other):
         raise ValueError(f"{what}: index out of range")
-    if not np.isfinite(s).all():
-        raise ValueError(f"{what}: scores must be finite")
-    return i, j, s
+    return checked
 
 
 def _write_synced(path: Path, text: str) -> None:

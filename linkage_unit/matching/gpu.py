@@ -22,13 +22,20 @@ kernel.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 import numpy as np
 from numba import cuda, float64, int64, uint64
 from numpy.typing import NDArray
 
+from linkage_unit.matching.bitarrays import (
+    check_bits,
+    check_same_width,
+    check_threshold,
+    row_popcounts,
+    to_words,
+)
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import CandidateLimitExceeded
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "GpuUnavailable", "available", "dice_candidates_gpu"]
@@ -38,8 +45,6 @@ DEFAULT_CHUNK_ROWS: Final = 65_536
 _TILE_A: Final = 8
 _TILE_B: Final = 32
 _MAX_WORDS: Final = 64  # filters of up to 4096 bits
-
-Candidates = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 
 class GpuUnavailable(RuntimeError):
@@ -93,18 +98,6 @@ def _dice_tile(a_words: Any, a_pop: Any, b_words: Any, b_pop: Any, n_words: int,
             out_s[slot] = score
 
 
-def _words(bits: NDArray[np.uint8]) -> NDArray[np.uint64]:
-    n_words = (bits.shape[1] + 7) // 8
-    words = np.zeros((bits.shape[0], n_words), np.uint64)
-    words.view(np.uint8)[:, : bits.shape[1]] = bits
-    return words
-
-
-def _popcounts(words: NDArray[np.uint64]) -> NDArray[np.int64]:
-    counts = np.unpackbits(words.view(np.uint8), axis=1).sum(axis=1, dtype=np.int64)
-    return np.asarray(counts, np.int64)
-
-
 def dice_candidates_gpu(
     a_bits: NDArray[np.uint8],
     b_bits: NDArray[np.uint8],
@@ -122,28 +115,25 @@ def dice_candidates_gpu(
         GpuUnavailable: numba finds no CUDA GPU.
         CandidateLimitExceeded: More candidates than ``max_candidates``.
     """
-    t = float(threshold)
-    if not 0.0 < t <= 1.0 or math.isnan(t):
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    a = np.ascontiguousarray(a_bits, np.uint8)
-    b = np.ascontiguousarray(b_bits, np.uint8)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError("a_bits and b_bits must be 2-d uint8 arrays of the same width")
+    a = check_bits("a_bits", a_bits)
+    b = check_bits("b_bits", b_bits)
+    check_same_width(a, b)
+    t = check_threshold(threshold)
     if (a.shape[1] + 7) // 8 > _MAX_WORDS:
         raise ValueError(f"filters of at most {64 * _MAX_WORDS} bits")
     if not available():
         raise GpuUnavailable("no CUDA GPU is available to numba here")
     kernel: Any = _dice_tile
-    a_words, b_words = _words(a), _words(b)
+    a_words, b_words = to_words(a), to_words(b)
     n_words = a_words.shape[1]
     d_b = cuda.to_device(b_words)
-    d_bpop = cuda.to_device(_popcounts(b_words))
+    d_bpop = cuda.to_device(row_popcounts(b_words))
     out_parts: list[Candidates] = []
     found = 0
     for start in range(0, a.shape[0], chunk_rows):
         chunk = a_words[start : start + chunk_rows]
         d_a = cuda.to_device(chunk)
-        d_apop = cuda.to_device(_popcounts(chunk))
+        d_apop = cuda.to_device(row_popcounts(chunk))
         grid = (-(-b.shape[0] // _TILE_B), -(-chunk.shape[0] // _TILE_A))
         while True:
             d_i = cuda.device_array(capacity, np.int64)
@@ -166,11 +156,5 @@ def dice_candidates_gpu(
         j = d_j.copy_to_host()[:n]
         s = d_s.copy_to_host()[:n]
         order = np.lexsort((j, i))  # the atomic slots come in no order
-        out_parts.append((i[order], j[order], s[order]))
-    if not out_parts:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-    return (
-        np.concatenate([p[0] for p in out_parts]),
-        np.concatenate([p[1] for p in out_parts]),
-        np.concatenate([p[2] for p in out_parts]),
-    )
+        out_parts.append(Candidates(i[order], j[order], s[order]))
+    return Candidates.concatenate(out_parts)

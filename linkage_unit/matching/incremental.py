@@ -37,6 +37,9 @@ that order:
 Candidates are found with blocking (or exhaustively for small files) at the threshold, or
 at the estimator's floor when the threshold is ``"auto"``: the same candidates then serve
 both the label-free estimate and the linking, so estimating costs no second linkage.
+
+Longer than 500 lines because it is the one place where a run's steps (plan, compare,
+estimate, update, link) meet, in order; each step's work is another module's.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from linkage_unit.matching.blocking import (
     candidate_pairs,
     candidate_pairs_and_stats,
 )
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.distributed import blocked_on_dask, compare_in_chunks
 from linkage_unit.matching.entities import EntityIndex, content_keys
 from linkage_unit.matching.solving import Duplicates, greedy_solve_two
@@ -70,7 +74,6 @@ from linkage_unit.matching.threshold import (
 )
 
 __all__ = [
-    "Candidates",
     "Change",
     "Delivery",
     "LinkOutcome",
@@ -82,7 +85,6 @@ __all__ = [
     "pair_candidates",
 ]
 
-Candidates = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 #: ``(description of the current step, share of the run done in [0, 1])``; the share
 #: never goes back.
 Progress = Callable[[str, float], None]
@@ -170,18 +172,6 @@ class LinkOutcome:
     seconds: float
 
 
-def _no_candidates() -> Candidates:
-    empty = np.zeros(0, dtype=np.int64)
-    return empty, empty.copy(), np.zeros(0)
-
-
-def _joined(parts: Sequence[Candidates]) -> Candidates:
-    if not parts:
-        return _no_candidates()
-    i, j, s = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return i.astype(np.int64), j.astype(np.int64), s.astype(np.float64)
-
-
 # ----------------------------------------------------------------------------- candidates
 
 
@@ -200,7 +190,7 @@ def pair_candidates(
     on a CUDA GPU instead (the exhaustive result, whatever the blocking).
     """
     if not len(a) or not len(b):
-        return _no_candidates(), 0
+        return Candidates.empty(), 0
     if device == "gpu":
         from linkage_unit.matching.gpu import dice_candidates_gpu
 
@@ -265,8 +255,10 @@ def _blocked_on_dask(
 
 
 def estimate_from_candidates(candidates: Iterable[Candidates], floor: float) -> ThresholdEstimate:
-    """The label-free threshold from two-sided candidate sets: their one-to-one solved
-    scores, anchored on their runner-up scores."""
+    """The label-free threshold from two-sided candidate sets.
+
+    Fitted to their one-to-one solved scores, anchored on their runner-up scores.
+    """
     sets = [c for c in candidates if len(c[0])]
     solved = [greedy_solve_two(*c)[2] for c in sets]
     runner_ups = [runner_up_scores(*c, floor=floor) for c in sets]
@@ -304,8 +296,10 @@ class _Plan:
         self.new_source.append(sources.reshape(-1, 2))
 
     def new_records(self) -> tuple[NDArray[np.int64], NDArray[np.str_], NDArray[np.int64]]:
-        """Parties, keys and sources of the new records, in upload order, then row order:
-        their entities are issued in that order."""
+        """Parties, keys and sources of the new records, in upload order, then row order.
+
+        Their entities are issued in that order.
+        """
         if not self.new_party:
             return np.zeros(0, np.int64), np.zeros(0, "<U1"), np.zeros((0, 2), np.int64)
         party = np.concatenate(self.new_party)
@@ -316,8 +310,11 @@ class _Plan:
 
 
 def _keys_of(change: Delivery) -> tuple[NDArray[np.str_], NDArray[np.int64]]:
-    """A delivery's row keys, and the rows that are records: all of them when the partner
-    keyed them (keys must be unique), else the first row of each distinct encoding."""
+    """A delivery's row keys, and the rows that are records.
+
+    All rows when the partner keyed them (keys must be unique), else the first row of each
+    distinct encoding.
+    """
     if change.keys is None:
         keys = content_keys(np.asarray(change.bits))
         _, first = np.unique(keys, return_index=True)
@@ -572,7 +569,7 @@ def link_changes(
         if job.what == "new" and job.p == job.q:
             other = i != j  # a record is not its own duplicate
             i, j, s = i[other], j[other], s[other]
-        found.append((job.left[i], job.right[j], s))
+        found.append(Candidates(job.left[i], job.right[j], s))
         comparisons += made
         done += job.work
 
@@ -603,7 +600,9 @@ def link_changes(
                 dup_threshold = max(threshold, mine)
 
     say("applying updates", _COMPARE_SHARE + 0.03)
-    update_pairs = _joined([found[k] for k, job in enumerate(jobs) if job.what == "update"])
+    update_pairs = Candidates.concatenate(
+        [found[k] for k, job in enumerate(jobs) if job.what == "update"]
+    )
     movers, targets = _decide_updates(index, updates, update_pairs, threshold,
                                       settings.duplicates)  # fmt: skip
     if len(movers):
@@ -615,13 +614,15 @@ def link_changes(
     del party_bits
 
     def kept(what: str, of_right: NDArray[np.int64]) -> Candidates:
-        i, j, s = _joined([found[k] for k, job in enumerate(jobs) if job.what == what])
+        i, j, s = Candidates.concatenate(
+            [found[k] for k, job in enumerate(jobs) if job.what == what]
+        )
         same = new_party[i] == of_right[j]
         bar = np.where(same, threshold if dup_threshold is None else dup_threshold, threshold)
         keep = s >= bar
         if what == "new":
             keep &= ~same | (i < j)  # a party's own pair once
-        return i[keep], j[keep], s[keep]
+        return Candidates(i[keep], j[keep], s[keep])
 
     to_stored = kept("stored", index.party)
     among = kept("new", new_party)
@@ -637,7 +638,7 @@ def link_changes(
             i, j, s = found[k]
             rec_a = updates[i] if job.what == "update" else n_before + i
             rec_b = n_before + j if job.what == "new" else j
-            pair_parts.append((rec_a, rec_b, s))
+            pair_parts.append(Candidates(rec_a, rec_b, s))
     say(f"linked: {added.index.n_entities:,} entities", 1.0)
     return LinkOutcome(
         index=added.index,
@@ -647,7 +648,7 @@ def link_changes(
         estimated_precision=precision,
         estimated_recall=recall,
         estimate=estimate,
-        pairs=_joined(pair_parts),
+        pairs=Candidates.concatenate(pair_parts),
         comparisons=comparisons,
         new_records=len(new_party),
         updated_records=len(updates),
@@ -663,9 +664,12 @@ def link_changes(
 def _comparisons(
     index: EntityIndex, updates: NDArray[np.int64], new_party: NDArray[np.int64], within: bool
 ) -> list[_Comparison]:
-    """The comparisons a run makes, in order: updated records against the other parties'
-    stored records, new records against stored ones, new records among themselves (with
-    ``within``, a party's records against its own too)."""
+    """The comparisons a run makes, in order.
+
+    Updated records against the other parties' stored records, new records against stored
+    ones, new records among themselves (with ``within``, a party's records against its own
+    too).
+    """
     stored_parties = np.unique(index.party).tolist()
     new_parties = np.unique(new_party).tolist()
     jobs: list[_Comparison] = []

@@ -12,8 +12,8 @@ Comparing every row of A with every row of B one pair at a time costs one popcou
 64-bit word per pair.  On CPUs without a vector popcount (AVX2, like the 2-core EPYC this was
 tuned on) that is the bottleneck, so the kernel counts *bit-sliced* instead:
 
-* B is sorted by popcount and cut into groups of ``64 * _LANE_WORDS`` rows.  Each group is
-  transposed into bit planes: plane ``p`` is a ``_LANE_WORDS``-word vector whose bit ``r``
+* B is sorted by popcount and cut into groups of ``64 * LANE_WORDS`` rows.  Each group is
+  transposed into bit planes: plane ``p`` is a ``LANE_WORDS``-word vector whose bit ``r``
   says whether row ``r`` of the group has bit ``p`` set.
 * For one row ``a`` of A, ``|a & b_r|`` for all rows ``r`` of a group at once is the number
   of planes, among those at ``a``'s set bits, that have bit ``r`` set - a vertical count.
@@ -25,13 +25,14 @@ tuned on) that is the bottleneck, so the kernel counts *bit-sliced* instead:
   threshold (count so far + planes still to come < least count needed); on random
   filters at threshold 0.8 that skips more than half the work.
 * At the end the counter is compared with the least count that can reach the threshold in
-  that group (``_min_count_table``), still bit-sliced; only the lanes that pass are decoded
-  and checked exactly, so the result is bit-for-bit what the direct formula gives.
+  that group (``bitarrays.min_count_table``), still bit-sliced; only the lanes that pass are
+  decoded and checked exactly, so the result is bit-for-bit what the direct formula gives.
 
-The vector code is emitted as LLVM IR on ``<_LANE_WORDS x i64>`` vectors, which LLVM lowers
-for the host CPU: one 256-bit register per vector on AVX2, one 512-bit register where
-AVX-512 exists, with ``vpternlogq`` for the adders there.  Row popcounts use plain ``ctpop``
-in a loop LLVM vectorises: ``vpopcntq`` on CPUs with AVX-512 VPOPCNTDQ.
+The vector code (:mod:`~linkage_unit.matching.intrinsics`) is LLVM IR on ``<LANE_WORDS x i64>``
+vectors, which LLVM lowers for the host CPU: one 256-bit register per vector on AVX2, one
+512-bit register where AVX-512 exists, with ``vpternlogq`` for the adders there.  Row
+popcounts use plain ``ctpop`` in a loop LLVM vectorises: ``vpopcntq`` on CPUs with AVX-512
+VPOPCNTDQ.
 
 The popcount bound ``dice <= 2 * min(|a|, |b|) / (|a| + |b|)`` restricts each row of A to a
 window of B's popcounts; groups outside it are skipped.  The window is computed with the
@@ -43,23 +44,42 @@ tile by tile so memory stays bounded however low the threshold is: besides its i
 call holds B's planes (the size of B) and the candidates of a few tiles at a time.
 
 numba compiles the kernels on first use (about ten seconds) and caches them on disk.
+
+Longer than 500 lines because the kernels and the driver that sizes, reruns and sorts their
+tile buffers share one private buffer protocol; the emitted vector code lives in
+:mod:`~linkage_unit.matching.intrinsics` and the shared checks and tables in
+:mod:`~linkage_unit.matching.bitarrays`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from collections.abc import Iterator
 from typing import Any, Final
 
-import llvmlite.binding as llvm_binding  # type: ignore[import-untyped]
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 from numpy.typing import NDArray
+
+from linkage_unit.matching.bitarrays import (
+    check_bits,
+    check_same_width,
+    check_threshold,
+    min_count_table,
+    numba_threads,
+    row_popcounts,
+    to_words,
+)
+from linkage_unit.matching.candidates import Candidates
+from linkage_unit.matching.intrinsics import (
+    BATCH,
+    LANE_WORDS,
+    bit_length,
+    count_at_least,
+    trailing_zeros,
+)
 
 __all__ = [
     "DEFAULT_MAX_CANDIDATES",
@@ -74,31 +94,23 @@ DEFAULT_MAX_CANDIDATES: Final = 200_000_000
 #: Default number of A rows per tile; a tile is the unit of parallel work and of output.
 DEFAULT_TILE_ROWS: Final = 128
 
-CandidateArrays = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
-
-
-def _lane_words() -> int:
-    # Eight 64-bit words fill one 512-bit register where AVX-512 exists; on AVX2 four words
-    # (one 256-bit register) measured faster than eight because a group's planes for a
-    # 1024-bit filter then fit the 32 KiB L1 cache.
-    features = llvm_binding.get_host_cpu_features()
-    return 8 if features.get("avx512f", False) else 4
-
-
-_LANE_WORDS: Final = _lane_words()
-_GROUP_ROWS: Final = 64 * _LANE_WORDS
+_GROUP_ROWS: Final = 64 * LANE_WORDS
 # Levels of the bit-sliced counter; a count needs bit_length(count) levels, so 32 levels
 # cover filters of up to 2**32 - 1 bits.
 _MAX_LEVELS: Final = 32
-# Counter depths with a fully unrolled carry ripple; deeper counters use a generic loop.
-# 9 levels cover rows with fewer than 512 set bits (1024-bit CLKs), 13 cover 4096-bit ones.
-_UNROLLED_LEVELS: Final = (9, 11, 13)
-# Harley-Seal processes this many planes per step (fixed by the adder tree below).
-_BATCH: Final = 16
 # Output buffers per kernel call are sized to stay near this many bytes when possible.
 _BATCH_BUFFER_BYTES: Final = 256 * 2**20
 _INITIAL_TILE_CAPACITY: Final = 1024
 _BYTES_PER_CANDIDATE: Final = 24  # int64 i, int64 j, float64 score
+
+
+# The arrays every tile reads: A's words and popcounts, B's planes, sorted popcounts and
+# order, the groups' popcount ranges, the least-count table and the popcount windows.
+_ScanInputs = tuple[
+    NDArray[np.uint64], NDArray[np.int64], NDArray[np.uint64], NDArray[np.int64],
+    NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64],
+    NDArray[np.int64], NDArray[np.int64],
+]  # fmt: skip
 
 
 class CandidateLimitExceeded(ValueError):
@@ -106,402 +118,8 @@ class CandidateLimitExceeded(ValueError):
 
 
 # --------------------------------------------------------------------------------------
-# LLVM intrinsics (numba has no popcount/tzcnt or explicit-vector support of its own)
-# --------------------------------------------------------------------------------------
-
-
-def _popcount_typer(typingctx: Any, x: Any) -> Any:
-    """``ctpop`` on a uint64; LLVM picks ``popcnt``/``vpopcntq`` for the host."""
-    sig = types.uint64(types.uint64)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.ctpop(args[0])
-
-    return sig, codegen
-
-
-# Intrinsics are bound as Any: numba's intrinsic objects are callable only inside jitted
-# code, without the typing context argument, which mypy cannot express.
-_popcount: Any = intrinsic(_popcount_typer)
-
-
-def _trailing_zeros_typer(typingctx: Any, x: Any) -> Any:
-    """Index of the lowest set bit of a non-zero uint64 (``tzcnt``)."""
-    sig = types.uint64(types.uint64)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
-
-    return sig, codegen
-
-
-_trailing_zeros: Any = intrinsic(_trailing_zeros_typer)
-
-
-def _bit_length_typer(typingctx: Any, x: Any) -> Any:
-    """Number of bits needed for a non-negative int64 (64 - ``lzcnt``), without a loop."""
-    sig = types.int64(types.int64)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        zeros = builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
-        return builder.sub(ir.Constant(ir.IntType(64), 64), zeros)
-
-    return sig, codegen
-
-
-_bit_length: Any = intrinsic(_bit_length_typer)
-
-
-def _array_data(context: Any, builder: Any, array_type: Any, value: Any) -> Any:
-    return context.make_array(array_type)(context, builder, value=value).data
-
-
-class _CounterEmitter:
-    """Emits the bit-sliced Harley-Seal counting loop and threshold mask as LLVM IR."""
-
-    def __init__(self, context: Any, builder: Any, signature: Any, args: Any) -> None:
-        self.builder = builder
-        self.i64 = ir.IntType(64)
-        self.vec = ir.VectorType(self.i64, _LANE_WORDS)
-        self.vec_ptr = self.vec.as_pointer()
-        self.zeros = ir.Constant(self.vec, [0] * _LANE_WORDS)
-        self.ones = ir.Constant(self.vec, [-1] * _LANE_WORDS)
-        (planes, idx, start, n_inputs, bound, state, mask) = args
-        sig = signature.args
-        self.planes = _array_data(context, builder, sig[0], planes)
-        self.idx = _array_data(context, builder, sig[1], idx)
-        self.state = _array_data(context, builder, sig[5], state)
-        self.mask = _array_data(context, builder, sig[6], mask)
-        self.start = start
-        self.n_inputs = n_inputs
-        # Batches of 16 planes (the list is padded with the zero plane to whole batches).
-        self.n_batches = builder.sdiv(
-            builder.add(n_inputs, self.const(_BATCH - 1)), self.const(_BATCH)
-        )
-        # A count never exceeds n_inputs, so it needs bit_length(n_inputs) levels.
-        zeros = builder.ctlz(n_inputs, ir.Constant(ir.IntType(1), 0))
-        self.levels = builder.sub(self.const(64), zeros)
-        self.bound = bound
-
-    def const(self, value: int) -> Any:
-        return ir.Constant(self.i64, value)
-
-    def level_ptr(self, level: Any) -> Any:
-        if isinstance(level, int):
-            level = self.const(level)
-        offset = self.builder.mul(level, self.const(_LANE_WORDS))
-        return self.builder.bitcast(self.builder.gep(self.state, [offset]), self.vec_ptr)
-
-    def load_level(self, level: Any) -> Any:
-        return self.builder.load(self.level_ptr(level), align=8)
-
-    def store_level(self, value: Any, level: Any) -> None:
-        self.builder.store(value, self.level_ptr(level), align=8)
-
-    def load_plane(self, base: Any, k: int) -> Any:
-        b = self.builder
-        # idx holds word offsets (plane * _LANE_WORDS), so the address is base + 8 * offset:
-        # one scaled addressing mode, no shift or multiply per load.
-        offset = b.sext(b.load(b.gep(self.idx, [b.add(base, self.const(k))])), self.i64)
-        return b.load(b.bitcast(b.gep(self.planes, [offset]), self.vec_ptr), align=8)
-
-    def csa(self, acc: Any, x: Any, y: Any) -> tuple[Any, Any]:
-        """Carry-save adder: returns (carry, sum) of three bit vectors."""
-        b = self.builder
-        u = b.xor(acc, x)
-        carry = b.or_(b.and_(acc, x), b.and_(u, y))
-        return carry, b.xor(u, y)
-
-    def emit(self) -> None:
-        b = self.builder
-        fn = b.function
-        join = fn.append_basic_block("dice.join")
-        # Pick the variant whose unrolled ripple is deep enough; each ends at `join`.  The
-        # variant is the same for every group a row of A meets, so the branch predicts well.
-        for depth in _UNROLLED_LEVELS:
-            here = fn.append_basic_block(f"dice.v{depth}")
-            other = fn.append_basic_block(f"dice.not{depth}")
-            fits = b.icmp_signed("<=", self.levels, self.const(depth))
-            b.cbranch(fits, here, other)
-            b.position_at_end(here)
-            self.emit_loop(depth, join)
-            self.emit_mask_unrolled(depth)
-            b.branch(join)
-            b.position_at_end(other)
-        self.emit_loop(None, join)
-        self.emit_mask_loop()
-        b.branch(join)
-        b.position_at_end(join)
-
-    def emit_zero_levels(self, depth: int | None) -> None:
-        """Zero counter levels 4.. (levels 0-3 live in registers during the loop)."""
-        b = self.builder
-        if depth is not None:
-            for level in range(4, depth):
-                self.store_level(self.zeros, level)
-            return
-        pre = b.block
-        head = b.append_basic_block("dice.zero.head")
-        body = b.append_basic_block("dice.zero.body")
-        done = b.append_basic_block("dice.zero.done")
-        b.branch(head)
-        b.position_at_end(head)
-        level = b.phi(self.i64)
-        level.add_incoming(self.const(4), pre)
-        b.cbranch(b.icmp_signed("<", level, self.levels), body, done)
-        b.position_at_end(body)
-        self.store_level(self.zeros, level)
-        level.add_incoming(b.add(level, self.const(1)), body)
-        b.branch(head)
-        b.position_at_end(done)
-
-    def emit_ripple(self, carry: Any, depth: int | None) -> list[Any]:
-        """Add the weight-16 vector `carry` into counter levels 4.. (ripple-carry).
-
-        Returns the new values of levels 4..depth-1 (none for the generic loop).
-        """
-        b = self.builder
-        if depth is not None:
-            levels = []
-            for level in range(4, depth):
-                old = self.load_level(level)
-                new = b.xor(old, carry)
-                self.store_level(new, level)
-                levels.append(new)
-                carry = b.and_(old, carry)
-            return levels
-        pre = b.block
-        head = b.append_basic_block("dice.ripple.head")
-        body = b.append_basic_block("dice.ripple.body")
-        done = b.append_basic_block("dice.ripple.done")
-        b.branch(head)
-        b.position_at_end(head)
-        level = b.phi(self.i64)
-        carry_phi = b.phi(self.vec)
-        level.add_incoming(self.const(4), pre)
-        carry_phi.add_incoming(carry, pre)
-        b.cbranch(b.icmp_signed("<", level, self.levels), body, done)
-        b.position_at_end(body)
-        old = self.load_level(level)
-        self.store_level(b.xor(old, carry_phi), level)
-        level.add_incoming(b.add(level, self.const(1)), body)
-        carry_phi.add_incoming(b.and_(old, carry_phi), body)
-        b.branch(head)
-        b.position_at_end(done)
-        return []
-
-    def emit_early_exit(self, batch: Any, high_levels: list[Any], join: Any) -> Any:
-        """After some batches, stop once no lane can still reach the bound.
-
-        A lane's final count is at most its count so far plus the planes still to come, so
-        a lane is dead when count + remaining < bound, i.e. count < bound - remaining =: k.
-        Only the counter's levels >= 4 are compared (count >> 4 < k >> 4 implies
-        count < k): cheaper, and merely a little later to stop.  Checked every second
-        batch, which measured best; on random data at threshold 0.8 the loop then runs
-        less than half its batches.  Returns the block that continues the loop.
-        """
-        b = self.builder
-        fn = b.function
-        check = fn.append_basic_block("dice.exit.check")
-        dead = fn.append_basic_block("dice.exit.dead")
-        cont = fn.append_basic_block("dice.exit.cont")
-        # Only batches before the last, so every plane counted so far is a real one (the
-        # zero-plane padding is all in the last batch, where stopping would gain nothing).
-        next_batch = b.add(batch, self.const(1))
-        done_inputs = b.mul(next_batch, self.const(_BATCH))
-        k = b.sub(self.bound, b.sub(self.n_inputs, done_inputs))
-        odd = b.icmp_signed("==", b.and_(batch, self.const(1)), self.const(1))
-        positive = b.icmp_signed(">", k, self.const(0))
-        not_last = b.icmp_signed("<", next_batch, self.n_batches)
-        b.cbranch(b.and_(b.and_(odd, positive), not_last), check, cont)
-
-        b.position_at_end(check)
-        top = 4 + len(high_levels)
-        greater = self.zeros
-        equal = self.initial_equal(k, self.const(top))
-        for offset in range(len(high_levels) - 1, -1, -1):
-            greater, equal = self.compare_step(
-                greater, equal, high_levels[offset], k, self.const(4 + offset)
-            )
-        alive = b.or_(greater, equal)
-        wide = ir.IntType(64 * _LANE_WORDS)
-        any_alive = b.icmp_unsigned("!=", b.bitcast(alive, wide), ir.Constant(wide, 0))
-        b.cbranch(any_alive, cont, dead)
-
-        b.position_at_end(dead)
-        b.store(self.zeros, b.bitcast(self.mask, self.vec_ptr), align=8)
-        b.branch(join)
-
-        b.position_at_end(cont)
-        return cont
-
-    def emit_loop(self, depth: int | None, join: Any) -> None:
-        """One Harley-Seal pass over the batches of 16 planes for this row of A."""
-        b = self.builder
-        self.emit_zero_levels(depth)
-        pre = b.block
-        tag = "g" if depth is None else str(depth)
-        head = b.append_basic_block(f"dice.hs{tag}.head")
-        body = b.append_basic_block(f"dice.hs{tag}.body")
-        done = b.append_basic_block(f"dice.hs{tag}.done")
-        b.branch(head)
-        b.position_at_end(head)
-        batch = b.phi(self.i64)
-        phis = [b.phi(self.vec) for _ in range(4)]  # ones, twos, fours, eights
-        batch.add_incoming(self.const(0), pre)
-        for phi in phis:
-            phi.add_incoming(self.zeros, pre)
-        b.cbranch(b.icmp_signed("<", batch, self.n_batches), body, done)
-
-        b.position_at_end(body)
-        base = b.add(self.start, b.mul(batch, self.const(_BATCH)))
-        ones, twos, fours, eights = phis
-
-        # Classic Harley-Seal: pairs of planes go through the `ones` adder, pairs of the
-        # resulting twos through the `twos` adder, and so on.  (A shallower Wallace tree
-        # needs all 16 planes live at once and spilled registers on AVX2.)
-        def pair(k: int, ones: Any) -> tuple[Any, Any]:
-            return self.csa(ones, self.load_plane(base, k), self.load_plane(base, k + 1))
-
-        def quad(k: int, ones: Any, twos: Any) -> tuple[Any, Any, Any]:
-            twos_a, ones = pair(k, ones)
-            twos_b, ones = pair(k + 2, ones)
-            fours_x, twos = self.csa(twos, twos_a, twos_b)
-            return fours_x, ones, twos
-
-        def octet(k: int, ones: Any, twos: Any, fours: Any) -> tuple[Any, Any, Any, Any]:
-            fours_a, ones, twos = quad(k, ones, twos)
-            fours_b, ones, twos = quad(k + 4, ones, twos)
-            eights_x, fours = self.csa(fours, fours_a, fours_b)
-            return eights_x, ones, twos, fours
-
-        eights_a, ones, twos, fours = octet(0, ones, twos, fours)
-        eights_b, ones, twos, fours = octet(8, ones, twos, fours)
-        sixteens, eights = self.csa(eights, eights_a, eights_b)
-        high_levels = self.emit_ripple(sixteens, depth)
-        if high_levels:
-            self.emit_early_exit(batch, high_levels, join)
-        latch = b.block
-        batch.add_incoming(b.add(batch, self.const(1)), latch)
-        for phi, value in zip(phis, (ones, twos, fours, eights), strict=True):
-            phi.add_incoming(value, latch)
-        b.branch(head)
-
-        b.position_at_end(done)
-        for level, phi in enumerate(phis):
-            self.store_level(phi, level)
-
-    def compare_step(
-        self, greater: Any, equal: Any, count_bit: Any, bound: Any, level: Any
-    ) -> tuple[Any, Any]:
-        """One level (from the top) of the bit-sliced comparison count >= bound."""
-        b = self.builder
-        bound_bit = b.trunc(b.and_(b.lshr(bound, level), self.const(1)), ir.IntType(1))
-        bound_vec = b.select(bound_bit, self.ones, self.zeros)
-        # Where higher bits tie and the count has a 1 against the bound's 0: count > bound.
-        greater = b.or_(greater, b.and_(b.and_(equal, count_bit), b.not_(bound_vec)))
-        equal = b.and_(equal, b.not_(b.xor(count_bit, bound_vec)))
-        return greater, equal
-
-    def initial_equal(self, bound: Any, top: Any) -> Any:
-        # A bound with bits at or above level `top` exceeds every count the levels can hold
-        # (bound > 0 here: 0 is never a useful bound, see _min_count_table).
-        b = self.builder
-        high = b.lshr(bound, top)
-        return b.select(b.icmp_signed("==", high, self.const(0)), self.ones, self.zeros)
-
-    def store_mask(self, greater: Any, equal: Any) -> None:
-        b = self.builder
-        b.store(b.or_(greater, equal), b.bitcast(self.mask, self.vec_ptr), align=8)
-
-    def emit_mask_unrolled(self, depth: int) -> None:
-        """mask = lanes whose count is >= bound; levels above the row's own are zero."""
-        greater = self.zeros
-        equal = self.initial_equal(self.bound, self.const(depth))
-        for level in range(depth - 1, -1, -1):
-            count_bit = self.load_level(level)
-            greater, equal = self.compare_step(
-                greater, equal, count_bit, self.bound, self.const(level)
-            )
-        self.store_mask(greater, equal)
-
-    def emit_mask_loop(self) -> None:
-        """As emit_mask_unrolled, over the row's `levels` levels with a loop."""
-        b = self.builder
-        equal_init = self.initial_equal(self.bound, self.levels)
-        pre = b.block
-        head = b.append_basic_block("dice.cmp.head")
-        body = b.append_basic_block("dice.cmp.body")
-        done = b.append_basic_block("dice.cmp.done")
-        b.branch(head)
-        b.position_at_end(head)
-        level = b.phi(self.i64)  # counts down: levels, levels - 1, ..., 1
-        greater = b.phi(self.vec)
-        equal = b.phi(self.vec)
-        level.add_incoming(self.levels, pre)
-        greater.add_incoming(self.zeros, pre)
-        equal.add_incoming(equal_init, pre)
-        b.cbranch(b.icmp_signed(">", level, self.const(0)), body, done)
-        b.position_at_end(body)
-        k = b.sub(level, self.const(1))
-        count_bit = self.load_level(k)
-        new_greater, new_equal = self.compare_step(greater, equal, count_bit, self.bound, k)
-        level.add_incoming(k, body)
-        greater.add_incoming(new_greater, body)
-        equal.add_incoming(new_equal, body)
-        b.branch(head)
-        b.position_at_end(done)
-        self.store_mask(greater, equal)
-
-
-def _count_at_least_typer(
-    typingctx: Any,
-    planes: Any,
-    idx: Any,
-    start: Any,
-    n_inputs: Any,
-    bound: Any,
-    state: Any,
-    mask: Any,
-) -> Any:
-    """Bit-sliced |a & b| for one row a against one group of B, and the lanes >= bound.
-
-    ``planes`` is the group's ``(n_planes + 1, _LANE_WORDS)`` plane array (the last plane is
-    all zero and pads the final batch); ``idx[start : start + n_inputs]`` lists the word
-    offsets of the planes at a's ``n_inputs >= 1`` set bits, padded to a multiple of 16.
-    On return ``mask`` has a bit set for every lane whose count is ``>= bound``, and then
-    ``state[k]`` holds bit ``k`` of every lane's count for ``k < bit_length(n_inputs)``.
-    (When no lane can reach the bound the loop may stop early; ``mask`` is then zero.)
-    """
-    sig = types.void(planes, idx, start, n_inputs, bound, state, mask)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        _CounterEmitter(context, builder, signature, args).emit()
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-_count_at_least: Any = intrinsic(_count_at_least_typer)
-
-
-# --------------------------------------------------------------------------------------
 # numba kernels
 # --------------------------------------------------------------------------------------
-
-
-@njit(nogil=True, cache=True)
-def _row_popcounts(words: NDArray[np.uint64]) -> NDArray[np.int64]:
-    # Serial: this is a tiny fraction of the work, and parallel=True costs compile time.
-    n, width = words.shape
-    counts = np.zeros(n, np.int64)
-    for r in range(n):
-        total = np.uint64(0)
-        # A plain reduction over words: LLVM vectorises ctpop here (vpopcntq on AVX-512).
-        for w in range(width):
-            total += _popcount(words[r, w])
-        counts[r] = np.int64(total)
-    return counts
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -522,30 +140,8 @@ def _build_planes(
                 x = words[row, w]
                 # Visit set bits only: cost follows the density, not the filter length.
                 while x:
-                    planes[g, w * 64 + np.int64(_trailing_zeros(x)), q] |= bit
+                    planes[g, w * 64 + np.int64(trailing_zeros(x)), q] |= bit
                     x &= x - np.uint64(1)
-
-
-@njit(nogil=True, cache=True)
-def _min_count_table(n_bits: int, threshold: float) -> NDArray[np.int64]:
-    """table[d] = least c with float(2c) / float(d) >= threshold, for d = |a| + |b|.
-
-    Beyond any reachable count (c <= d // 2) the entry is d // 2 + 1; d = 0 (two all-zero
-    filters) is never a candidate.  The quotient is the one used for scores, so comparing
-    integer counts with this table decides exactly what the division would.
-    """
-    table = np.empty(2 * n_bits + 1, np.int64)
-    table[0] = 1
-    for d in range(1, 2 * n_bits + 1):
-        # Start just below the real-number answer, then settle it with the exact test.
-        c = int(threshold * d / 2.0) - 1
-        c = 0 if c < 0 else min(c, d // 2)
-        while c > 0 and np.float64(2 * (c - 1)) / np.float64(d) >= threshold:
-            c -= 1
-        while c <= d // 2 and np.float64(2 * c) / np.float64(d) < threshold:
-            c += 1
-        table[d] = c
-    return table
 
 
 @njit(nogil=True, cache=True)
@@ -602,16 +198,7 @@ def _scan_tile(
     t: np.int64,
     start: int,
     rows: int,
-    a_words: NDArray[np.uint64],
-    pa: NDArray[np.int64],
-    planes: NDArray[np.uint64],
-    pb_sorted: NDArray[np.int64],
-    order_b: NDArray[np.int64],
-    group_lo: NDArray[np.int64],
-    group_hi: NDArray[np.int64],
-    min_count: NDArray[np.int64],
-    win_lo: NDArray[np.int64],
-    win_hi: NDArray[np.int64],
+    data: _ScanInputs,
     capacity: int,
     out_i: NDArray[np.int64],
     out_j: NDArray[np.int64],
@@ -619,10 +206,12 @@ def _scan_tile(
 ) -> int:
     """Candidates of A rows start + [0, rows) into out_*[t]; returns how many were found.
 
-    At most `capacity` pairs are written, in no particular order; when more are found the
-    caller reruns the tile with room.  (A plain function rather than the body of the prange
-    loop, and free of np.argsort/np.searchsorted/fancy indexing, to keep compile time low.)
+    ``data`` is :attr:`_Prepared.data`.  At most `capacity` pairs are written, in no
+    particular order; when more are found the caller reruns the tile with room.  (A plain
+    function rather than the body of the prange loop, and free of
+    np.argsort/np.searchsorted/fancy indexing, to keep compile time low.)
     """
+    a_words, pa, planes, pb_sorted, order_b, group_lo, group_hi, min_count, win_lo, win_hi = data
     m = pb_sorted.shape[0]
     zero_plane = planes.shape[1] - 1
     width = a_words.shape[1]
@@ -630,7 +219,7 @@ def _scan_tile(
     # batches of 16; built once per tile and reused for every group of B.
     offsets = np.zeros(rows + 1, np.int64)
     for r in range(rows):
-        offsets[r + 1] = offsets[r] + (pa[start + r] + _BATCH - 1) // _BATCH * _BATCH
+        offsets[r + 1] = offsets[r] + (pa[start + r] + BATCH - 1) // BATCH * BATCH
     idx = np.empty(offsets[rows], np.int32)
     tile_lo = zero_plane + 1  # above any popcount
     tile_hi = -1
@@ -639,20 +228,20 @@ def _scan_tile(
         for w in range(width):
             x = a_words[start + r, w]
             while x:
-                plane = w * 64 + np.int64(_trailing_zeros(x))
-                idx[k] = np.int32(plane * _LANE_WORDS)
+                plane = w * 64 + np.int64(trailing_zeros(x))
+                idx[k] = np.int32(plane * LANE_WORDS)
                 k += 1
                 x &= x - np.uint64(1)
         while k < offsets[r + 1]:
-            idx[k] = np.int32(zero_plane * _LANE_WORDS)
+            idx[k] = np.int32(zero_plane * LANE_WORDS)
             k += 1
         p = pa[start + r]
         if win_lo[p] <= win_hi[p]:
             tile_lo = min(tile_lo, win_lo[p])
             tile_hi = max(tile_hi, win_hi[p])
 
-    state = np.zeros((_MAX_LEVELS, _LANE_WORDS), np.uint64)
-    mask = np.zeros(_LANE_WORDS, np.uint64)
+    state = np.zeros((_MAX_LEVELS, LANE_WORDS), np.uint64)
+    mask = np.zeros(LANE_WORDS, np.uint64)
     found = 0
     # B's groups are sorted by popcount, so the tile's window is a run of groups.
     g_first = 0
@@ -674,12 +263,12 @@ def _scan_tile(
             # Counts are non-decreasing in |b|, so the group's least useful |b| gives a
             # bound no qualifying lane can be below.
             bound = min_count[p + max(lo, group_lo[g])]
-            _count_at_least(planes_g, idx, offsets[r], p, bound, state, mask)
-            levels = _bit_length(p)
-            for q in range(_LANE_WORDS):
+            count_at_least(planes_g, idx, offsets[r], p, bound, state, mask)
+            levels = bit_length(p)
+            for q in range(LANE_WORDS):
                 bits = mask[q]
                 while bits:
-                    lane = _trailing_zeros(bits)
+                    lane = trailing_zeros(bits)
                     bits &= bits - np.uint64(1)
                     js = g * _GROUP_ROWS + q * 64 + np.int64(lane)
                     if js >= m:
@@ -703,18 +292,9 @@ def _scan_tile(
 
 @njit(parallel=True, nogil=True, cache=True)
 def _dice_tiles(
-    a_words: NDArray[np.uint64],
-    pa: NDArray[np.int64],
+    data: _ScanInputs,
     tile_starts: NDArray[np.int64],
     tile_lens: NDArray[np.int64],
-    planes: NDArray[np.uint64],
-    pb_sorted: NDArray[np.int64],
-    order_b: NDArray[np.int64],
-    group_lo: NDArray[np.int64],
-    group_hi: NDArray[np.int64],
-    min_count: NDArray[np.int64],
-    win_lo: NDArray[np.int64],
-    win_hi: NDArray[np.int64],
     capacity: int,
     out_i: NDArray[np.int64],
     out_j: NDArray[np.int64],
@@ -727,16 +307,7 @@ def _dice_tiles(
             np.int64(t),  # prange indices are unsigned; one signature, one compilation
             tile_starts[t],
             tile_lens[t],
-            a_words,
-            pa,
-            planes,
-            pb_sorted,
-            order_b,
-            group_lo,
-            group_hi,
-            min_count,
-            win_lo,
-            win_hi,
+            data,
             capacity,
             out_i,
             out_j,
@@ -749,47 +320,16 @@ def _dice_tiles(
 # --------------------------------------------------------------------------------------
 
 
-def _check_bits(name: str, bits: object) -> NDArray[np.uint8]:
-    array = np.asarray(bits)
-    if array.dtype != np.uint8:
-        raise ValueError(f"{name} must be a uint8 array of packed filters, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (records x filter bytes), got shape {array.shape}")
-    return np.ascontiguousarray(array)
-
-
-def _check_width(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> None:
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"a_bits and b_bits must have the same filter width, got {a.shape[1]} and "
-            f"{b.shape[1]} bytes per row"
-        )
+def _check_supported_width(a: NDArray[np.uint8]) -> None:
     # Plane offsets are int32 word offsets (half the index memory of int64).
-    if (a.shape[1] + 8) * 8 * _LANE_WORDS >= 2**31:
+    if (a.shape[1] + 8) * 8 * LANE_WORDS >= 2**31:
         raise ValueError(f"filters of {a.shape[1] * 8:,} bits are longer than supported")
-
-
-def _check_threshold(threshold: object) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise ValueError(f"threshold must be a real number in (0, 1], got {threshold!r}")
-    value = float(threshold)
-    if not 0.0 < value <= 1.0:  # also rejects NaN
-        raise ValueError(f"threshold must be in (0, 1], got {value!r}")
-    return value
 
 
 def _check_positive(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _to_words(bits: NDArray[np.uint8], n_words: int) -> NDArray[np.uint64]:
-    # Zero-pad each row to whole 64-bit words (padding bits count as unset) in a fresh,
-    # aligned array, so any byte width works and uint64 loads are aligned.
-    words = np.zeros((bits.shape[0], n_words), np.uint64)
-    words.view(np.uint8)[:, : bits.shape[1]] = bits
-    return words
 
 
 def _aligned_zeros(shape: tuple[int, ...], dtype: type[np.uint64], align: int = 64) -> Any:
@@ -806,21 +346,6 @@ def _thread_pool_size() -> int:
     return int(vars(numba.config)["NUMBA_NUM_THREADS"])
 
 
-@contextlib.contextmanager
-def _numba_threads(workers: int | None) -> Iterator[None]:
-    """Run numba parallel code with `workers` threads and dynamic scheduling."""
-    previous_threads = numba.get_num_threads()
-    # Tiles vary in cost (popcounts, windows); hand them out one at a time.
-    previous_chunk = numba.set_parallel_chunksize(1)
-    try:
-        if workers is not None:
-            numba.set_num_threads(workers)
-        yield
-    finally:
-        numba.set_num_threads(previous_threads)
-        numba.set_parallel_chunksize(previous_chunk)
-
-
 class _Prepared:
     """Everything derived from the inputs once, before the tiles are scanned."""
 
@@ -835,23 +360,28 @@ class _Prepared:
         n_bits = 64 * n_words
         self.n_a = a.shape[0]
         self.m = b.shape[0]
-        self.a_words = _to_words(a, n_words)
-        b_words = _to_words(b, n_words)
-        self.pa = _row_popcounts(self.a_words)
-        pb = _row_popcounts(b_words)
+        self.a_words = to_words(a, n_words)
+        b_words = to_words(b, n_words)
+        self.pa = row_popcounts(self.a_words)
+        pb = row_popcounts(b_words)
         # Stable, so equal popcounts keep B's order (only cosmetic: output is re-sorted).
         self.order_b = np.argsort(pb, kind="stable").astype(np.int64)
         self.pb_sorted = np.ascontiguousarray(pb[self.order_b])
         n_groups = (self.m + _GROUP_ROWS - 1) // _GROUP_ROWS
-        self.planes = _aligned_zeros((n_groups, n_bits + 1, _LANE_WORDS), np.uint64)
+        self.planes = _aligned_zeros((n_groups, n_bits + 1, LANE_WORDS), np.uint64)
         _build_planes(b_words, self.order_b, self.planes)
         firsts = np.arange(n_groups, dtype=np.int64) * _GROUP_ROWS
         self.group_lo = self.pb_sorted[firsts]
         self.group_hi = self.pb_sorted[np.minimum(firsts + _GROUP_ROWS, self.m) - 1]
-        self.min_count = _min_count_table(n_bits, threshold)
+        self.min_count = min_count_table(n_bits, threshold)
         self.win_lo, self.win_hi = _popcount_windows(
             n_bits, threshold, self.min_count, anonlink_compatible
         )
+        #: What every tile reads, passed to the kernels as one tuple.
+        self.data: _ScanInputs = (
+            self.a_words, self.pa, self.planes, self.pb_sorted, self.order_b, self.group_lo,
+            self.group_hi, self.min_count, self.win_lo, self.win_hi,
+        )  # fmt: skip
 
     def run(
         self, starts: NDArray[np.int64], lens: NDArray[np.int64], capacity: int
@@ -861,37 +391,15 @@ class _Prepared:
         out_j = np.empty((n_tiles, capacity), np.int64)
         out_s = np.empty((n_tiles, capacity), np.float64)
         counts = np.zeros(n_tiles, np.int64)
-        _dice_tiles(
-            self.a_words,
-            self.pa,
-            starts,
-            lens,
-            self.planes,
-            self.pb_sorted,
-            self.order_b,
-            self.group_lo,
-            self.group_hi,
-            self.min_count,
-            self.win_lo,
-            self.win_hi,
-            capacity,
-            out_i,
-            out_j,
-            out_s,
-            counts,
-        )
+        _dice_tiles(self.data, starts, lens, capacity, out_i, out_j, out_s, counts)
         return out_i, out_j, out_s, counts
 
 
-def _sorted_chunk(chunk: CandidateArrays, first_row: int, m: int) -> CandidateArrays:
+def _sorted_chunk(chunk: Candidates, first_row: int, m: int) -> Candidates:
     """Copy of one tile's pairs sorted by (i, j) (the kernel emits them group by group)."""
     i, j, s = chunk
     order = np.argsort((i - first_row) * m + j)  # unique keys, so any sort is stable
-    return i[order], j[order], s[order]
-
-
-def _empty() -> CandidateArrays:
-    return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    return Candidates(i[order], j[order], s[order])
 
 
 def _limit_error(found: int, limit: int, threshold: float, rows_done: int, rows: int) -> str:
@@ -911,7 +419,7 @@ def iter_dice_candidates(
     max_candidates: int | None = None,
     workers: int | None = None,
     anonlink_compatible: bool = False,
-) -> Iterator[CandidateArrays]:
+) -> Iterator[Candidates]:
     """Yield the candidate pairs of :func:`dice_candidates` tile by tile.
 
     Rows of ``a_bits`` are scanned in tiles of ``tile_rows``; for every tile that has
@@ -927,10 +435,11 @@ def iter_dice_candidates(
     soon as the pairs found so far exceed it.  Other arguments are as for
     :func:`dice_candidates`.
     """
-    a = _check_bits("a_bits", a_bits)
-    b = _check_bits("b_bits", b_bits)
-    _check_width(a, b)
-    t = _check_threshold(threshold)
+    a = check_bits("a_bits", a_bits)
+    b = check_bits("b_bits", b_bits)
+    check_same_width(a, b)
+    _check_supported_width(a)
+    t = check_threshold(threshold)
     tile = _check_positive("tile_rows", tile_rows)
     limit = None if max_candidates is None else _check_positive("max_candidates", max_candidates)
     if workers is not None:
@@ -952,10 +461,10 @@ def _generate(
     limit: int | None,
     workers: int | None,
     anonlink_compatible: bool,
-) -> Iterator[CandidateArrays]:
+) -> Iterator[Candidates]:
     if a.shape[0] == 0 or b.shape[0] == 0 or a.shape[1] == 0:
         return  # no pairs, or zero-bit filters that never score above 0
-    with _numba_threads(workers):
+    with numba_threads(workers):
         prepared = _Prepared(a, b, threshold, anonlink_compatible)
         threads = numba.get_num_threads()
     n = prepared.n_a
@@ -970,10 +479,10 @@ def _generate(
         per_call = max(threads, min(_tiles_within_budget(capacity), 16 * threads))
         starts = all_starts[position : position + per_call]
         lens = all_lens[position : position + per_call]
-        with _numba_threads(workers):
+        with numba_threads(workers):
             out_i, out_j, out_s, counts = prepared.run(starts, lens, capacity)
         overflowed = [t for t in range(starts.shape[0]) if counts[t] > capacity]
-        rerun: dict[int, tuple[CandidateArrays, int]] = {}
+        rerun: dict[int, tuple[Candidates, int]] = {}
         for t in range(starts.shape[0]):
             count = int(counts[t])
             if count == 0:
@@ -983,7 +492,7 @@ def _generate(
                 rows_done = int(starts[t] + lens[t])
                 raise CandidateLimitExceeded(_limit_error(found, limit, threshold, rows_done, n))
             if count <= capacity:
-                chunk = (out_i[t, :count], out_j[t, :count], out_s[t, :count])
+                chunk = Candidates(out_i[t, :count], out_j[t, :count], out_s[t, :count])
             else:
                 if t not in rerun:
                     # Rerun this and the next overflowed tiles with exactly the room they
@@ -993,11 +502,11 @@ def _generate(
                     room = int(max(counts[u] for u in pending))
                     group = pending[: max(threads, _tiles_within_budget(room))]
                     room = int(max(counts[u] for u in group))
-                    with _numba_threads(workers):
+                    with numba_threads(workers):
                         ri, rj, rs, _ = prepared.run(starts[group], lens[group], room)
-                    rerun = {u: ((ri, rj, rs), k) for k, u in enumerate(group)}
+                    rerun = {u: (Candidates(ri, rj, rs), k) for k, u in enumerate(group)}
                 (ri, rj, rs), k = rerun[t]
-                chunk = (ri[k, :count], rj[k, :count], rs[k, :count])
+                chunk = Candidates(ri[k, :count], rj[k, :count], rs[k, :count])
             yield _sorted_chunk(chunk, int(starts[t]), prepared.m)
         # Size the next call's buffers from what this one needed, so reruns stay rare.
         capacity = max(capacity, min(most_per_tile, 1 << int(counts.max()).bit_length()))
@@ -1017,21 +526,29 @@ def dice_candidates(
     tile_rows: int = DEFAULT_TILE_ROWS,
     workers: int | None = None,
     anonlink_compatible: bool = False,
-) -> CandidateArrays:
+) -> Candidates:
     """Every pair (i, j) of rows of ``a_bits`` and ``b_bits`` with Dice >= ``threshold``.
 
-    :param a_bits: ``uint8`` array ``(n, l // 8)`` of packed filters (clkhash byte layout);
-        made C-contiguous if it is not.  Any ``l`` that is a multiple of 8 works.
-    :param b_bits: ``uint8`` array ``(m, l // 8)``, the same width as ``a_bits``.
-    :param threshold: keep pairs whose score is ``>= threshold``; must be in ``(0, 1]``.
-    :param max_candidates: raise :class:`CandidateLimitExceeded` rather than return more
-        pairs than this (``None``: no cap).
-    :param tile_rows: rows of ``a_bits`` per unit of work (see :func:`iter_dice_candidates`).
-    :param workers: numba threads to use; ``None`` keeps the current
-        ``numba.get_num_threads()``.
-    :param anonlink_compatible: also apply anonlink's popcount prefilter, see below.
-    :returns: ``(i, j, score)``: int64 row indices into ``a_bits`` and ``b_bits`` and the
-        float64 Dice coefficients, sorted by ``(i, j)`` ascending.
+    Args:
+        a_bits: ``uint8`` array ``(n, l // 8)`` of packed filters (clkhash byte layout);
+            made C-contiguous if it is not.  Any ``l`` that is a multiple of 8 works.
+        b_bits: ``uint8`` array ``(m, l // 8)``, the same width as ``a_bits``.
+        threshold: Keep pairs whose score is ``>= threshold``; must be in ``(0, 1]``.
+        max_candidates: Raise :class:`CandidateLimitExceeded` rather than return more
+            pairs than this (``None``: no cap).
+        tile_rows: Rows of ``a_bits`` per unit of work (see :func:`iter_dice_candidates`).
+        workers: numba threads to use; ``None`` keeps the current
+            ``numba.get_num_threads()``.
+        anonlink_compatible: Also apply anonlink's popcount prefilter, see below.
+
+    Returns:
+        ``(i, j, score)`` as :class:`~linkage_unit.matching.candidates.Candidates`: int64
+        row indices into ``a_bits`` and ``b_bits`` and the float64 Dice coefficients,
+        sorted by ``(i, j)`` ascending.
+
+    Raises:
+        ValueError: On invalid inputs (see :mod:`~linkage_unit.matching.bitarrays`).
+        CandidateLimitExceeded: More pairs than ``max_candidates`` reach the threshold.
 
     Scores are bit-for-bit those of ``anonlink.similarities.dice_coefficient_accelerated``
     (``2 * |a & b| / (double)(|a| + |b|)``), and so is the ``>=`` test.  The pairs are the
@@ -1044,18 +561,16 @@ def dice_candidates(
 
     Rows that are all zero never score above 0 and so are never candidates.
     """
-    chunks = list(
-        iter_dice_candidates(
-            a_bits,
-            b_bits,
-            threshold,
-            tile_rows=tile_rows,
-            max_candidates=max_candidates,
-            workers=workers,
-            anonlink_compatible=anonlink_compatible,
+    return Candidates.concatenate(
+        list(
+            iter_dice_candidates(
+                a_bits,
+                b_bits,
+                threshold,
+                tile_rows=tile_rows,
+                max_candidates=max_candidates,
+                workers=workers,
+                anonlink_compatible=anonlink_compatible,
+            )
         )
     )
-    if not chunks:
-        return _empty()
-    i, j, s = zip(*chunks, strict=True)
-    return np.concatenate(i), np.concatenate(j), np.concatenate(s)

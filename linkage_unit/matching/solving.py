@@ -60,15 +60,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal, cast, get_args
 
 import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
+from linkage_unit.matching.agglomeration import (
+    greedy_union,
+    labels_by_first_appearance,
+    order_by_score,
+    party_masks,
+)
+from linkage_unit.matching.candidates import Candidates, CandidatesLike
+
 __all__ = [
     "Duplicates",
     "Groups",
+    "check_duplicates",
     "cluster",
     "greedy_solve_two",
 ]
@@ -76,125 +85,19 @@ __all__ = [
 #: How :func:`cluster` treats several records of one party in one entity.
 Duplicates = Literal["forbid", "linked", "allow"]
 
-CandidateArrays = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
-_MASK_BITS: Final = 64
-#: Hash-table sizes (log2) tried by the counting sort of scores, smallest first.
-_TABLE_BITS: Final = (12, 15, 18, 21, 24)
+def check_duplicates(duplicates: object) -> Duplicates:
+    """``duplicates`` as a :data:`Duplicates` value.
 
-
-# --------------------------------------------------------------------------- validation
-
-
-def _as_candidates(i: ArrayLike, j: ArrayLike, score: ArrayLike, what: str) -> CandidateArrays:
-    """Check and convert one set of candidate arrays to ``(int64, int64, float64)``."""
-    ii = np.asarray(i)
-    jj = np.asarray(j)
-    ss = np.asarray(score)
-    if ii.ndim != 1 or jj.ndim != 1 or ss.ndim != 1:
-        raise ValueError(f"{what}: i, j and score must be 1-D arrays")
-    if not (len(ii) == len(jj) == len(ss)):
-        raise ValueError(
-            f"{what}: i, j and score must have the same length, got {len(ii)}, {len(jj)}, {len(ss)}"
-        )
-    for name, arr in (("i", ii), ("j", jj)):
-        if len(arr) and arr.dtype.kind not in "iu":
-            raise ValueError(f"{what}: {name} must hold integers, got dtype {arr.dtype}")
-    if len(ss) and ss.dtype.kind not in "fiu":
-        raise ValueError(f"{what}: score must hold real numbers, got dtype {ss.dtype}")
-    i64 = ii.astype(np.int64, copy=False)
-    j64 = jj.astype(np.int64, copy=False)
-    s64 = ss.astype(np.float64, copy=False)
-    if len(i64) and (i64.min() < 0 or j64.min() < 0):
-        raise ValueError(f"{what}: row indices must be non-negative")
-    if not np.isfinite(s64).all():
-        raise ValueError(f"{what}: scores must be finite")
-    return i64, j64, s64
-
-
-def _order_by_score(score: NDArray[np.float64], key: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Permutation visiting pairs by descending ``score``, ties by ascending ``key``.
-
-    A stable sort by key (skipped when the pairs already come sorted by key, as
-    :func:`dice_candidates` returns them), then a stable counting sort by score rank: the
-    distinct scores are found with a hash table, which is much faster than a comparison
-    sort because similarity scores take few distinct values.  Falls back to numpy's stable
-    sort when there are too many distinct scores.
+    Raises:
+        ValueError: If it is not one of the three.
     """
-    n = len(score)
-    by_key: NDArray[np.int64] | None = None
-    if n > 1 and not bool(np.all(key[1:] >= key[:-1])):
-        by_key = np.argsort(key, kind="stable").astype(np.int64, copy=False)
-        score = score[by_key]
-    order = np.zeros(0, dtype=np.int64)
-    if n:
-        for table_bits in _TABLE_BITS:
-            order = _rank_order(score, table_bits)
-            if len(order) == n:
-                break
-        else:
-            order = np.argsort(-score, kind="stable").astype(np.int64, copy=False)
-    return order if by_key is None else by_key[order]
+    if isinstance(duplicates, str) and duplicates in get_args(Duplicates):
+        return cast(Duplicates, duplicates)
+    raise ValueError(f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}')
 
 
 # --------------------------------------------------------------------------- kernels
-
-
-@njit(cache=True, nogil=True)
-def _rank_order(
-    score: NDArray[np.float64], table_bits: int
-) -> NDArray[np.int64]:  # pragma: no cover
-    """Stable sort of finite ``score`` descending; an empty result if too many distinct values.
-
-    Each score is mapped to a uint64 key whose ascending order is descending score order
-    (the IEEE bit pattern, flipped).  Distinct keys go into an open-addressing hash table
-    of ``2 ** table_bits`` slots (at most half full), are ranked, and the positions are
-    scattered by rank (a counting sort).
-    """
-    n = len(score)
-    sign = np.uint64(1) << np.uint64(63)
-    cap = 1 << table_bits
-    empty = np.uint64(0xFFFFFFFFFFFFFFFF)  # ~0 is the key of no finite double
-    table = np.full(cap, empty, dtype=np.uint64)
-    slot = np.empty(n, dtype=np.int32)
-    mult = np.uint64(0x9E3779B97F4A7C15)
-    shift = np.uint64(64 - table_bits)
-    wrap = np.uint64(cap - 1)
-    distinct = 0
-    for t in range(n):
-        bits = np.float64(score[t] + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into +0.0
-        k = bits if bits & sign else ~(bits | sign)
-        h = (k * mult) >> shift
-        while True:
-            current = table[h]
-            if current == k:
-                break
-            if current == empty:
-                table[h] = k
-                distinct += 1
-                if distinct * 2 > cap:
-                    return np.empty(0, dtype=np.int64)
-                break
-            h = (h + np.uint64(1)) & wrap
-        slot[t] = h
-    used = np.nonzero(table != empty)[0]
-    by_value = np.argsort(table[used])
-    rank = np.empty(cap, dtype=np.int32)
-    for r in range(len(by_value)):
-        rank[used[by_value[r]]] = r
-    start = np.zeros(len(by_value) + 1, dtype=np.int64)
-    for t in range(n):
-        r = rank[slot[t]]
-        slot[t] = r
-        start[r + 1] += 1
-    for r in range(len(by_value)):
-        start[r + 1] += start[r]
-    out = np.empty(n, dtype=np.int64)
-    for t in range(n):
-        r = slot[t]
-        out[start[r]] = t
-        start[r] += 1
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -224,102 +127,10 @@ def _greedy_two_pass(
     return keep[:k]
 
 
-@njit(cache=True, nogil=True)
-def _find(parent: NDArray[np.int64], x: int) -> int:  # pragma: no cover - compiled
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:
-        nxt = parent[x]
-        parent[x] = root
-        x = nxt
-    return root
-
-
-@njit(cache=True, nogil=True)
-def _greedy_union(
-    u: NDArray[np.int64],
-    v: NDArray[np.int64],
-    order: NDArray[np.int64],
-    masks: NDArray[np.uint64],
-    anchored: NDArray[np.bool_],
-    forbid: bool,
-    allow_anchor_merge: bool,
-    own: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:  # pragma: no cover - compiled
-    """Greedy agglomeration of nodes along edges ``(u[e], v[e])`` visited in ``order``.
-
-    ``masks`` (nodes x words) holds each node's party set and ``anchored`` whether it is
-    an existing entity; both are updated in place for the roots.  An edge is refused when
-    ``forbid`` and the two components share a party, or when both are anchored and
-    ``allow_anchor_merge`` is false.  A within-party edge of party ``own[e] >= 0`` (a
-    duplicate pair, ``duplicates="linked"``) may join components that share that party and
-    no other.  Returns every node's root (fully compressed) and which edges were accepted.
-    """
-    n = masks.shape[0]
-    words = masks.shape[1]
-    parent = np.arange(n, dtype=np.int64)
-    size = np.ones(n, dtype=np.int64)
-    accepted = np.zeros(len(u), dtype=np.bool_)
-    for t in range(len(order)):
-        e = order[t]
-        ru = _find(parent, u[e])
-        rv = _find(parent, v[e])
-        if ru == rv:
-            continue
-        if forbid:
-            clash = False
-            p = own[e]
-            for w in range(words):
-                shared = masks[ru, w] & masks[rv, w]
-                if shared:
-                    if p >= 0 and w == p // 64 and shared == np.uint64(1) << np.uint64(p % 64):
-                        continue  # a duplicate pair may share its own party, nothing else
-                    clash = True
-                    break
-            if clash:
-                continue
-        if not allow_anchor_merge and anchored[ru] and anchored[rv]:
-            continue
-        if size[ru] < size[rv] or (size[ru] == size[rv] and rv < ru):
-            ru, rv = rv, ru
-        parent[rv] = ru
-        size[ru] += size[rv]
-        for w in range(words):
-            masks[ru, w] |= masks[rv, w]
-        anchored[ru] = anchored[ru] or anchored[rv]
-        accepted[e] = True
-    for x in range(n):
-        parent[x] = _find(parent, x)
-    return parent, accepted
-
-
-def _party_masks(parties: NDArray[np.int64], n_parties: int) -> NDArray[np.uint64]:
-    """One row per node: the bit of its party set, ``ceil(n_parties / 64)`` words wide."""
-    words = max(1, -(-n_parties // _MASK_BITS))
-    masks = np.zeros((len(parties), words), dtype=np.uint64)
-    if len(parties):
-        rows = np.arange(len(parties))
-        masks[rows, parties // _MASK_BITS] = np.left_shift(
-            np.uint64(1), (parties % _MASK_BITS).astype(np.uint64)
-        )
-    return masks
-
-
-def _labels_by_first_appearance(roots: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Relabel root ids as ``0..k-1`` in order of their first occurrence."""
-    if not len(roots):
-        return np.zeros(0, dtype=np.int64)
-    _, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
-    return rank[inverse.reshape(-1)]
-
-
 # --------------------------------------------------------------------------- two parties
 
 
-def greedy_solve_two(i: ArrayLike, j: ArrayLike, score: ArrayLike) -> CandidateArrays:
+def greedy_solve_two(i: ArrayLike, j: ArrayLike, score: ArrayLike) -> Candidates:
     """Greedy one-to-one matching of two parties' records from their candidate pairs.
 
     Pairs are visited by descending score, ties by ascending ``i`` and then ascending
@@ -342,14 +153,14 @@ def greedy_solve_two(i: ArrayLike, j: ArrayLike, score: ArrayLike) -> CandidateA
         ValueError: If the arrays differ in length or are not 1-D, an index is negative or
             a score is not finite.
     """
-    ii, jj, ss = _as_candidates(i, j, score, "greedy_solve_two")
+    ii, jj, ss = Candidates.checked((i, j, score), "greedy_solve_two")
     if not len(ii):
-        return ii.copy(), jj.copy(), ss.copy()
+        return Candidates.empty()
     n_a = int(ii.max()) + 1
     n_b = int(jj.max()) + 1
-    order = _order_by_score(ss, ii * n_b + jj)
+    order = order_by_score(ss, ii * n_b + jj)
     keep = _greedy_two_pass(ii, jj, order, n_a, n_b)
-    return ii[keep], jj[keep], ss[keep]
+    return Candidates(ii[keep], jj[keep], ss[keep])
 
 
 # --------------------------------------------------------------------------- N parties
@@ -390,7 +201,7 @@ class Groups:
 
 
 def cluster(
-    candidates_by_pair: Mapping[tuple[int, int], tuple[ArrayLike, ArrayLike, ArrayLike]],
+    candidates_by_pair: Mapping[tuple[int, int], CandidatesLike],
     sizes: Sequence[int],
     *,
     duplicates: Duplicates = "forbid",
@@ -422,8 +233,7 @@ def cluster(
         ValueError: On a bad key, an index outside its party's size, mismatched arrays or
             an unknown ``duplicates`` value.
     """
-    if duplicates not in ("forbid", "linked", "allow"):
-        raise ValueError(f'duplicates must be "forbid", "linked" or "allow", got {duplicates!r}')
+    check_duplicates(duplicates)
     n_per_party = np.asarray([int(s) for s in sizes], dtype=np.int64)
     if len(n_per_party) and n_per_party.min() < 0:
         raise ValueError("sizes must be non-negative")
@@ -440,7 +250,7 @@ def cluster(
         a, b = int(key[0]), int(key[1])
         if not (0 <= a <= b < n_parties):
             raise ValueError(f"bad party pair {key!r}: need 0 <= a <= b < {n_parties}")
-        i, j, s = _as_candidates(*candidates_by_pair[key], f"candidates {key!r}")
+        i, j, s = Candidates.checked(candidates_by_pair[key], f"candidates {key!r}")
         if len(i) and (i.max() >= n_per_party[a] or j.max() >= n_per_party[b]):
             raise ValueError(f"candidates {key!r}: row index outside the party's size")
         if a == b:
@@ -468,9 +278,13 @@ def cluster(
     # Within-party pairs may come as (j, i); put the smaller node first for the tie order.
     lo = np.minimum(u, v)
     hi = np.maximum(u, v)
-    order = _order_by_score(sc, lo * max(n, 1) + hi)
+    order = order_by_score(sc, lo * max(n, 1) + hi)
     forbid = duplicates != "allow"
-    masks = _party_masks(party, n_parties) if forbid else np.zeros((n, 1), dtype=np.uint64)
+    masks = (
+        party_masks(np.arange(n, dtype=np.int64), party, n, n_parties)
+        if forbid
+        else np.zeros((n, 1), dtype=np.uint64)
+    )
     anchored = np.zeros(n, dtype=np.bool_)
-    roots, _ = _greedy_union(lo, hi, order, masks, anchored, forbid, True, own)
-    return Groups(party=party, row=row, entity=_labels_by_first_appearance(roots))
+    roots, _ = greedy_union(lo, hi, order, masks, anchored, forbid, True, own)
+    return Groups(party=party, row=row, entity=labels_by_first_appearance(roots))

@@ -25,10 +25,9 @@ from linkage_unit.matching.blocking import (
     candidate_pairs_and_stats,
     pair_completeness,
 )
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import dice_candidates
 from tests.conftest import TEST_SECRET
-
-Result = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 SEED = 20261123
 # The default blocking, made to block however small the files (the default compares small
@@ -111,7 +110,7 @@ def encodings() -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     return np.asarray(a), np.asarray(b)
 
 
-def _codes(pairs: Result, width: int) -> NDArray[np.int64]:
+def _codes(pairs: Candidates, width: int) -> NDArray[np.int64]:
     return pairs[0] * width + pairs[1]
 
 
@@ -238,7 +237,7 @@ def test_bit_frequencies_match_numpy_on_the_rows_sampled() -> None:
 
 def _reference(
     a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float, positions: NDArray[np.int64]
-) -> Result:
+) -> Candidates:
     """Plain numpy: pairs whose bits agree at every position of some table, Dice >= t."""
     ua = np.unpackbits(a, axis=1).astype(np.int64)
     ub = np.unpackbits(b, axis=1).astype(np.int64)
@@ -250,7 +249,7 @@ def _reference(
     with np.errstate(invalid="ignore", divide="ignore"):
         dice = np.where(total > 0, 2 * inter / total.astype(np.float64), 0.0)
     i, j = np.nonzero(compared & (dice >= threshold))
-    return i.astype(np.int64), j.astype(np.int64), dice[i, j]
+    return Candidates(i.astype(np.int64), j.astype(np.int64), dice[i, j])
 
 
 @pytest.mark.parametrize("selection", ["balanced", "random"])

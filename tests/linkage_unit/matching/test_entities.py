@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from linkage_unit.jobs.pipeline import RunInputs
 from linkage_unit.matching.blocking import BlockingConfig
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.entities import ID_LENGTH, AddResult, EntityIndex, content_keys
 from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
 
@@ -85,9 +86,9 @@ def encode(truth: NDArray[np.bool_], seed: int, flip: float = 0.01) -> NDArray[n
     return np.packbits(truth ^ noise, axis=1)
 
 
-def no_match(m: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+def no_match(m: int) -> Candidates:
     del m
-    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return Candidates.empty()
 
 
 def one_bit_batch(m: int) -> NDArray[np.uint8]:

@@ -15,12 +15,11 @@ from numpy.typing import ArrayLike, NDArray
 
 import linkage_unit.matching
 from linkage_unit.matching import dice_candidates
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import (
     CandidateLimitExceeded,
     iter_dice_candidates,
 )
-
-Result = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 SEED = 20261122
 
@@ -38,20 +37,20 @@ def to_bitarrays(bits: NDArray[np.uint8]) -> list[bitarray]:
     return out
 
 
-def by_pair(i: ArrayLike, j: ArrayLike, s: ArrayLike) -> Result:
+def by_pair(i: ArrayLike, j: ArrayLike, s: ArrayLike) -> Candidates:
     ii = np.asarray(i, np.int64)
     jj = np.asarray(j, np.int64)
     ss = np.asarray(s, np.float64)
     order = np.lexsort((jj, ii))
-    return ii[order], jj[order], ss[order]
+    return Candidates(ii[order], jj[order], ss[order])
 
 
-def anonlink_pairs(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) -> Result:
+def anonlink_pairs(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) -> Candidates:
     sims, (i, j) = dice_coefficient_accelerated([to_bitarrays(a), to_bitarrays(b)], threshold)
     return by_pair(i, j, sims)
 
 
-def numpy_pairs(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) -> Result:
+def numpy_pairs(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) -> Candidates:
     """Plain reference: all pairs, 2 * |a & b| / (|a| + |b|) in double, 0 for two empty rows."""
     abits = np.unpackbits(a, axis=1).astype(np.int64)
     bbits = np.unpackbits(b, axis=1).astype(np.int64)
@@ -63,7 +62,7 @@ def numpy_pairs(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) ->
     return by_pair(i, j, scores[i, j])
 
 
-def assert_same(got: Result, expected: Result) -> None:
+def assert_same(got: Candidates, expected: Candidates) -> None:
     assert [x.dtype for x in got] == [np.dtype(np.int64), np.dtype(np.int64), np.dtype(np.float64)]
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])

@@ -13,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.solving import Groups, cluster, greedy_solve_two
-
-Cands = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 
 def anonlink_pairs(
@@ -40,7 +39,7 @@ def anonlink_pairs(
 
 
 @st.composite
-def candidate_sets(draw: st.DrawFn, max_rows: int = 25) -> tuple[Cands, int, int]:
+def candidate_sets(draw: st.DrawFn, max_rows: int = 25) -> tuple[Candidates, int, int]:
     n_a = draw(st.integers(1, max_rows))
     n_b = draw(st.integers(1, max_rows))
     cells = draw(st.lists(st.integers(0, n_a * n_b - 1), unique=True, max_size=min(120, n_a * n_b)))
@@ -49,12 +48,12 @@ def candidate_sets(draw: st.DrawFn, max_rows: int = 25) -> tuple[Cands, int, int
     scores = draw(st.lists(st.integers(0, levels), min_size=len(cells), max_size=len(cells)))
     flat = np.asarray(cells, dtype=np.int64)
     s = 0.5 + np.asarray(scores, dtype=np.float64) / 10
-    return (flat // n_b, flat % n_b, s), n_a, n_b
+    return Candidates(flat // n_b, flat % n_b, s), n_a, n_b
 
 
 @settings(max_examples=150, deadline=None)
 @given(candidate_sets())
-def test_greedy_two_equals_anonlink_with_ties(data: tuple[Cands, int, int]) -> None:
+def test_greedy_two_equals_anonlink_with_ties(data: tuple[Candidates, int, int]) -> None:
     (i, j, s), _, _ = data
     gi, gj, gs = greedy_solve_two(i, j, s)
     assert set(zip(gi.tolist(), gj.tolist(), strict=True)) == anonlink_pairs(i, j, s)
@@ -67,7 +66,7 @@ def test_greedy_two_equals_anonlink_with_ties(data: tuple[Cands, int, int]) -> N
 
 @settings(max_examples=60, deadline=None)
 @given(candidate_sets())
-def test_greedy_two_ignores_input_order(data: tuple[Cands, int, int]) -> None:
+def test_greedy_two_ignores_input_order(data: tuple[Candidates, int, int]) -> None:
     (i, j, s), _, _ = data
     perm = np.random.default_rng(len(i)).permutation(len(i))
     a = greedy_solve_two(i, j, s)
@@ -127,7 +126,7 @@ def test_greedy_two_empty_and_validation() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(candidate_sets())
-def test_cluster_two_parties_equals_greedy_two(data: tuple[Cands, int, int]) -> None:
+def test_cluster_two_parties_equals_greedy_two(data: tuple[Candidates, int, int]) -> None:
     (i, j, s), n_a, n_b = data
     groups = cluster({(0, 1): (i, j, s)}, [n_a, n_b])
     ea, eb = groups.entity_of(0), groups.entity_of(1)
@@ -137,10 +136,10 @@ def test_cluster_two_parties_equals_greedy_two(data: tuple[Cands, int, int]) -> 
 
 
 @st.composite
-def multiparty(draw: st.DrawFn) -> tuple[dict[tuple[int, int], Cands], list[int]]:
+def multiparty(draw: st.DrawFn) -> tuple[dict[tuple[int, int], Candidates], list[int]]:
     n_parties = draw(st.integers(1, 5))
     sizes = draw(st.lists(st.integers(0, 8), min_size=n_parties, max_size=n_parties))
-    cands: dict[tuple[int, int], Cands] = {}
+    cands: dict[tuple[int, int], Candidates] = {}
     for a in range(n_parties):
         for b in range(a, n_parties):
             if not sizes[a] or not sizes[b] or not draw(st.booleans()):
@@ -150,7 +149,9 @@ def multiparty(draw: st.DrawFn) -> tuple[dict[tuple[int, int], Cands], list[int]
             )
             flat = np.asarray(cells, dtype=np.int64)
             sc = draw(st.lists(st.integers(5, 8), min_size=len(cells), max_size=len(cells)))
-            cands[(a, b)] = (flat // sizes[b], flat % sizes[b], np.asarray(sc, float) / 10)
+            cands[(a, b)] = Candidates(
+                flat // sizes[b], flat % sizes[b], np.asarray(sc, float) / 10
+            )
     return cands, sizes
 
 
@@ -171,7 +172,9 @@ def _check_layout(groups: Groups, sizes: list[int]) -> None:
 
 @settings(max_examples=120, deadline=None)
 @given(multiparty())
-def test_cluster_invariants_forbid(data: tuple[dict[tuple[int, int], Cands], list[int]]) -> None:
+def test_cluster_invariants_forbid(
+    data: tuple[dict[tuple[int, int], Candidates], list[int]],
+) -> None:
     cands, sizes = data
     groups = cluster(cands, sizes)
     _check_layout(groups, sizes)
@@ -203,7 +206,7 @@ def test_cluster_invariants_forbid(data: tuple[dict[tuple[int, int], Cands], lis
 @settings(max_examples=80, deadline=None)
 @given(multiparty())
 def test_cluster_allow_is_connected_components(
-    data: tuple[dict[tuple[int, int], Cands], list[int]],
+    data: tuple[dict[tuple[int, int], Candidates], list[int]],
 ) -> None:
     cands, sizes = data
     groups = cluster(cands, sizes, duplicates="allow")
@@ -272,7 +275,9 @@ def test_cluster_linked_never_puts_two_records_of_another_party_together() -> No
 
 @settings(max_examples=80, deadline=None)
 @given(multiparty())
-def test_cluster_linked_invariants(data: tuple[dict[tuple[int, int], Cands], list[int]]) -> None:
+def test_cluster_linked_invariants(
+    data: tuple[dict[tuple[int, int], Candidates], list[int]],
+) -> None:
     cands, sizes = data
     groups = cluster(cands, sizes, duplicates="linked")
     _check_layout(groups, sizes)
