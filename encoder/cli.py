@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points, version
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -29,7 +29,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-from typer.core import TyperGroup
 
 from encoder.atomic import atomic_write
 from encoder.keys import (
@@ -41,48 +40,13 @@ from encoder.keys import (
     write_record_key,
     write_secret,
 )
+from encoder.plugins import PluginGroup, load_plugins
 
 __all__ = ["NO_RECORD_KEY_WARNING", "app", "fail", "load_plugins", "main", "user_errors"]
 
-#: The plug-in commands `load_plugins` found, by name; imported when first used.
-_PLUGINS: dict[str, EntryPoint] = {}
-
-
-def _plugin_command(name: str, entry: EntryPoint) -> Any:
-    """The click command of a plug-in: a Typer group, or a function made a command."""
-    plugin = entry.load()
-    holder = typer.Typer(add_completion=False)
-    if isinstance(plugin, typer.Typer):
-        holder.add_typer(plugin, name=name)
-        return typer.main.get_command(holder).get_command(None, name)  # type: ignore[attr-defined]
-    holder.command(name=name)(plugin)
-    return typer.main.get_command(holder)
-
-
-class _PluginGroup(TyperGroup):
-    """The root group: the encoder's own commands, then the plug-ins, each loaded on use."""
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        """Own commands in order of definition, then the plug-ins' commands, then their groups.
-
-        Listing loads every plug-in (help shows each one's summary); running a command
-        loads only its own.
-        """
-        own = super().list_commands(ctx)
-        plugins = {n: self.get_command(ctx, n) for n in _PLUGINS if n not in own}
-        # As Typer lists added commands and groups: the commands first (sorted is stable).
-        return [*own, *sorted(plugins, key=lambda n: isinstance(plugins[n], TyperGroup))]
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        """The command `cmd_name`, importing its plug-in the first time it is asked for."""
-        if cmd_name not in self.commands and cmd_name in _PLUGINS:
-            self.add_command(_plugin_command(cmd_name, _PLUGINS[cmd_name]), cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-
 app = typer.Typer(
     name="pacelink",
-    cls=_PluginGroup,
+    cls=PluginGroup,
     help="Privacy-preserving record linkage for public-service partnerships.",
     no_args_is_help=True,
     add_completion=False,
@@ -475,16 +439,6 @@ def _root(
     if show_version:
         out.print(f"pacelink {version('pacelink')}")
         raise typer.Exit(0)
-
-
-def load_plugins() -> None:
-    """Offer the commands other packages register under `pacelink.commands`.
-
-    Reads the entry points only (package metadata); each plug-in module is imported when
-    its command is first invoked or listed.
-    """
-    for entry in entry_points(group="pacelink.commands"):
-        _PLUGINS.setdefault(entry.name, entry)
 
 
 def main() -> None:

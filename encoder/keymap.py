@@ -110,8 +110,11 @@ def from_spreadsheet_safe(value: str) -> str:
 
 
 def spreadsheet_safe_array(values: pa.Array) -> pa.Array:
-    """`spreadsheet_safe` on every value of an Arrow string array, touching only those that
-    need it (most local IDs do not, and then the array is returned as is)."""
+    """`spreadsheet_safe` on every value of an Arrow string array.
+
+    Touches only the values that need it: most local IDs do not, and then the array is
+    returned as is.
+    """
     trigger = pc.fill_null(pc.match_substring_regex(values, _NEEDS_QUOTE), False)
     if not pc.any(trigger).as_py():
         return values
@@ -264,8 +267,12 @@ def read_local_ids(path: Path) -> list[str]:
 
 
 def _csv_column(path: Path, text: str) -> list[tuple[int, str | None]]:
-    """(line where the record starts, `local_id` cell) of each record of a CSV with a header;
-    None for a blank line."""
+    """The `local_id` cell of each record of a CSV with a header, with its line.
+
+    Returns:
+        (line where the record starts, the cell) per record; the cell is None for a blank
+        line.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
     cells: list[tuple[int, str | None]] = []
     blank: list[bool] = []

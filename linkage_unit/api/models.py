@@ -43,8 +43,11 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _no_control_characters(value: str) -> str:
-    """Refuse control characters: names and purposes are printed on terminals and in CSV,
-    where a newline, escape sequence or NUL could forge lines or rewrite the screen."""
+    """Refuse control characters in a name or purpose.
+
+    Names and purposes are printed on terminals and in CSV, where a newline, escape
+    sequence or NUL could forge lines or rewrite the screen.
+    """
     if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in value):
         raise ValueError("must not contain control characters (newlines, tabs, escapes, NUL)")
     return value
@@ -66,13 +69,13 @@ def _threshold_json(value: Threshold | str | None) -> float | str | None:
 _THRESHOLD_JSON: list[dict[str, Any]] = [{"type": "number"}, {"const": "auto", "type": "string"}]
 # In JSON a threshold stays a number or "auto" (the schema as `float | Literal["auto"]` had it);
 # in Python it is the one `Threshold` type the worker and the linkage take.
-ThresholdField = Annotated[
+_ThresholdField = Annotated[
     Threshold,
     BeforeValidator(_threshold),
     PlainSerializer(_threshold_json),
     WithJsonSchema({"anyOf": _THRESHOLD_JSON}),
 ]
-OptionalThresholdField = Annotated[
+_OptionalThresholdField = Annotated[
     Threshold | None,
     BeforeValidator(_threshold),
     PlainSerializer(_threshold_json),
@@ -95,7 +98,7 @@ class ProjectCreate(BaseModel):
     )
     policy: SharingPolicy = Field(default_factory=SharingPolicy)
     retention_days: int = Field(default=365, ge=1, le=3650)
-    threshold: ThresholdField = Field(default="auto", validate_default=True, title="Threshold")
+    threshold: _ThresholdField = Field(default="auto", validate_default=True, title="Threshold")
     duplicates: Literal["forbid", "linked"] = Field(
         default="forbid",
         description="A partner's duplicate clients: 'forbid' (at most one record per party "
@@ -183,7 +186,7 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: OptionalThresholdField = Field(
+    threshold: _OptionalThresholdField = Field(
         default=None,
         title="Threshold",
         description="Override the project's threshold for this run.",
