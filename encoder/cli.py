@@ -1,8 +1,10 @@
 """The `pacelink` command line: partner commands here, further command groups from plug-ins.
 
 The linkage unit adds its commands through the `pacelink.commands` entry-point group, so
-the encoder never imports the linkage unit. Every failure exits non-zero with a one-line
-message naming the file, row or field; tracebacks only with PACELINK_DEBUG=1.
+the encoder never imports the linkage unit. A plug-in is imported only when its command is
+invoked or listed (`pacelink --help`), so `pacelink encode` never loads the service. Every
+failure exits non-zero with a one-line message naming the file, row or field; tracebacks
+only with PACELINK_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import entry_points, version
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from encoder.atomic import atomic_write
 from encoder.keys import (
     SecretError,
     generate_record_key,
@@ -37,11 +40,13 @@ from encoder.keys import (
     write_record_key,
     write_secret,
 )
+from encoder.plugins import PluginGroup, load_plugins
 
 __all__ = ["NO_RECORD_KEY_WARNING", "app", "fail", "load_plugins", "main", "user_errors"]
 
 app = typer.Typer(
     name="pacelink",
+    cls=PluginGroup,
     help="Privacy-preserving record linkage for public-service partnerships.",
     no_args_is_help=True,
     add_completion=False,
@@ -54,13 +59,14 @@ out = Console()
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors whose messages are written for people (and never carry identifiers).
 
-    The modules are imported here, not at the top, so that light commands start fast.
+    The modules are imported here, not at the top, so that light commands start fast:
+    `encoder.encode` loads pandas and numba (about a second), `keygen` needs none of them.
     """
-    from encoder.encode import EncodeError
-    from encoder.fileformat import EncodingFileError
-    from encoder.keymap import KeyMapError
-    from encoder.read import InputError
-    from encoder.schema import SchemaInvalid
+    from encoder.encode import EncodeError  # noqa: PLC0415  (pandas, numba: see above)
+    from encoder.fileformat import EncodingFileError  # noqa: PLC0415  (numpy, pydantic)
+    from encoder.keymap import KeyMapError  # noqa: PLC0415  (pyarrow)
+    from encoder.read import InputError  # noqa: PLC0415  (pyarrow)
+    from encoder.schema import SchemaInvalid  # noqa: PLC0415  (clkhash)
 
     return (EncodeError, InputError, SchemaInvalid, SecretError, EncodingFileError, KeyMapError)
 
@@ -222,7 +228,8 @@ def encode(
     rejected or had a value treated as missing, and why) stay on your premises. Existing
     outputs are never overwritten without --force; local IDs must be unique.
     """
-    from encoder.encode import EncodeOptions, encode_file
+    # pandas and numba load here, only for the command that encodes (about a second).
+    from encoder.encode import EncodeOptions, encode_file  # noqa: PLC0415
 
     if delimiter == "\\t" or (delimiter or "").lower() == "tab":
         delimiter = "\t"
@@ -256,7 +263,7 @@ def encode(
         fail(f"{report_path} already exists; refusing to overwrite it (pass --force to overwrite)")
 
     def run() -> Any:
-        from encoder.schema import load_schema
+        from encoder.schema import load_schema  # noqa: PLC0415  (clkhash: not for keygen)
 
         schema = load_schema(schema_path)
         secret = load_secret(secret_file)
@@ -300,8 +307,6 @@ def encode(
             f"[bold yellow]warning:[/] {NO_RECORD_KEY_WARNING}", highlight=False, soft_wrap=True
         )
     if report_path is not None:
-        from encoder.atomic import atomic_write
-
         with atomic_write(report_path) as fh:
             fh.write(report.to_json())
     with_consent = report.records_in - report.excluded_no_consent
@@ -352,7 +357,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
 ) -> None:
     """Show an encoding file's header, popcount histogram and field coverage."""
-    from encoder.fileformat import read_encodings
+    from encoder.fileformat import read_encodings  # noqa: PLC0415  (numpy: not for keygen)
 
     enc = _guarded(lambda: read_encodings(file))
     header = enc.header
@@ -399,7 +404,7 @@ def validate_schema(
     schema_path: Annotated[str, typer.Argument(metavar="SCHEMA", help="File or 'pace-default'.")],
 ) -> None:
     """Check a linkage schema; print its features and fingerprint."""
-    from encoder.schema import load_schema
+    from encoder.schema import load_schema  # noqa: PLC0415  (clkhash: not for keygen)
 
     schema = _guarded(lambda: load_schema(schema_path))
     table = Table(title=f"{schema.source}: valid", show_header=True)
@@ -434,22 +439,6 @@ def _root(
     if show_version:
         out.print(f"pacelink {version('pacelink')}")
         raise typer.Exit(0)
-
-
-_PLUGINS_LOADED: list[str] = []
-
-
-def load_plugins() -> None:
-    """Add the command groups other packages register under `pacelink.commands` (once)."""
-    if _PLUGINS_LOADED:
-        return
-    for ep in entry_points(group="pacelink.commands"):
-        _PLUGINS_LOADED.append(ep.name)
-        plugin = ep.load()
-        if isinstance(plugin, typer.Typer):
-            app.add_typer(plugin, name=ep.name)
-        else:
-            app.command(name=ep.name)(plugin)
 
 
 def main() -> None:

@@ -19,6 +19,10 @@ A key-map row with an empty local ID is a decoy (`DECOY_LOCAL_ID`): a record the
 made up (a schema's `hardening.decoys`), which the linkage unit cannot tell from the others.
 No real record is encoded without a local ID, so the empty ID marks decoys unambiguously;
 every join of a release to the key map leaves them out (`count_records` counts the rest).
+
+The partner's side of a release is here too, beside the key map it reads: `upload_of_key_map`
+finds which upload a key map belongs to, and `join_release` joins the unit's answer (rows and
+values) back to local IDs, checking the answer rather than trusting the unit.
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from encoder.fileformat import read_header
 
 __all__ = [
     "CONTROL_PATTERN",
@@ -41,15 +49,18 @@ __all__ = [
     "LOCAL_ID_COLUMN",
     "KeyMapError",
     "KeyMapWriter",
+    "ReleaseJoin",
     "canonical_local_id",
     "canonical_local_ids",
     "count_records",
     "from_spreadsheet_safe",
     "has_control_characters",
+    "join_release",
     "read_key_map",
     "read_local_ids",
     "spreadsheet_safe",
     "spreadsheet_safe_array",
+    "upload_of_key_map",
 ]
 
 #: The key map's header: encoding row (0-based, as in the `.plk` file), the partner's local ID.
@@ -99,8 +110,11 @@ def from_spreadsheet_safe(value: str) -> str:
 
 
 def spreadsheet_safe_array(values: pa.Array) -> pa.Array:
-    """`spreadsheet_safe` on every value of an Arrow string array, touching only those that
-    need it (most local IDs do not, and then the array is returned as is)."""
+    """`spreadsheet_safe` on every value of an Arrow string array.
+
+    Touches only the values that need it: most local IDs do not, and then the array is
+    returned as is.
+    """
     trigger = pc.fill_null(pc.match_substring_regex(values, _NEEDS_QUOTE), False)
     if not pc.any(trigger).as_py():
         return values
@@ -188,7 +202,7 @@ def read_key_map(path: Path) -> list[str]:
     return ids
 
 
-def count_records(local_ids: list[str]) -> int:
+def count_records(local_ids: Sequence[str]) -> int:
     """How many rows of a key map (as `read_key_map` gives it) are real records, not decoys."""
     return sum(1 for local_id in local_ids if local_id != DECOY_LOCAL_ID)
 
@@ -253,8 +267,12 @@ def read_local_ids(path: Path) -> list[str]:
 
 
 def _csv_column(path: Path, text: str) -> list[tuple[int, str | None]]:
-    """(line where the record starts, `local_id` cell) of each record of a CSV with a header;
-    None for a blank line."""
+    """The `local_id` cell of each record of a CSV with a header, with its line.
+
+    Returns:
+        (line where the record starts, the cell) per record; the cell is None for a blank
+        line.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
     cells: list[tuple[int, str | None]] = []
     blank: list[bool] = []
@@ -278,3 +296,102 @@ def _csv_column(path: Path, text: str) -> list[tuple[int, str | None]]:
         blank.pop()
         cells.pop()
     return cells
+
+
+# What the unit may send in a release's value column. The partner checks it rather than
+# trusting the unit: a value that is neither cannot reach the partner's spreadsheet.
+_RELEASE_VALUES = {"mapping": re.compile(r"[0-9a-f]{8,64}"), "flags": re.compile(r"[01]")}
+
+
+def upload_of_key_map(keys: Path, uploads: Sequence[Mapping[str, Any]], project: str) -> str | None:
+    """The ID of the upload a key map belongs to, among a project's `uploads`.
+
+    The upload whose content digest is that of the `.plk` beside the key map (`OUT.plk`
+    beside `OUT.keys.csv`), or else the project's only upload; None when neither tells.
+
+    Args:
+        keys: The key map, `OUT.keys.csv`.
+        uploads: The project's uploads as the unit lists them (`id`, `content_digest`).
+        project: The project's ID, named in the error.
+
+    Raises:
+        KeyMapError: The `.plk` beside the key map is none of the uploads.
+    """
+    sibling = keys.with_name(keys.name.removesuffix(".keys.csv") + ".plk")
+    if keys.name.endswith(".keys.csv") and sibling.exists():
+        digest = read_header(sibling).content_digest
+        for upload in uploads:
+            if upload["content_digest"] == digest:
+                return str(upload["id"])
+        raise KeyMapError(f"{sibling} has not been uploaded to project {project}")
+    return str(uploads[0]["id"]) if len(uploads) == 1 else None
+
+
+@dataclass(frozen=True)
+class ReleaseJoin:
+    """A release joined back to local IDs.
+
+    Attributes:
+        csv: `local_id,<column>` text, spreadsheet-safe, decoys left out.
+        written: Rows in `csv`.
+        withdrawn: The key map's records the release no longer has (withdrawn since).
+    """
+
+    csv: str
+    written: int
+    withdrawn: int
+
+
+def join_release(
+    release: str,
+    local_ids: Sequence[str],
+    kind: Literal["mapping", "flags"],
+    column: str,
+    *,
+    key_map: Path,
+    upload_id: str,
+) -> ReleaseJoin:
+    """Join a release (`<key>,row,value` CSV with a header) to the key map's local IDs.
+
+    The answer lists the upload's rows in order; rows of records withdrawn since (by the
+    partner, or absent from a later snapshot) are missing. The unit cannot tell decoys from
+    records, so the answer has their rows too: they are left out here.
+
+    Args:
+        release: The unit's answer, as text.
+        local_ids: The key map, as `read_key_map` gives it.
+        kind: "mapping" (values are linkage IDs) or "flags" (values are 0 or 1).
+        column: The value column's name in the result (`linkage_id`, `in_<party>`).
+        key_map: The key map's path, named in errors.
+        upload_id: The upload the key map was matched to, named in errors.
+
+    Raises:
+        KeyMapError: The answer is malformed, or its rows do not fit the key map; the
+            message names the line or row, never a value.
+    """
+    expected = _RELEASE_VALUES[kind]
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow((LOCAL_ID_COLUMN, spreadsheet_safe(column)))
+    previous, written = -1, 0
+    for n, record in enumerate(list(csv.reader(release.splitlines()))[1:]):
+        if len(record) != 3 or not record[1].isdigit():
+            raise KeyMapError(
+                f"the unit's answer is malformed at line {n + 2}; nothing was written"
+            )
+        row, value = int(record[1]), record[2]
+        if row <= previous or row >= len(local_ids):
+            raise KeyMapError(
+                f"the unit's answer has row {row} out of order or beyond the {len(local_ids):,} "
+                f"rows of {key_map}: is this the key map of upload {upload_id}?"
+            )
+        if not expected.fullmatch(value):
+            raise KeyMapError(
+                f"the unit's answer has a malformed {column} at row {row}; nothing was written"
+            )
+        previous = row
+        if local_ids[row] == DECOY_LOCAL_ID:
+            continue
+        writer.writerow((spreadsheet_safe(local_ids[row]), value))
+        written += 1
+    return ReleaseJoin(buf.getvalue(), written, count_records(local_ids) - written)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
+from linkage_unit.matching.threshold import Threshold
 from linkage_unit.policy import SharingPolicy
 
 __all__ = [
@@ -34,15 +43,44 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _no_control_characters(value: str) -> str:
-    """Refuse control characters: names and purposes are printed on terminals and in CSV,
-    where a newline, escape sequence or NUL could forge lines or rewrite the screen."""
+    """Refuse control characters in a name or purpose.
+
+    Names and purposes are printed on terminals and in CSV, where a newline, escape
+    sequence or NUL could forge lines or rewrite the screen.
+    """
     if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in value):
         raise ValueError("must not contain control characters (newlines, tabs, escapes, NUL)")
     return value
 
 
 PlainText = Annotated[str, AfterValidator(_no_control_characters)]
-Threshold = float | Literal["auto"]
+
+
+def _threshold(value: Any) -> Threshold | None:
+    """Parse a threshold in the body (a number or "auto"); a ValueError becomes a 422."""
+    return None if value is None else Threshold.parse(value)
+
+
+def _threshold_json(value: Threshold | str | None) -> float | str | None:
+    """A threshold in JSON: the number or "auto" (the default "auto" comes unparsed)."""
+    return None if value is None else Threshold.parse(value).to_json()
+
+
+_THRESHOLD_JSON: list[dict[str, Any]] = [{"type": "number"}, {"const": "auto", "type": "string"}]
+# In JSON a threshold stays a number or "auto" (the schema as `float | Literal["auto"]` had it);
+# in Python it is the one `Threshold` type the worker and the linkage take.
+_ThresholdField = Annotated[
+    Threshold,
+    BeforeValidator(_threshold),
+    PlainSerializer(_threshold_json),
+    WithJsonSchema({"anyOf": _THRESHOLD_JSON}),
+]
+_OptionalThresholdField = Annotated[
+    Threshold | None,
+    BeforeValidator(_threshold),
+    PlainSerializer(_threshold_json),
+    WithJsonSchema({"anyOf": [*_THRESHOLD_JSON, {"type": "null"}]}),
+]
 
 
 class ProjectCreate(BaseModel):
@@ -60,7 +98,7 @@ class ProjectCreate(BaseModel):
     )
     policy: SharingPolicy = Field(default_factory=SharingPolicy)
     retention_days: int = Field(default=365, ge=1, le=3650)
-    threshold: Threshold = Field(default="auto")
+    threshold: _ThresholdField = Field(default="auto", validate_default=True, title="Threshold")
     duplicates: Literal["forbid", "linked"] = Field(
         default="forbid",
         description="A partner's duplicate clients: 'forbid' (at most one record per party "
@@ -148,8 +186,10 @@ class RunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: Threshold | None = Field(
-        default=None, description="Override the project's threshold for this run."
+    threshold: _OptionalThresholdField = Field(
+        default=None,
+        title="Threshold",
+        description="Override the project's threshold for this run.",
     )
 
 

@@ -49,7 +49,7 @@ from linkage_unit.matching.incremental import (
     link_changes,
 )
 from linkage_unit.matching.solving import Duplicates
-from linkage_unit.matching.threshold import ThresholdEstimate, estimated_curve
+from linkage_unit.matching.threshold import Threshold, ThresholdEstimate, estimated_curve
 from linkage_unit.storage import save_keys
 
 __all__ = [
@@ -104,7 +104,7 @@ class RunInputs:
     base_index: Path | None
     new_batches: tuple[Batch, ...]
     all_batches: tuple[Batch, ...]
-    threshold: float | Literal["auto"]
+    threshold: Threshold
     duplicates: Duplicates = "forbid"
     duplicates_threshold: float | None = None
     #: A count moves from the last run's only when it changed by at least this much (the
@@ -218,7 +218,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     )
     changes = [_change(batch) for batch in inputs.new_batches]
     settings = LinkSettings(
-        threshold=inputs.threshold, duplicates=inputs.duplicates,
+        threshold=inputs.threshold.to_json(), duplicates=inputs.duplicates,
         duplicates_threshold=inputs.duplicates_threshold, scheduler=inputs.scheduler,
         scratch=out_dir / "scratch" if inputs.scheduler else None,
     )  # fmt: skip

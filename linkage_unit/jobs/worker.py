@@ -31,6 +31,7 @@ from linkage_unit import audit
 from linkage_unit.database import Party, Project, Run, Upload, make_engine, migrate, now
 from linkage_unit.database import session_factory as _session_factory
 from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, RunOutcome, execute, settle
+from linkage_unit.matching.threshold import Threshold
 from linkage_unit.policy import SharingPolicy
 from linkage_unit.retention import purge_expired
 from linkage_unit.settings import UnitSettings
@@ -164,19 +165,14 @@ class Worker:
         base_run = project.current_run_id
         batches = [self._batch(project.id, u, position[u.party_id]) for u in uploads]
         linked_before = {u.id for u in uploads if u.linked_run_id is not None}
-        requested = run.threshold_requested or project.threshold
-        threshold: float | str
-        if requested == "auto":
-            threshold = project.threshold_pinned if project.threshold_pinned else "auto"
-        else:
-            threshold = float(requested)
+        requested = Threshold.parse(run.threshold_requested or project.threshold)
         return RunInputs(
             salt=self.storage.salt(project.id),
             parties=tuple(p.name for p in parties),
             base_index=self.storage.run_dir(project.id, base_run) if base_run else None,
             new_batches=tuple(b for b in batches if b.upload_id not in linked_before),
             all_batches=tuple(batches),
-            threshold=threshold,  # type: ignore[arg-type]  # "auto" or a float
+            threshold=requested.resolve(pinned=project.threshold_pinned),
             duplicates=project.duplicates,  # type: ignore[arg-type]  # checked on creation
             duplicates_threshold=project.duplicates_threshold_pinned,
             counts_steady_within=SharingPolicy.model_validate_json(
@@ -247,7 +243,8 @@ class Worker:
         Best effort: a chart that cannot be drawn is drawn by the console when asked for.
         """
         try:
-            from linkage_unit.console.charts import CHANGES, draw_run, run_label
+            # matplotlib loads only in a worker that draws; failing to is caught below.
+            from linkage_unit.console.charts import CHANGES, draw_run, run_label  # noqa: PLC0415
 
             with self.sessions() as session:
                 earlier = session.scalars(

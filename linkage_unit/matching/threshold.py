@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 from numba import njit
@@ -73,6 +73,8 @@ __all__ = [
     "DEFAULT_FLOOR",
     "DEFAULT_THRESHOLD",
     "MixtureParameters",
+    "Threshold",
+    "ThresholdError",
     "ThresholdEstimate",
     "estimate_threshold",
     "estimated_curve",
@@ -83,6 +85,71 @@ __all__ = [
 DEFAULT_FLOOR: Final = 0.5
 #: Threshold returned when no mixture can be fitted.
 DEFAULT_THRESHOLD: Final = 0.8
+
+
+class ThresholdError(ValueError):
+    """A threshold that is neither a number in (0, 1] nor "auto"; the message says which."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The match threshold a command, project or run asks for: a fixed Dice score, or auto.
+
+    The one representation from the command line and the HTTP API through the worker to the
+    linkage: parsed once (`parse`), stored and shown as `str(threshold)` ("auto" or the
+    number), sent over HTTP and handed to `link_encodings` as `to_json()`.
+
+    Attributes:
+        fixed: The Dice score in (0, 1]; None means "auto" (estimated from the scores).
+    """
+
+    fixed: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a fixed score outside (0, 1] (NaN included)."""
+        if self.fixed is not None and not 0 < self.fixed <= 1:
+            raise ThresholdError(f"{self.fixed}: must be in (0, 1]")
+
+    @classmethod
+    def parse(cls, value: str | float | Threshold) -> Threshold:
+        """A threshold from its text ("auto", "0.8"), its JSON value, or itself.
+
+        Raises:
+            ThresholdError: Neither "auto" nor a number in (0, 1].
+        """
+        if isinstance(value, Threshold):
+            return value
+        if value == "auto":
+            return cls()
+        if isinstance(value, bool):  # JSON true is no score
+            raise ThresholdError(f"{value!r}: expected a number in (0, 1] or 'auto'")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ThresholdError(f"{value!r}: expected a number in (0, 1] or 'auto'") from None
+        return cls(number)
+
+    @property
+    def is_auto(self) -> bool:
+        """Whether the threshold is to be estimated from the scores."""
+        return self.fixed is None
+
+    def resolve(self, pinned: float | None) -> Threshold:
+        """The threshold a run uses: "auto" becomes the score an earlier run pinned, if any.
+
+        A project's first "auto" run pins the threshold it estimated, so that later runs
+        keep it and linkage IDs stay stable; a fixed threshold is used as it is.
+        """
+        return Threshold(pinned) if self.is_auto and pinned is not None else self
+
+    def to_json(self) -> float | Literal["auto"]:
+        """The number or "auto": the HTTP API's form, and what `link_encodings` takes."""
+        return "auto" if self.fixed is None else self.fixed
+
+    def __str__(self) -> str:
+        """The text "auto" or the number, as stored in the database and shown to the operator."""
+        return "auto" if self.fixed is None else str(self.fixed)
+
 
 _LOW_CLIP: Final = 1e-6
 _HIGH_CLIP: Final = 1e-3

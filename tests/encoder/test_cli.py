@@ -178,3 +178,18 @@ def test_secret_file_readable_by_others_is_refused(tmp_path: Path, secret_file: 
     assert result.exit_code == 2
     assert f"chmod 600 {secret_file}" in " ".join(result.output.split())
     assert not (tmp_path / "o.plk").exists()
+
+
+def test_keygen_loads_no_plugin(tmp_path: Path) -> None:
+    """Plug-in commands are imported when used: `pacelink keygen` loads no linkage unit."""
+    code = (
+        "import sys\n"
+        "from encoder.cli import main\n"
+        f"sys.argv = ['pacelink', 'keygen', '--out', {str(tmp_path / 'k')!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert not [m for m in sys.modules if m.startswith('linkage_unit')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

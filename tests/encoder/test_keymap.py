@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from encoder.fileformat import EncodingWriter
 from encoder.keymap import (
+    DECOY_LOCAL_ID,
     KeyMapError,
     KeyMapWriter,
     from_spreadsheet_safe,
+    join_release,
     read_key_map,
     spreadsheet_safe,
     spreadsheet_safe_array,
+    upload_of_key_map,
 )
+from tests.encoder.test_fileformat import FIELDS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Text biased towards the characters that matter, so the edge cases are drawn often.
@@ -109,3 +116,54 @@ def test_key_map_error_is_a_value_error() -> None:
     buffer = io.BytesIO()
     KeyMapWriter(buffer).close()
     assert buffer.getvalue() == b"row,local_id\n"
+
+
+def _join(release: str, local_ids: list[str], kind: str = "mapping") -> str:
+    column = "linkage_id" if kind == "mapping" else "in_b"
+    return join_release(
+        release, local_ids, kind, column, key_map=Path("x.keys.csv"), upload_id="u1"
+    ).csv  # type: ignore[arg-type]
+
+
+def test_release_join_leaves_out_decoys_and_counts_withdrawn_records() -> None:
+    ids = ["=a", DECOY_LOCAL_ID, "c", "d"]
+    release = "linkage_key,row,linkage_id\nk,0,aaaaaaaa\nk,1,bbbbbbbb\nk,3,cccccccc\n"
+    joined = join_release(
+        release, ids, "mapping", "linkage_id", key_map=Path("x.keys.csv"), upload_id="u1"
+    )
+    assert joined.csv.splitlines() == ["local_id,linkage_id", "'=a,aaaaaaaa", "d,cccccccc"]
+    assert (joined.written, joined.withdrawn) == (2, 1)  # "c" (row 2) is gone, the decoy is none
+    flags = _join("k,row,in_b\nk,0,1\nk,2,0\n", ids, "flags")
+    assert flags.splitlines() == ["local_id,in_b", "'=a,1", "c,0"]
+
+
+@pytest.mark.parametrize(
+    ("release", "says"),
+    [
+        ("h\nk,x,aaaaaaaa\n", "malformed at line 2"),
+        (
+            "h\nk,1,aaaaaaaa\nk,0,aaaaaaaa\n",
+            "row 0 out of order or beyond the 2 rows of x.keys.csv",
+        ),
+        ("h\nk,5,aaaaaaaa\n", "is this the key map of upload u1?"),
+        ("h\nk,0,=cmd()\n", "malformed linkage_id at row 0"),
+    ],
+)
+def test_release_join_refuses_an_answer_that_does_not_fit(release: str, says: str) -> None:
+    with pytest.raises(KeyMapError, match=re.escape(says)) as caught:
+        _join(release, ["a", "b"])
+    assert "=cmd()" not in str(caught.value)
+
+
+def test_upload_of_key_map_by_digest_or_the_only_upload(tmp_path: Path) -> None:
+    keys = tmp_path / "OUT.keys.csv"
+    keys.write_text("row,local_id\n", encoding="utf-8")
+    assert upload_of_key_map(keys, [{"id": "u1", "content_digest": "x"}], "p") == "u1"
+    assert upload_of_key_map(keys, [{"id": "u1"}, {"id": "u2"}], "p") is None
+    with EncodingWriter(tmp_path / "OUT.plk", 64) as writer:
+        writer.append(np.zeros((2, 8), dtype=np.uint8))
+        digest = writer.finish(**FIELDS).content_digest  # type: ignore[arg-type]
+    uploads = [{"id": "u1", "content_digest": "x"}, {"id": "u2", "content_digest": digest}]
+    assert upload_of_key_map(keys, uploads, "p") == "u2"
+    with pytest.raises(KeyMapError, match=r"OUT\.plk has not been uploaded to project p"):
+        upload_of_key_map(keys, uploads[:1], "p")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import csv
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -185,3 +187,14 @@ def test_an_operator_command_without_the_admin_token_says_what_it_needs(
     assert "PACELINK_ADMIN_TOKEN is not set" in result.output
     assert "`pacelink unit project create` calls the linkage unit" in result.output
     assert "refuses to start" not in result.output  # that is the message for `unit serve`
+
+
+def test_partner_commands_import_no_service() -> None:
+    """`upload`, `withdraw` and `results` need the encoder and the HTTP client only."""
+    code = (
+        "import sys, linkage_unit.commands.partner\n"
+        "banned = ('fastapi', 'starlette', 'uvicorn', 'sqlalchemy', 'dask', 'numba')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in banned]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

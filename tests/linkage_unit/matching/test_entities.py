@@ -19,6 +19,7 @@ from linkage_unit.matching.blocking import BlockingConfig
 from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.entities import ID_LENGTH, AddResult, EntityIndex, content_keys
 from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
+from linkage_unit.matching.threshold import Threshold
 
 
 @dataclass(frozen=True)
@@ -441,7 +442,7 @@ def test_the_salt_stays_out_of_reprs() -> None:
     """A repr reaches logs and tracebacks; with the salt anyone could issue the index's IDs."""
     salt = bytes(range(32))
     index = EntityIndex.empty(salt)
-    inputs = RunInputs(salt, ("a", "b"), None, (), (), "auto")
+    inputs = RunInputs(salt, ("a", "b"), None, (), (), Threshold())
     for text in (repr(index), repr(inputs)):
         assert repr(salt) not in text and salt.hex() not in text and "salt" not in text
 

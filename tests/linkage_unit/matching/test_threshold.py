@@ -11,9 +11,12 @@ import pytest
 from numpy.typing import NDArray
 
 import encoder
+from linkage_unit.api.models import ProjectCreate, RunCreate
 from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.threshold import (
     DEFAULT_THRESHOLD,
+    Threshold,
+    ThresholdError,
     estimate_threshold,
     estimated_curve,
     runner_up_scores,
@@ -280,3 +283,47 @@ def test_estimated_curve_is_the_fit_at_every_threshold() -> None:
     # Without a fitted mixture there is nothing to draw.
     few = estimate_threshold(scores[:5])
     assert np.isnan(estimated_curve(few, grid)[0]).all()
+
+
+def test_threshold_parses_once_for_the_command_line_the_api_and_the_worker() -> None:
+    assert Threshold.parse("auto").is_auto and Threshold.parse("auto") == Threshold()
+    assert Threshold.parse("0.8") == Threshold.parse(0.8) == Threshold(0.8)
+    assert Threshold.parse(1) == Threshold(1.0) and Threshold.parse(Threshold(0.5)) == Threshold(
+        0.5
+    )
+    # Stored as text and read back by the worker: the same value.
+    for text in ("auto", "0.8", "1.0"):
+        assert str(Threshold.parse(text)) == text
+        assert Threshold.parse(str(Threshold.parse(text))) == Threshold.parse(text)
+    assert Threshold(0.8).to_json() == 0.8 and Threshold().to_json() == "auto"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("high", "expected a number"), (True, "expected a number"), (None, "expected a number"),
+     (1.5, "must be in"), (0, "must be in"), ("nan", "must be in"), (-0.1, "must be in")],
+)  # fmt: skip
+def test_threshold_refuses_what_is_neither_a_score_nor_auto(value: Any, says: str) -> None:
+    with pytest.raises(ThresholdError, match=says):
+        Threshold.parse(value)
+
+
+def test_auto_resolves_to_the_pinned_threshold_and_a_fixed_one_stays() -> None:
+    assert Threshold().resolve(pinned=0.83) == Threshold(0.83)
+    assert Threshold().resolve(pinned=None).is_auto
+    assert Threshold(0.9).resolve(pinned=0.83) == Threshold(0.9)
+
+
+def test_api_bodies_carry_a_threshold_as_a_number_or_auto() -> None:
+    body = {"name": "p", "purpose": "q", "schema": {}, "parties": ["a", "b"]}
+    assert ProjectCreate.model_validate(body).threshold == Threshold()
+    assert ProjectCreate.model_validate({**body, "threshold": 0.8}).threshold == Threshold(0.8)
+    assert RunCreate.model_validate_json('{"threshold": "auto"}').threshold == Threshold()
+    assert RunCreate().threshold is None
+    assert RunCreate(threshold=Threshold(0.7)).model_dump(mode="json") == {"threshold": 0.7}
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
+        RunCreate.model_validate({"threshold": 1.5})
+    schema = RunCreate.model_json_schema()["properties"]["threshold"]
+    assert schema["anyOf"] == [
+        {"type": "number"}, {"const": "auto", "type": "string"}, {"type": "null"}
+    ]  # fmt: skip

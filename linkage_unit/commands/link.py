@@ -1,4 +1,4 @@
-"""Linkage-unit commands for the `pacelink` command line (registered as entry-point plug-ins).
+"""The operator's offline linkage, `pacelink link`: encoding files in, GROUPS.csv out.
 
 `pacelink link` links encoding files offline, on the operator's side: it checks that every
 file was made with the same schema and secret, links them, and writes GROUPS.csv
@@ -30,8 +30,13 @@ from rich.table import Table
 
 from encoder.atomic import atomic_write
 from encoder.cli import fail, user_errors
+from encoder.fileformat import read_encodings
+from linkage_unit.commands.threshold import parse_threshold
+from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
+from linkage_unit.matching.gpu import available as gpu_available
+from linkage_unit.matching.linkage import link_encodings
 
-__all__ = ["check_compatible", "link", "parse_threshold"]
+__all__ = ["check_compatible", "link"]
 
 err = Console(stderr=True)
 out = Console()
@@ -48,19 +53,6 @@ def check_compatible(headers: Sequence[Mapping[str, Any]], paths: list[Path]) ->
         if header["bit_length"] != first["bit_length"]:
             fail(f"{path} has {header['bit_length']}-bit encodings, {first_path} "
                  f"{first['bit_length']}-bit")  # fmt: skip
-
-
-def parse_threshold(text: str) -> float | str:
-    """A `--threshold` value: a number in (0, 1] or "auto"; anything else exits non-zero."""
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        fail(f"--threshold {text!r}: expected a number in (0, 1] or 'auto'")
-    if not 0 < value <= 1:
-        fail(f"--threshold {value}: must be in (0, 1]")
-    return value
 
 
 def link(
@@ -107,10 +99,6 @@ def link(
     ] = "cpu",
 ) -> None:
     """Link encoding files offline and write GROUPS.csv (entity_id,party,row)."""
-    from encoder.fileformat import read_encodings
-    from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
-    from linkage_unit.matching.linkage import link_encodings
-
     if len(files) < 2:
         fail("link needs at least two encoding files")
     if duplicates not in ("forbid", "linked", "allow"):
@@ -120,11 +108,9 @@ def link(
     if device not in ("cpu", "gpu"):
         fail(f"--device {device!r}: expected 'cpu' or 'gpu'")
     if device == "gpu":
-        from linkage_unit.matching.gpu import available
-
         if scheduler is not None:
             fail("--device gpu runs on this machine's GPU: leave out --scheduler")
-        if not available():
+        if not gpu_available():
             fail("--device gpu: numba finds no CUDA GPU on this machine")
     if not out_path.parent.is_dir():
         fail(f"{out_path.parent}: output folder does not exist")
@@ -157,7 +143,7 @@ def link(
         try:
             groups, summary = link_encodings(
                 [e.bits for e in encodings],
-                chosen,  # type: ignore[arg-type]  # validated above
+                chosen.to_json(),
                 blocking=blocking,
                 duplicates=duplicates,  # type: ignore[arg-type]
                 scheduler=scheduler,
