@@ -284,7 +284,7 @@ class _ExcelReader(TableReader):
 
     def _open(self, path: Path, skip_rows: int) -> tuple[Any, Iterator[tuple[Any, ...]]]:
         """The workbook (to be closed by the caller) and its rows from the header on."""
-        import openpyxl  # imported here: only Excel users pay for it
+        import openpyxl  # noqa: PLC0415 - only Excel users pay for its import
 
         try:
             book = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -565,7 +565,7 @@ def _as_text(column: pa.Array | pa.ChunkedArray, path: Path, name: str) -> pa.Ar
     """A Parquet column as strings: dates as ISO, nulls as empty strings."""
     try:
         if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-            import pyarrow.compute as pc
+            import pyarrow.compute as pc  # noqa: PLC0415 - loads kernels; dates only
 
             text = pc.strftime(column, format="%Y-%m-%d")
         else:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from linkage_unit.database import AuditEntry, AuditState, now
@@ -155,7 +155,6 @@ def append(
         heads.append((entry.seq, entry.entry_hash))
         if not session.info.get("audit_hook"):
             session.info["audit_hook"] = True
-            from sqlalchemy import event
 
             @event.listens_for(session, "after_commit")
             def _after_commit(sess: Session) -> None:

@@ -58,8 +58,8 @@ def _svg(fig: Any, label: str) -> str:
 @lru_cache(maxsize=256)
 def _draw(kind: str, payload: str) -> str:
     # Deferred: matplotlib takes a second to import, and only the console draws.
-    import matplotlib as mpl
-    from matplotlib.figure import Figure
+    import matplotlib as mpl  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     data = json.loads(payload)
     with mpl.rc_context(_STYLE):  # type: ignore[arg-type]  # keys are rcParams names

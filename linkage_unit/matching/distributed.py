@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from encoder.fileformat import read_encodings
 from linkage_unit.matching.bitarrays import check_bits
 from linkage_unit.matching.blocking import (
     BlockingConfig,
@@ -130,8 +131,6 @@ def open_bits(path: str | Path) -> NDArray[np.uint8]:
     """The packed filters of a ``.plk`` file or of a 2-d ``uint8`` ``.npy``, memory-mapped."""
     path = Path(path)
     if path.suffix == ".plk":
-        from encoder.fileformat import read_encodings
-
         return np.asarray(read_encodings(path).bits)
     bits: NDArray[np.uint8] = np.load(path, mmap_mode="r", allow_pickle=False)
     check_bits(path.name, bits)
@@ -151,7 +150,7 @@ def _block_tables(
 @contextmanager
 def _client(scheduler: str | Any) -> Iterator[Any]:
     """The given client, or one connected to the address for the block (then closed)."""
-    from distributed import Client  # imported only when a cluster is used
+    from distributed import Client  # noqa: PLC0415 - imported only when a cluster is used
 
     make_client: Any = Client  # distributed is untyped
     if isinstance(scheduler, Client):
@@ -212,7 +211,7 @@ def blocked_on_dask(
             for start, end in itertools.pairwise(bounds)
             if end > start
         ]  # fmt: skip
-        from distributed import as_completed
+        from distributed import as_completed  # noqa: PLC0415 - as above, cluster only
 
         in_turn: Any = as_completed  # distributed is untyped
         parts: list[tuple[Candidates, BlockingStats]] = []

@@ -192,7 +192,8 @@ def pair_candidates(
     if not len(a) or not len(b):
         return Candidates.empty(), 0
     if device == "gpu":
-        from linkage_unit.matching.gpu import dice_candidates_gpu
+        # Deferred: numba.cuda initialises CUDA on import, and most units have no GPU.
+        from linkage_unit.matching.gpu import dice_candidates_gpu  # noqa: PLC0415
 
         if report is not None:
             report(0.0, f"{a.shape[0] * b.shape[0]:,} comparisons on the GPU")
