@@ -107,7 +107,9 @@ def standardise_address(value: str) -> str:
     return "" if is_missing(result) else result
 
 
-# The kernel's word tables are packed from the scalar rule's own tables.
+# The kernel's word tables are packed from the scalar rule's own tables. Its character classes
+# (apostrophes join, "&" is "and", other punctuation separates) restate _ADDRESS_TABLE in
+# branches, as a table-driven loop measured 15-20% slower; the tests check every ASCII character.
 _ABBREVIATION_TABLE = (*pack_words(list(_ADDRESS_ABBREVIATIONS)),
                        *pack_words(list(_ADDRESS_ABBREVIATIONS.values())))  # fmt: skip
 _MISSING_LETTER_TABLE = pack_words(sorted(MISSING_LETTERS))

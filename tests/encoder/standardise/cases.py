@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
 
+import pyarrow as pa
 from hypothesis import strategies as st
 
-from encoder.standardise import STANDARDISERS, InvalidValue, standardise_date
+from encoder.standardise import FIELDS, STANDARDISERS, InvalidValue, standardise_date
 
 Standardiser = Callable[[str], str]
 
@@ -194,3 +195,23 @@ def field_values(kind: str) -> st.SearchStrategy[list[str]]:
         PLAUSIBLE[kind],
     )
     return st.lists(value, min_size=1, max_size=40)
+
+
+def one_byte_edits(templates: list[str]) -> list[str]:
+    """Every template with each position in turn replaced by each ASCII character."""
+    return [
+        t[:i] + chr(c) + t[i + 1 :] for t in templates for i in range(len(t)) for c in range(128)
+    ]
+
+
+def fast_path_disagreements(kind: str, values: list[str]) -> list[tuple[str, str, str | None]]:
+    """The values where the field's fast path gives a result other than its scalar rule's.
+
+    Returns (value, fast-path result, scalar result or None when the rule rejects the value).
+    """
+    field = FIELDS[kind]
+    assert field.fast_path is not None
+    out = field.fast_path(pa.array(values, pa.string())).to_pylist()
+    return [(value, fast, run(field.scalar, value))
+            for value, fast in zip(values, out, strict=True)
+            if fast is not None and fast != run(field.scalar, value)]  # fmt: skip

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from encoder.standardise import standardise_address
-from tests.encoder.standardise.cases import address_like
+from encoder.standardise.address import address_fast_path
+from tests.encoder.standardise.cases import address_like, fast_path_disagreements, one_byte_edits
 
 
 @pytest.mark.parametrize(
@@ -40,3 +42,11 @@ def test_address_examples(raw: str, expected: str) -> None:
 def test_address_output_is_lowercase_words(value: str) -> None:
     result = standardise_address(value)
     assert re.fullmatch(r"([a-z0-9]+( [a-z0-9]+)*)?", result)
+
+
+def test_fast_path_reads_every_ascii_character_as_the_rule_does() -> None:
+    """The kernel restates the rule's character classes (apostrophes join, "&" is "and", other
+    punctuation separates): checked for every ASCII character, within, between and as words."""
+    assert fast_path_disagreements("address", one_byte_edits(["a_b", "st_st", "_", "n_a"])) == []
+    taken = [f"a{chr(c)}b" for c in range(128)]
+    assert None not in address_fast_path(pa.array(taken, pa.string())).to_pylist()

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from encoder.standardise import InvalidValue, standardise_date
-from tests.encoder.standardise.cases import DATE_LAYOUTS, ordinal, past_dates, run
+from encoder.standardise.date import date_fast_path
+from tests.encoder.standardise.cases import (
+    DATE_LAYOUTS,
+    fast_path_disagreements,
+    one_byte_edits,
+    ordinal,
+    past_dates,
+    run,
+)
 
 
 @given(value=st.text())
@@ -165,3 +174,10 @@ def test_explicit_format_rejections(raw: str, fmt: str, reason: str) -> None:
     with pytest.raises(InvalidValue) as info:
         standardise_date(raw, fmt)
     assert str(info.value) == reason
+
+
+def test_fast_path_checks_each_position_as_the_rule_does() -> None:
+    """Every one-character change of the layouts the kernel reads gives the rule's result."""
+    layouts = ["12/03/1985", "1985-03-12", "29.02.2024", "2000-02-29", "31-12-1999", "1900-01-01"]
+    assert fast_path_disagreements("date", one_byte_edits(layouts)) == []
+    assert None not in date_fast_path(pa.array(layouts, pa.string())).to_pylist()

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from encoder.standardise import FIELDS, InvalidValue, standardise_ni_number
-from tests.encoder.standardise.cases import NINO_RE, nino_like, run
+from tests.encoder.standardise.cases import (
+    NINO_RE,
+    fast_path_disagreements,
+    nino_like,
+    one_byte_edits,
+    run,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,3 +74,8 @@ def test_fast_path_and_rule_agree_on_every_prefix_and_suffix() -> None:
     for value, out in zip(values, fast(pa.array(values, pa.string())).to_pylist(), strict=True):
         expected = run(standardise_ni_number, value)
         assert out == expected, value
+
+
+def test_fast_path_checks_each_position_as_the_rule_does() -> None:
+    edits = one_byte_edits(["AB123456C", "AB123456", "ab 12 34 56 c"])
+    assert fast_path_disagreements("ni_number", edits) == []

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from encoder.standardise import InvalidValue, standardise_postcode
-from tests.encoder.standardise.cases import POSTCODE_RE, postcode_like, run
+from encoder.standardise.postcode import postcode_fast_path
+from tests.encoder.standardise.cases import (
+    POSTCODE_RE,
+    fast_path_disagreements,
+    one_byte_edits,
+    postcode_like,
+    run,
+)
 
 
 @given(value=st.one_of(st.text(), postcode_like))
@@ -73,3 +81,13 @@ def test_nhs_pseudo_postcodes_are_missing(raw: str) -> None:
 def test_invalid_postcodes_are_rejected(raw: str) -> None:
     with pytest.raises(InvalidValue, match=r"^not a valid UK postcode$"):
         standardise_postcode(raw)
+
+
+POSTCODE_SHAPES = ["A11AA", "A111AA", "A1A1AA", "AA11AA", "AA111AA", "AA1A1AA"]
+
+
+def test_fast_path_checks_each_position_as_the_rule_does() -> None:
+    """The kernel restates the rule's shapes byte by byte: every one-character change agrees."""
+    shapes = [*POSTCODE_SHAPES, "ZZ991AA", "GIR0AA", "A 1 1AA"]
+    assert fast_path_disagreements("postcode", one_byte_edits(shapes)) == []
+    assert None not in postcode_fast_path(pa.array(POSTCODE_SHAPES, pa.string())).to_pylist()
