@@ -62,8 +62,8 @@ def standardise_postcode(value: str) -> str:
     raise InvalidValue(_R_POSTCODE)
 
 
-# The kernel checks the same shapes as _FULL_POSTCODE_RE byte by byte (a regex engine per value
-# would cost more than the rest of the encoding); the tests hold the two equal.
+# The kernel checks the shapes of _FULL_POSTCODE_RE byte by byte, which is faster than a regex
+# per value; the tests hold the two equal, one changed character at a time.
 _PSEUDO_OUTWARD_BYTES = np.frombuffer(_PSEUDO_OUTWARD.encode("ascii"), dtype=np.uint8).copy()
 
 
