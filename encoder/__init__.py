@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from encoder.encode import encode_dataframe, encode_file
     from encoder.fileformat import EncodingFileError, Encodings, read_encodings
+    from encoder.header_row import InputError
     from encoder.keymap import KeyMapError, read_local_ids
     from encoder.keys import (
         RecordKey,
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
         load_secret,
     )
     from encoder.options import EncodeError, EncodeOptions
-    from encoder.read import InputError
     from encoder.report import EncodeReport
     from encoder.schema import LinkageSchema, SchemaInvalid, load_schema, parse_schema
 
@@ -68,7 +68,7 @@ _HOMES = {
     "SecretError": "keys",
     "key_check_value": "keys",
     "load_secret": "keys",
-    "InputError": "read",
+    "InputError": "header_row",
     "LinkageSchema": "schema",
     "SchemaInvalid": "schema",
     "load_schema": "schema",

@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from encoder.atomic import atomic_write
+from encoder.header_row import InputError
 from encoder.keys import (
     SecretError,
     generate_record_key,
@@ -65,7 +66,6 @@ def user_errors() -> tuple[type[Exception], ...]:
     from encoder.encode import EncodeError  # noqa: PLC0415  (pandas, numba: see above)
     from encoder.fileformat import EncodingFileError  # noqa: PLC0415  (numpy, pydantic)
     from encoder.keymap import KeyMapError  # noqa: PLC0415  (pyarrow)
-    from encoder.read import InputError  # noqa: PLC0415  (pyarrow)
     from encoder.schema import SchemaInvalid  # noqa: PLC0415  (clkhash)
 
     return (EncodeError, InputError, SchemaInvalid, SecretError, EncodingFileError, KeyMapError)

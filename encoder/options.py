@@ -10,8 +10,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from encoder.header_row import describe_header
 from encoder.keys import RecordKey
-from encoder.read import TableReader, describe_header
+from encoder.read import TableReader
 from encoder.schema import LinkageSchema
 
 __all__ = [

@@ -7,7 +7,7 @@ rows skipped above it with `skip_rows`), the first record the row after it.
 
 Header names come from the file too, and a file without a header row has a client's details
 in its first row, so messages about the header never quote a name that could be a value
-(`describe_header`).
+(`encoder.header_row`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from encoder.header_row import InputError, check_header, title_hint
+
 __all__ = [
     "CSV_DELIMITERS",
     "Chunk",
     "InputError",
     "TableReader",
-    "describe_header",
-    "looks_like_value",
     "open_table",
     "string_buffers",
 ]
@@ -42,15 +41,6 @@ _SAMPLE_BYTES = 1 << 16
 _BOM = codecs.BOM_UTF8
 # Rows after the header looked at to find where the real header is (title rows above it).
 _PEEK_ROWS = 10
-# Longer header names are not shown in messages: a long "name" is more likely a value.
-_MAX_SHOWN_NAME = 40
-_MONTHS = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
-_NUMERIC = re.compile(r"[+-]?[0-9\s.,/:()-]*[0-9][0-9\s.,/:()-]*")
-_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2}", re.IGNORECASE)
-
-
-class InputError(ValueError):
-    """A partner file cannot be read; the message names the file and where (never a value)."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +173,10 @@ class _CsvReader(TableReader):
             # One field: perhaps a title line above the header, which spoils the sniffing.
             below = _sniff_delimiter("\n".join(lines[1:]))
             rows = list(csv.reader(lines[1 : 1 + _PEEK_ROWS], delimiter=below))
-            hint = _title_hint(self.header_row, self.columns, rows)
+            hint = title_hint(self.header_row, self.columns, rows)
             if hint:
                 raise InputError(f"{path}, row {self.header_row}: one field only{hint}")
-        _check_header(path, self.columns, self.header_row, self._peek)
+        check_header(path, self.columns, self.header_row, self._peek)
 
     def peek_rows(self) -> list[list[str]]:
         return self._peek
@@ -277,10 +267,10 @@ class _ExcelReader(TableReader):
             book.close()
         # max_row comes from the sheet's stored dimensions and may be absent.
         super().__init__(path, names, count - 1 - skip_rows if count else None, skip_rows)
-        hint = _title_hint(self.header_row, names, self._peek)
+        hint = title_hint(self.header_row, names, self._peek)
         if hint:
             raise InputError(f"{path}, row {self.header_row}: one filled cell only{hint}")
-        _check_header(path, self.columns, self.header_row, self._peek)
+        check_header(path, self.columns, self.header_row, self._peek)
 
     def _open(self, path: Path, skip_rows: int) -> tuple[Any, Iterator[tuple[Any, ...]]]:
         """The workbook (to be closed by the caller) and its rows from the header on."""
@@ -343,7 +333,7 @@ class _ParquetReader(TableReader):
                 f"{path}: not a readable Parquet file ({type(exc).__name__})"
             ) from None
         super().__init__(path, list(self._file.schema_arrow.names), self._file.metadata.num_rows)
-        _check_header(path, self.columns, self.header_row, [])
+        check_header(path, self.columns, self.header_row, [])
 
     def _chunks(self, wanted: list[str], chunk_rows: int) -> Iterator[Chunk]:
         def batches() -> Iterator[dict[str, pa.Array]]:
@@ -390,112 +380,6 @@ def open_table(
     if suffix in (".csv", ".tsv", ".txt", ".psv", ""):
         return _CsvReader(path, delimiter, encoding, skip_rows)
     raise InputError(f"{path}: unsupported file type {suffix!r} (use CSV, XLSX or Parquet)")
-
-
-def _check_header(path: Path, columns: list[str], row: int, below: list[list[str]]) -> None:
-    """Every header column has a name, and no two the same; messages quote no name."""
-    seen: dict[str, int] = {}
-    for number, name in enumerate(columns, start=1):
-        if not name:
-            hint = _title_hint(row, columns, below)
-            raise InputError(f"{path}, row {row}: header column {number} has no name{hint}")
-        if name in seen:
-            looks = (
-                " (the row looks like data, not a header)"
-                if any(looks_like_value(c) for c in columns)
-                else ""
-            )
-            raise InputError(
-                f"{path}, row {row}: header columns {seen[name]} and {number} have the same "
-                f"name{looks}; every column needs its own name"
-            )
-        seen[name] = number
-
-
-def _title_hint(row: int, columns: Sequence[str], below: list[list[str]]) -> str:
-    """Advice when the header row looks like a title: one filled cell, or some empty ones,
-    and a fuller row below.
-
-    The rows to skip are those above the first fuller row (a title, maybe a blank line).
-    """
-    filled = len([c for c in columns if c.strip()])
-    if filled == len(columns) and filled != 1:
-        return ""
-    for offset, cells in enumerate(below, start=1):
-        if sum(1 for v in cells if v.strip()) > filled:
-            first = row + offset
-            return (
-                f", and row {first} is the first with more: is the text above it a title? "
-                f"skip the rows above the header with --skip-rows {first - 1}"
-            )
-    return ""
-
-
-def looks_like_value(text: str) -> bool:
-    """Whether a header cell looks like a value rather than a column name.
-
-    Dates, numbers, postcodes, e-mail addresses and ID-like codes (three or more digits
-    making up much of the text) count as values: a first row holding them is data. A name
-    cannot be told from a column name this way, hence `describe_header`'s caution.
-    """
-    text = text.strip()
-    if not text:
-        return False
-    digits = sum(ch.isdigit() for ch in text)
-    return bool(
-        _NUMERIC.fullmatch(text)
-        or (digits and _MONTHS.search(text))
-        or _POSTCODE.fullmatch(text)
-        or "@" in text
-        or (digits >= 3 and digits * 3 >= len(text))
-    )
-
-
-def describe_header(
-    reader: TableReader | None, columns: Sequence[str], expected: Collection[str]
-) -> str:
-    """What is wrong with a header that lacks expected columns, without quoting a value.
-
-    The header row may be data (a file without a header) or sit below a title, so names
-    are shown only when the row looks like a real header: none of its cells looks like a
-    value and at least one expected name is present. Even then a name that is long or
-    value-like is shown by its position only. When a later row holds every expected name,
-    the message says how many rows to skip.
-
-    Args:
-        reader: The file's reader (to look at the rows below the header); None for a
-            DataFrame.
-        columns: The header's names.
-        expected: Column names the run needs.
-    """
-    row = reader.header_row if reader is not None else 1
-    where = f"row {row} (the header, {len(columns)} column{'s' if len(columns) != 1 else ''})"
-    if reader is not None:
-        wanted = set(expected)
-        for offset, cells in enumerate(reader.peek_rows(), start=1):
-            if wanted and wanted <= {c.strip() for c in cells}:
-                return (
-                    f"the expected column names are in row {row + offset}, not in {where}: "
-                    f"skip the rows above them with --skip-rows {row + offset - 1}"
-                )
-    if any(looks_like_value(c) for c in columns):
-        return (
-            f"{where} looks like data, not a header (it holds values such as dates, numbers "
-            "or postcodes): the file needs a header row naming its columns; if rows above the "
-            "header hold a title, skip them with --skip-rows N"
-        )
-    present = set(columns)
-    if not any(name in present for name in expected):
-        return (
-            f"none of the expected column names appear in {where}: if that row is data, the "
-            "file needs a header row; otherwise map each feature to your column with "
-            "--column FEATURE=COLUMN"
-        )
-    shown = [
-        repr(c) if len(c) <= _MAX_SHOWN_NAME and not looks_like_value(c) else f"column {i}"
-        for i, c in enumerate(columns, start=1)
-    ]
-    return f"columns in {where}: {', '.join(shown)}"
 
 
 def _detect_encoding(sample: bytes) -> str:

@@ -16,8 +16,9 @@ import pytest
 
 from encoder.encode import EncodeError, EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
+from encoder.header_row import describe_header, looks_like_value
 from encoder.keys import Secret
-from encoder.read import InputError, describe_header, looks_like_value, open_table
+from encoder.read import InputError, open_table
 from encoder.schema import load_schema
 from tests.conftest import TEST_SECRET
 from tests.encoder.test_encode import HEADER, ROWS, _write_csv
