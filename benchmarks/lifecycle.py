@@ -74,6 +74,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from benchmarks.harness import RESULTS, WORK, machine
 from benchmarks.synthetic import (
     TRUTH_COLUMN,
     Lifecycle,
@@ -91,9 +92,6 @@ __all__ = [
     "targets",
 ]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-WORK = HERE / "work"
 
 TARGET_STABLE_SHARE: Final = 0.995
 """Share of people (present in two consecutive batches) who must keep their linkage ID."""
@@ -315,7 +313,7 @@ def _labels(
 
 
 def _quality(records: pd.DataFrame) -> dict[str, float | int]:
-    from benchmarks.quality import evaluate
+    from linkage_unit.matching.evaluation import evaluate
 
     labels = records["linkage_id"].to_numpy(dtype=object).copy()
     missing = labels == ""
@@ -359,9 +357,9 @@ def _stability(
 
 def _splink(current: dict[str, pd.DataFrame], lifecycle: Lifecycle) -> dict[str, Any]:
     """Splink on the plain text of the current records, as the quality benchmark runs it."""
-    from benchmarks.quality import Dataset, _party, run_splink
+    from benchmarks.quality import Dataset, party_of, run_splink
 
-    parties = tuple(_party(current[s.name], s) for s in lifecycle.partners)
+    parties = tuple(party_of(current[s.name], s) for s in lifecycle.partners)
     result = run_splink(Dataset("lifecycle", "current records", parties, {}))
     at_half = result["at_0_5"]
     return {
@@ -769,7 +767,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     given = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(given)
-    from benchmarks.encode_speed import machine
 
     started = time.perf_counter()
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import REPO, RESULTS
 from encoder.schema import load_schema
 
 __all__ = ["build", "main"]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-DOC = HERE.parent / "docs" / "benchmarks.md"
+DOC = REPO / "docs" / "benchmarks.md"
 IMG = DOC.parent / "img"
 
 

@@ -18,17 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.encode_speed import machine
+from benchmarks import harness
+from benchmarks.harness import REPO, machine, schema_document
 from benchmarks.privacy import ATTACKS
 from benchmarks.privacy.assess import QUALITY_SCENARIOS, linkage_quality, run_attack
-from benchmarks.privacy.encodings import DEFAULT_SCHEMA_FILE, VARIANTS, variant, weak_schema
+from benchmarks.privacy.encodings import VARIANTS, variant, weak_schema
 from benchmarks.privacy.population import attack_data
 from encoder.schema import parse_schema
 
 __all__ = ["RESULTS", "main", "plot_frontier", "schema_of", "table"]
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "privacy.json"
-FRONTIER_PLOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "privacy-frontier.svg"
+RESULTS = harness.RESULTS / "privacy.json"
+FRONTIER_PLOT = REPO / "docs" / "img" / "privacy-frontier.svg"
 
 
 def schema_of(name: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def schema_of(name: str) -> dict[str, Any]:
     if name == "weak":
         return weak_schema()
     if name == "shipped":
-        doc: dict[str, Any] = json.loads(DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+        doc = schema_document()
         return doc
     return variant(name)
 

@@ -4,13 +4,11 @@ the hardening options alone and combined (the frontier the hardened default is c
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["DEFAULT_SCHEMA_FILE", "VARIANTS", "variant", "weak_schema"]
+from benchmarks.harness import schema_document
 
-DEFAULT_SCHEMA_FILE: Final = Path(__file__).resolve().parents[2] / "schemas" / "pace-default.json"
+__all__ = ["VARIANTS", "variant", "weak_schema"]
 
 
 def _feature(name: str, comparison: dict[str, Any], k: int, **extra: Any) -> dict[str, Any]:
@@ -57,7 +55,7 @@ def weak_schema(bits_per_token: int = 15, *, date_of_birth: bool = True) -> dict
 
 
 def _default() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+    doc = schema_document()
     doc.pop("hardening", None)
     return doc
 

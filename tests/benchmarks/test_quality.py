@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from benchmarks import quality
+from benchmarks.harness import DEFAULT_SCHEMA_FILE
+from benchmarks.quality import anonlink_runs
 from encoder.keys import Secret
 
 
@@ -41,14 +43,14 @@ def test_tiny_end_to_end_run_links_most_people(tmp_path: object) -> None:
 
 def test_the_chosen_schema_candidate_is_the_shipped_default() -> None:
     chosen = quality.schema_variant(quality.SCHEMA_CANDIDATES[quality.CHOSEN_SCHEMA])
-    assert chosen == json.loads(quality.DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert chosen == json.loads(DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
     previous = quality.schema_variant(quality.SCHEMA_CANDIDATES["previous default"])
     assert not any("derivedFrom" in f for f in previous["features"])
 
 
 def test_clkhash_baseline_gets_the_derived_columns() -> None:
     dataset = quality.synthetic_dataset("two-party", 200, 3)
-    rows = quality._clkhash_rows(dataset, dataset.schema)
+    rows = anonlink_runs._clkhash_rows(dataset, dataset.schema)
     names = [f["identifier"] for f in dataset.schema["features"]]
     clean = dataset.parties[0].clean.fillna("").astype(str)
     for record, (_, source) in zip(rows[0], clean.iterrows(), strict=True):
