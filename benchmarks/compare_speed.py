@@ -37,7 +37,14 @@ from numpy.typing import NDArray
 from benchmarks.harness import RESULTS, machine
 from linkage_unit.matching import dice_candidates
 
-__all__ = ["main", "make_filters"]
+__all__ = [
+    "anonlink_one_process",
+    "anonlink_two_processes",
+    "main",
+    "make_filters",
+    "pacelink_threads",
+    "run_size",
+]
 
 TARGET_RATIO = 10.0
 TARGET_RATE = 1.5e9

@@ -101,7 +101,7 @@ def run_attack(
     else:
         module, function = {
             "frequency": ("frequency", "frequency_attack"),
-            "pattern-mining": ("frequency", "pattern_mining_attack"),
+            "pattern-mining": ("pattern_mining", "pattern_mining_attack"),
             "graph": ("graph", "graph_attack"),
         }[name]
         attack = getattr(importlib.import_module(f"benchmarks.privacy.{module}"), function)

@@ -28,8 +28,11 @@ ANONLINK_FLOOR_FEBRL: Final = 0.7
 
 
 def _clkhash_rows(dataset: Dataset, schema_doc: dict[str, Any]) -> list[list[list[str]]]:
-    """Each party's clean columns in schema order; a derived feature's column is built from
-    its sources' clean values by pacelink's rule (a clkhash user can write the same column)."""
+    """Each party's clean columns in schema order, as clkhash reads them.
+
+    A derived feature's column is built from its sources' clean values by pacelink's rule (a
+    clkhash user can write the same column).
+    """
     names = [f["identifier"] for f in schema_doc["features"]]
     derived = {
         f["identifier"]: f["derivedFrom"] for f in schema_doc["features"] if "derivedFrom" in f
@@ -53,7 +56,7 @@ def _clkhash_schema(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_anonlink(dataset: Dataset) -> dict[str, Any]:
-    """clkhash encodings, anonlink candidates and greedy solving, along the grid."""
+    """Link with clkhash encodings, anonlink candidates and greedy solving, along the grid."""
     import anonlink
     from clkhash import clk
     from clkhash.schema import from_json_dict

@@ -100,6 +100,7 @@ def _clean_pace(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def party_of(frame: pd.DataFrame, spec: PartnerSpec) -> Party:
+    """A synthetic partner's extract as a file to link (PACE columns, truth, plain text)."""
     pace = to_pace_columns(frame, spec)
     canonical = to_pace_columns(frame, spec, canonical_values=True)
     keep = ["local_id", "given_name", "surname", "date_of_birth", "sex", "postcode"]
@@ -170,4 +171,5 @@ def flat_records(dataset: Dataset) -> tuple[I64, I64, I64]:
 
 
 def linkage_schema(dataset: Dataset) -> LinkageSchema:
+    """The dataset's schema document, parsed (pacelink encodes with it)."""
     return parse_schema(copy.deepcopy(dataset.schema), dataset.name)

@@ -112,7 +112,7 @@ def _histograms(
 def run_pacelink(
     dataset: Dataset, encoded: Encoded, *, curve: bool = True, duplicates: Duplicates = "forbid"
 ) -> dict[str, Any]:
-    """pacelink at ``auto`` and along the threshold grid, with the given duplicates rule."""
+    """Link with pacelink at ``auto`` and along the threshold grid, under a duplicates rule."""
     party, person, offsets = flat_records(dataset)
     n = len(person)
     started = time.perf_counter()

@@ -69,7 +69,7 @@ _COMPARE_SCENARIOS: Final = ("two-party", "five-party", "incremental")
 
 
 def compare_schemas(people: int, seed: int, secret: Secret, log: Callable[[str], None]) -> int:
-    """pacelink's quality with each candidate schema; writes the table into the doc."""
+    """Measure pacelink's quality with each candidate schema; writes the table into the doc."""
     head_cells = " | ".join(
         f"{n} best F1 | {n} auto F1 | {n} auto F1, one per party" for n in _COMPARE_SCENARIOS
     )

@@ -22,5 +22,6 @@ SPLINK_GRID: Final = np.array(
 
 
 def best_point(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    """The point of a threshold sweep with the best pairwise F1."""
     # Ties: the lowest threshold reaching the best F1 (what a sweep reports first).
     return max(curve, key=lambda row: (round(row["f1"], 12), -row["threshold"]))

@@ -1,4 +1,4 @@
-"""Seeded synthetic UK working-age population and messy partner extracts, with ground truth.
+r"""Seeded synthetic UK working-age population and messy partner extracts, with ground truth.
 
 The generator stands in for the data of a PACE-style partnership (skills agency, benefits and
 tax departments, councils, colleges) that hold records about the same people with no common
@@ -35,7 +35,7 @@ Command line (``python -m benchmarks.synthetic --help``)::
 
 The bundled sample ``encoder/data/sample_partner.csv`` was made with::
 
-    python -m benchmarks.synthetic --scenario sample --people 1000 --seed 20260101 \\
+    python -m benchmarks.synthetic --scenario sample --people 1000 --seed 20260101 \
         --pace-columns --strip-truth --out /tmp/pacelink-sample
     cp /tmp/pacelink-sample/sample_partner.csv encoder/data/sample_partner.csv
 """

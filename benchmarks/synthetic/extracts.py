@@ -122,10 +122,12 @@ def layout_records(
 
 
 def shuffled(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The rows in a random order (a partner's file is in no meaningful order)."""
     return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
 
 
 def format_ids(prefix: str, numbers: IntArray, width: int) -> list[str]:
+    """Local IDs of the form ``PREFIX-000123``."""
     return [f"{prefix}-{k:0{width}d}" for k in numbers.tolist()]
 
 
@@ -216,4 +218,5 @@ def _parse_dates(values: ObjArray, fmt: str) -> ObjArray:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a generated file as UTF-8 CSV with Unix line ends (identical on every OS)."""
     frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")

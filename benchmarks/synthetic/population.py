@@ -235,6 +235,8 @@ _COMMON_NICKNAMES: Final = frozenset(
 
 @dataclass(frozen=True)
 class NameTables:
+    """Weighted name lists the population is drawn from, and each given name's variants."""
+
     male: ObjArray
     male_p: FloatArray
     female: ObjArray
@@ -254,6 +256,7 @@ def _normalised(weights: Sequence[float]) -> FloatArray:
 
 @functools.cache
 def name_tables() -> NameTables:
+    """The name tables (built once): Faker's lists and ours, weighted, and nicknames."""
     male_names = [*_FakerPerson.first_names_male, *(n for n, _ in _EXTRA_MALE)]
     male_w = [1.0 / (r + 5) for r in range(1, len(_FakerPerson.first_names_male) + 1)]
     male_w += [w for _, w in _EXTRA_MALE]

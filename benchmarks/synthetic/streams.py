@@ -33,4 +33,5 @@ def random_stream(seed: int, stream: int, label: str = "") -> np.random.Generato
 
 
 def spawn_streams(rng: np.random.Generator, k: int) -> list[np.random.Generator]:
+    """``k`` independent child streams of a stream."""
     return rng.spawn(k)

@@ -317,6 +317,7 @@ def dob_digit_typo(value: str, r: random.Random) -> str:
 
 
 def swap_day_and_month(value: str, r: random.Random) -> str:
+    """An ISO date with day and month swapped, where the day can be a month."""
     del r
     year, month, day = value[:4], value[5:7], value[8:10]
     if int(day) <= 12 and day != month:

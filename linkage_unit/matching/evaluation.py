@@ -117,7 +117,7 @@ def cluster_metrics(person: I64, entity: I64) -> tuple[float, float, float]:
     """
     person, entity = (np.asarray(a, dtype=np.int64) for a in (person, entity))
     people, person_size = np.unique(person, return_counts=True)
-    entities, entity_size = np.unique(entity, return_counts=True)
+    entities = np.unique(entity)
     # An entity is correct when all its records belong to one person (one combination
     # per entity) and that person has no records elsewhere (same size).
     pairs, pair_size = np.unique(np.stack([entity, person], axis=1), axis=0, return_counts=True)
