@@ -184,6 +184,7 @@ def _identical(ours: Pairs, theirs: Pairs) -> bool:
 
 
 def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Time anonlink and pacelink on random filters of one size; check they agree."""
     print(f"\n{size:,} x {size:,} filters ({N_BITS} bits), threshold {args.threshold}", flush=True)
     a, b = make_filters(size, size, args.seed + size)
     comparisons = size * size
@@ -260,6 +261,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the comparison at each size and write ``compare_speed.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes",

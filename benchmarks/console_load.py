@@ -159,6 +159,7 @@ def time_views(url: str, views: dict[str, tuple[str, str]], repeats: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time the console's pages on a large project and write ``console_load.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--people",

@@ -90,6 +90,7 @@ def _clkhash(csv_path: Path, secret: str, schema: Any, workers: int) -> tuple[fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time clkhash and pacelink encoding, measure peak memory, write ``encode_speed.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--memory-records", type=int, default=2_000_000)

@@ -105,6 +105,7 @@ class ProductError(RuntimeError):
     """A product command failed: the benchmark reports it instead of working around it."""
 
     def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        """Record the failed command, its exit status and what it printed."""
         self.argv = list(argv)
         self.returncode = returncode
         self.output = output

@@ -41,6 +41,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Link two (or more) large synthetic partners and write the scale results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=1_430_000)
     parser.add_argument("--threshold", type=float, default=0.8)

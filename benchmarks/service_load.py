@@ -74,10 +74,12 @@ class LoadResult:
 
     @property
     def uploads_per_second(self) -> float:
+        """Uploads completed per second of the upload phase."""
         return self.partners / self.upload_seconds if self.upload_seconds else 0.0
 
     @property
     def megabytes_per_second(self) -> float:
+        """Megabytes uploaded per second of the upload phase."""
         return self.upload_bytes / 1e6 / self.upload_seconds if self.upload_seconds else 0.0
 
     def poll_percentile(self, q: float) -> float:

@@ -224,9 +224,11 @@ class Calibration:
     encoded: F64
 
     def __call__(self, scores: F64) -> F64:
+        """Plaintext similarities on the encodings' scale."""
         return np.interp(scores, self.plain, self.encoded)
 
     def inverse(self, scores: F64) -> F64:
+        """Encoding similarities on the plaintext scale."""
         return np.interp(scores, self.encoded, self.plain)
 
 
