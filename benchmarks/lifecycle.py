@@ -330,7 +330,9 @@ def _quality(records: pd.DataFrame) -> dict[str, float | int]:
 def _stability(
     before: pd.DataFrame, after: pd.DataFrame, updated: set[tuple[str, str]]
 ) -> dict[str, float | int | None]:
-    """Share of people, with a linked record in both batches, all of whose such records kept
+    """Share of people whose linkage IDs stayed the same from one batch to the next.
+
+    Share of people, with a linked record in both batches, all of whose such records kept
     their ID.
 
     A record counts when it had a linkage ID before: one the encoder rejected then (no ID)

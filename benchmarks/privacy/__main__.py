@@ -33,8 +33,11 @@ FRONTIER_PLOT = REPO / "docs" / "img" / "privacy-frontier.svg"
 
 
 def schema_of(name: str) -> dict[str, Any]:
-    """A variant's schema document: ``weak`` (the published setting), ``shipped`` (the
-    bundled default as it is now), or a hardening variant of the unhardened default."""
+    """A variant's schema document.
+
+    A variant's schema document: ``weak`` (the published setting), ``shipped`` (the
+    bundled default as it is now), or a hardening variant of the unhardened default.
+    """
     if name == "weak":
         return weak_schema()
     if name == "shipped":
@@ -185,8 +188,11 @@ def table(doc: dict[str, Any]) -> list[str]:
 
 
 def plot_frontier(doc: dict[str, Any], path: Path, attack: str = "known-100") -> None:
-    """Re-identification by ``attack`` (largest size measured) against the mean F1 change
-    from the unhardened default, one point per variant."""
+    """Plot the privacy-quality frontier of the hardening variants.
+
+    Re-identification by ``attack`` (largest size measured) against the mean F1 change
+    from the unhardened default, one point per variant.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,8 @@
-"""The encodings the privacy benchmark attacks: a published weak setting, today's default, and
-the hardening options alone and combined (the frontier the hardened default is chosen from)."""
+"""The encodings the privacy benchmark attacks: weak, default and hardened variants.
+
+The encodings the privacy benchmark attacks: a published weak setting, today's default, and
+the hardening options alone and combined (the frontier the hardened default is chosen from).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ def _feature(name: str, comparison: dict[str, Any], k: int, **extra: Any) -> dic
 
 
 def weak_schema(bits_per_token: int = 15, *, date_of_birth: bool = True) -> dict[str, Any]:
-    """The published attack setting: one plain CLK over first name, surname and (unless
+    """The published attack setting: a plain CLK of names (and date of birth).
+
+    The published attack setting: one plain CLK over first name, surname and (unless
     ``date_of_birth`` is false) date of birth, bigrams with k hash functions each, 1,024
     bits, no hardening.
 

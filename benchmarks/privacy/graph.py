@@ -100,8 +100,11 @@ Progress = Callable[[str], None]
 
 
 def plain_clk_schema(bits_per_token: int = PLAIN_CLK_BITS_PER_TOKEN) -> dict[str, Any]:
-    """A clkhash v3 schema document for the published setting: a 1024-bit CLK of the bigrams
-    of given name, surname and date of birth, ``bits_per_token`` bits each."""
+    """A clkhash v3 schema document for the published setting.
+
+    A clkhash v3 schema document for the published setting: a 1024-bit CLK of the bigrams
+    of given name, surname and date of birth, ``bits_per_token`` bits each.
+    """
     return encodings.weak_schema(bits_per_token)
 
 
@@ -109,8 +112,11 @@ def plain_clk_schema(bits_per_token: int = PLAIN_CLK_BITS_PER_TOKEN) -> dict[str
 
 
 def _token_bits(data: AttackData) -> tuple[I64, I64, I64]:
-    """Bits each of the register's tokens sets under the public schema (a flattened ragged
-    array: ``offsets`` per record, ``token_ids`` into ``data.vocab``, ``ks``)."""
+    """Bits each of the register's tokens sets under the public schema.
+
+    Bits each of the register's tokens sets under the public schema (a flattened ragged
+    array: ``offsets`` per record, ``token_ids`` into ``data.vocab``, ``ks``).
+    """
     schema = data.schema
     raw = schema.raw["features"]
     fixed: dict[int, int] = {}
@@ -191,7 +197,9 @@ def _expected_popcount(data: AttackData) -> F64:
 def _anchor_scores(
     enc_profile: F32, plain_profile: F32, floor: float, count: int, dims: int
 ) -> tuple[I64, F32]:
-    """Candidates by the distance between anchor profiles: ``-|x - y|^2`` after centring
+    """Candidates by the distance between anchor profiles.
+
+    Candidates by the distance between anchor profiles: ``-|x - y|^2`` after centring
     each anchor's column on each side. The profiles are overwritten.
 
     Similarities below ``floor`` are raised to it first: only similarities that stand out
@@ -255,8 +263,11 @@ def _anchor_match(
     candidates: int,
     dims: int,
 ) -> tuple[I64, F64]:
-    """Match nodes by their similarity profiles to the ``anchors`` (encoding rows, each
-    paired with the register row ``guesses`` gives it), one to one."""
+    """Match nodes by their similarity profiles to the anchors, one to one.
+
+    Match nodes by their similarity profiles to the ``anchors`` (encoding rows, each
+    paired with the register row ``guesses`` gives it), one to one.
+    """
     enc_profile = dice_profile(encodings, encodings[anchors])
     plain_profile = _calibrated(scales.calibration, dice_profile(plain, plain[guesses[anchors]]))
     cand_j, cand_s = _anchor_scores(enc_profile, plain_profile, scales.floor, candidates, dims)
@@ -282,8 +293,11 @@ def _checked_pairs(pairs: tuple[I64, I64], n_enc: int, n_plain: int) -> tuple[I6
 
 
 def _impose(guesses: I64, margin: F64, known: tuple[I64, I64]) -> tuple[I64, F64]:
-    """The known pairs put into ``guesses`` (others that took their register rows lose
-    them), with the largest margin."""
+    """Put the known pairs into the guesses, with the largest margin.
+
+    The known pairs put into ``guesses`` (others that took their register rows lose
+    them), with the largest margin.
+    """
     rows, cols = known
     guesses = np.where(np.isin(guesses, cols), -1, guesses)
     guesses[rows] = cols

@@ -287,8 +287,11 @@ def mine_token_positions(
 
 @dataclass(frozen=True)
 class _Partition:
-    """Encodings, the register records that should be the same people, and the tokens
-    decided on the way (``positive``: those they all hold)."""
+    """A partition of encodings and register records, and its decided tokens.
+
+    Encodings, the register records that should be the same people, and the tokens
+    decided on the way (``positive``: those they all hold).
+    """
 
     enc: I64
     reg: I64
@@ -486,8 +489,11 @@ class _Miner:
         return None
 
     def _in_partition_band(self, pattern: I64, enc: I64, band: tuple[float, float]) -> bool:
-        """Whether the encodings of ``enc`` holding ``pattern``, less those expected to hold
-        it by chance, number within ``band``."""
+        """Whether a pattern's support in a partition is within the band.
+
+        Whether the encodings of ``enc`` holding ``pattern``, less those expected to hold
+        it by chance, number within ``band``.
+        """
         columns = self.columns[np.ix_(pattern, enc)]
         held = int(columns.all(axis=0).sum())
         density = np.zeros(self.length, dtype=np.int64)
@@ -496,22 +502,30 @@ class _Miner:
         return band[0] <= support <= band[1]
 
     def _where(self, pattern: I64, band: tuple[float, float]) -> int:
-        """-1, 0 or 1: the encodings holding ``pattern``, less those expected to hold it by
-        chance, number below, within or above ``band``."""
+        """Whether a pattern's support is below, within or above the band.
+
+        -1, 0 or 1: the encodings holding ``pattern``, less those expected to hold it by
+        chance, number below, within or above ``band``.
+        """
         held = int(self.columns[pattern].all(axis=0).sum())
         support = held - expected_by_chance(self.density, pattern, held, self.n_enc)
         return -1 if support < band[0] else (1 if support > band[1] else 0)
 
     def _band(self, count: float, records: int, encodings: int) -> tuple[float, float]:
-        """Expected holders among ``encodings`` of a token ``count`` of ``records`` hold, and
-        the half-width of its support band."""
+        """A token's expected holders among the encodings, and its support band.
+
+        Expected holders among ``encodings`` of a token ``count`` of ``records`` hold, and
+        the half-width of its support band.
+        """
         f = count / records
         expected = f * encodings
         sd = np.sqrt(expected * (1.0 - f) * (1.0 + encodings / records))
         return expected, self.support_z * self.noise.scale * float(sd)
 
     def _fits(self, holders: I64, pattern: I64) -> bool:
-        """Whether ``pattern`` is plausibly that of the token ``holders`` (register rows) hold,
+        """Whether a pattern plausibly belongs to the token its holders hold.
+
+        Whether ``pattern`` is plausibly that of the token ``holders`` (register rows) hold,
         beyond its support.
 
         It must not be mostly one identified token's positions, and the encodings holding it
@@ -641,10 +655,13 @@ def _standing_out(
 
 @dataclass(frozen=True)
 class _TokenBits:
-    """How many positions a token sets in a record (the schema's strategy, the attacker's
+    """How many positions a token sets in a record.
+
+    How many positions a token sets in a record (the schema's strategy, the attacker's
     knowledge): fixed per feature for ``bitsPerToken``, shared among the feature's tokens
     for ``bitsPerFeature`` (clkhash gives the first tokens one more; a token's positions
-    are a prefix of one keyed sequence, so those set in every record are the fewest)."""
+    are a prefix of one keyed sequence, so those set in every record are the fewest).
+    """
 
     feature_of_token: I64
     per_record: NDArray[np.int32]  # (records, features): the feature's tokens in a record

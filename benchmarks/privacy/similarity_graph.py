@@ -104,8 +104,11 @@ def similarity_graph(
 
 @njit(cache=True, nogil=True)
 def _egonet(neighbours: I64) -> tuple[F64, F64]:  # pragma: no cover - compiled
-    """Density of each node's neighbourhood (directed top-k edges among its neighbours, out
-    of those possible) and its two-hop size (distinct nodes two steps away)."""
+    """Egonet density and two-hop size of each node.
+
+    Density of each node's neighbourhood (directed top-k edges among its neighbours, out
+    of those possible) and its two-hop size (distinct nodes two steps away).
+    """
     n, k = neighbours.shape
     mark = np.full(n, -1, dtype=np.int64)
     seen = np.full(n, -1, dtype=np.int64)
@@ -193,8 +196,11 @@ def node_features(graph: SimilarityGraph, popcount: F64, *, top: int = 10) -> F3
 
 
 def _tail_scores(bits: U8, rows: I64, floor: float) -> F64:
-    """Dice of the sampled ``rows`` with every other row, those reaching ``floor``, highest
-    first."""
+    """The highest Dice of sampled rows with the other rows.
+
+    Dice of the sampled ``rows`` with every other row, those reaching ``floor``, highest
+    first.
+    """
     parts = []
     for i, j, s in iter_dice_candidates(bits[rows], bits, floor):
         parts.append(s[rows[i] != j])
@@ -207,8 +213,11 @@ def _sample_rows(n: int, size: int, rng: np.random.Generator) -> I64:
 
 
 def _tail(bits: U8, rows: I64, wanted: float) -> F64:
-    """At least ``wanted`` of the highest similarities of ``rows`` with the other rows (all
-    that are above 0 if there are fewer), highest first."""
+    """At least ``wanted`` of the highest similarities of ``rows``, highest first.
+
+    At least ``wanted`` of the highest similarities of ``rows`` with the other rows (all
+    that are above 0 if there are fewer), highest first.
+    """
     for floor in (0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 1e-9):
         scores = _tail_scores(bits, rows, floor)
         if scores.shape[0] >= wanted:
@@ -249,7 +258,9 @@ def similarity_scales(
     sample: int,
     rng: np.random.Generator,
 ) -> Scales:
-    """Thresholds from a sample of rows, and quantile matching of the two sides' pair
+    """Graph thresholds and the calibration of the two sides' similarities.
+
+    Thresholds from a sample of rows, and quantile matching of the two sides' pair
     similarities over the upper part of their distributions (graphs and profiles use no
     more).
 

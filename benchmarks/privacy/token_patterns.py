@@ -28,7 +28,9 @@ def mine_pattern(
     seeds: int = 24,
     keep: int = 3,
 ) -> list[I64]:
-    """Sets of positions (up to ``cap``) set together in a number of ``enc`` within ``band``:
+    """Candidate patterns: sets of positions set together in a band of encodings.
+
+    Sets of positions (up to ``cap``) set together in a number of ``enc`` within ``band``:
     candidate maximal frequent itemsets, found column-wise.
 
     Each seed is the pair of candidate positions (each set often enough) that co-occur at
@@ -141,8 +143,11 @@ def _grow(sample: U8, seed: list[int], density: I64, low: float, cap: int) -> li
 
 
 def _in_band(part: U8, density: I64, positions: I64, band: tuple[float, float]) -> bool:
-    """Whether the rows of ``part`` holding all ``positions``, less those expected to hold
-    them by chance, number within ``band``."""
+    """Whether a set of positions' support in ``part`` is within the band.
+
+    Whether the rows of ``part`` holding all ``positions``, less those expected to hold
+    them by chance, number within ``band``.
+    """
     support = int(part[:, positions].all(axis=1).sum())
     by_chance = expected_by_chance(density, positions, support, part.shape[0])
     return band[0] <= support - by_chance <= band[1]
@@ -200,7 +205,9 @@ def prune_positions(
 
 
 def _by_chance_tail(kept: U8, starts: I64, held: NDArray[np.bool_]) -> NDArray[np.float64]:
-    """Expected encodings not in ``held`` with at least ``t`` of the rows of ``kept``
+    """Expected encodings holding a pattern's rows by chance, by how many rows.
+
+    Expected encodings not in ``held`` with at least ``t`` of the rows of ``kept``
     ``(m, n)``, by ``t``.
 
     Positions are taken as independent within bands of Hamming weight (encodings sorted by
@@ -222,8 +229,11 @@ def _by_chance_tail(kept: U8, starts: I64, held: NDArray[np.bool_]) -> NDArray[n
 
 
 def _at_least(rho: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``P(X >= t)`` for ``t = 0 .. m``, per row of ``rho`` ``(rows, m)``: X the number of
-    independent successes with those probabilities."""
+    """Tail probabilities of a sum of independent successes.
+
+    ``P(X >= t)`` for ``t = 0 .. m``, per row of ``rho`` ``(rows, m)``: X the number of
+    independent successes with those probabilities.
+    """
     rows, size = rho.shape
     pmf = np.zeros((rows, size + 1))
     pmf[:, 0] = 1.0
@@ -236,8 +246,11 @@ def _at_least(rho: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def expected_by_chance(density: I64, positions: I64, held: int, total: int) -> float:
-    """Expected encodings that hold ``positions`` without the token: those outside the
-    ``held`` rows, times the product of the positions' densities among them."""
+    """Expected encodings that hold ``positions`` without the token.
+
+    Expected encodings that hold ``positions`` without the token: those outside the
+    ``held`` rows, times the product of the positions' densities among them.
+    """
     others = total - held
     if others <= 0:
         return 0.0

@@ -57,9 +57,12 @@ def attacker_view(data: AttackData) -> AttackData:
 
 
 def _value_of(tokens: list[str]) -> str:
-    """A feature's value rebuilt from its clkhash positional unigrams (``"3 8"``: the third
+    """A feature's value rebuilt from its tokens.
+
+    A feature's value rebuilt from its clkhash positional unigrams (``"3 8"``: the third
     character is 8), as the salt is cut from it; other tokens, joined in order, stand for
-    the value as well as the attacker can tell."""
+    the value as well as the attacker can tell.
+    """
     parts: list[tuple[int, str]] = []
     for token in tokens:
         position, _, char = token.partition(" ")
@@ -95,8 +98,11 @@ class Incidence:
         return cls(indptr, indices, rows, token_ptr.astype(np.int64), rows[order], len(index))
 
     def _entries(self, records: I64) -> tuple[I64, I64]:
-        """The entries of ``records``: their positions in ``indices`` and whose they are
-        (as positions in ``records``)."""
+        """Where the records' entries are and whose they are.
+
+        The entries of ``records``: their positions in ``indices`` and whose they are
+        (as positions in ``records``).
+        """
         starts = self.indptr[records]
         lengths = self.indptr[records + 1] - starts
         owner = np.repeat(np.arange(records.size, dtype=np.int64), lengths)
