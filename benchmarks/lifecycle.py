@@ -52,6 +52,10 @@ included); F1 at the last batch no lower than F1 at the first minus 0.002; 0 wit
 records found in releases or storage. Results go to ``benchmarks/results/lifecycle.json``
 (``lifecycle-forbid.json`` with ``--duplicates forbid``); ``python -m benchmarks.report``
 puts them in ``docs/benchmarks.md``.
+
+This module is over 500 lines because it is one benchmark: the run that drives the unit
+through every batch, the measures it takes after each (above), the storage scan and the
+report of its figures; the data come from :mod:`benchmarks.synthetic.lifecycle`.
 """
 
 from __future__ import annotations

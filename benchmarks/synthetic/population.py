@@ -1,4 +1,9 @@
-"""The synthetic working-age population of Scotland: people, households, names, addresses."""
+"""The synthetic working-age population of Scotland: people, households, names, addresses.
+
+The module is over 500 lines because about 170 of them are the reference tables the draws
+are weighted by (given names and surnames Faker lacks, postcode areas, streets, ages,
+household sizes, NI prefixes, nicknames); they belong with the draws that read them.
+"""
 
 from __future__ import annotations
 
