@@ -27,24 +27,25 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
-import platform
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks.harness import RESULTS, machine
 from linkage_unit.matching import dice_candidates
 
-__all__ = ["machine", "main", "make_filters"]
+__all__ = [
+    "anonlink_one_process",
+    "anonlink_two_processes",
+    "main",
+    "make_filters",
+    "pacelink_threads",
+    "run_size",
+]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 TARGET_RATIO = 10.0
 TARGET_RATE = 1.5e9
 N_BITS = 1024
@@ -52,44 +53,6 @@ DENSITY = (0.25, 0.35)
 DUPLICATE_FRACTION = 0.01
 
 Pairs = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = "unknown"
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    import llvmlite.binding as llvm  # type: ignore[import-untyped]
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "llvm_host_cpu": llvm.get_host_cpu_name(),
-        "avx2": "avx2" in flags,
-        "avx512f": "avx512f" in flags,
-        "avx512_vpopcntdq": "avx512_vpopcntdq" in flags,
-        "numba": numba.__version__,
-        "numba_threading_layer": _threading_layer(),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def _threading_layer() -> str:
-    layer: Callable[[], str] = numba.np.ufunc.parallel.threading_layer  # untyped in numba
-    try:
-        return layer()
-    except ValueError:  # no parallel function has run yet
-        return "not initialised"
 
 
 def make_filters(
@@ -221,6 +184,7 @@ def _identical(ours: Pairs, theirs: Pairs) -> bool:
 
 
 def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Time anonlink and pacelink on random filters of one size; check they agree."""
     print(f"\n{size:,} x {size:,} filters ({N_BITS} bits), threshold {args.threshold}", flush=True)
     a, b = make_filters(size, size, args.seed + size)
     comparisons = size * size
@@ -297,6 +261,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the comparison at each size and write ``compare_speed.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes",
@@ -340,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [run_size(size, args) for size in args.sizes]
     result: dict[str, Any] = {
         "benchmark": "compare_speed",
-        "machine": machine(),
+        "machine": machine(kernels=True),
         "threshold": args.threshold,
         "bits": N_BITS,
         "density": list(DENSITY),

@@ -34,7 +34,8 @@ from typing import Any, Final
 import httpx
 import numpy as np
 
-from benchmarks.encode_speed import machine
+from benchmarks import harness
+from benchmarks.harness import RESULTS, machine
 from benchmarks.service_load import NO_REFERENCE, serve_unit
 from benchmarks.synthetic import TRUTH_COLUMN, make_scenario, to_pace_columns
 from encoder.encode import EncodeOptions, encode_file
@@ -45,9 +46,7 @@ from linkage_unit.demo import PARTNERS, POLICY
 
 __all__ = ["main", "time_views"]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-WORK = HERE / "work" / "console_load"
+WORK = harness.WORK / "console_load"
 TARGETS_MS: Final = {"demo": 300.0, "large": 1000.0}
 
 
@@ -160,6 +159,7 @@ def time_views(url: str, views: dict[str, tuple[str, str]], repeats: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time the console's pages on a large project and write ``console_load.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--people",

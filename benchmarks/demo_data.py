@@ -24,7 +24,7 @@ from benchmarks.synthetic import (
     to_pace_columns,
 )
 
-__all__ = ["DEMO_PARTNERS", "write_demo_data"]
+__all__ = ["DEMO_PARTNERS", "main", "write_demo_data"]
 
 DEMO_PARTNERS = ("skills_agency", "benefits_dept", "council")
 

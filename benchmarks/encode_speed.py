@@ -23,20 +23,16 @@ import argparse
 import copy
 import io
 import json
-import os
-import platform
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-import psutil
 from clkhash import clk
 
+from benchmarks.harness import RESULTS, WORK, machine, peak_memory
 from benchmarks.synthetic import generate_population
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
@@ -44,33 +40,11 @@ from encoder.keys import generate_secret, write_secret
 from encoder.schema import load_schema, parse_schema
 from encoder.standardise import STANDARDISERS, standardise_date
 
-__all__ = ["canonical_population", "machine", "main"]
+__all__ = ["canonical_population", "main"]
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "work"
-RESULTS = HERE / "results"
 TARGET_RATIO = 10.0
 TARGET_RATE = 250_000
 TARGET_PEAK_BYTES = 1 << 30
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def canonical_population(n: int, seed: int) -> pd.DataFrame:
@@ -99,7 +73,8 @@ def _clkhash(csv_path: Path, secret: str, schema: Any, workers: int) -> tuple[fl
     frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     # clkhash reads derived features (names in any order, the whole date) as columns: write
     # them out by pacelink's rule, untimed. pacelink derives them inside its timed run.
-    derived = [linkage_schema.derived_values(r) for r in frame.to_dict("records")]
+    rows = cast("list[dict[str, str]]", frame.to_dict("records"))  # read with dtype=str
+    derived = [linkage_schema.derived_values(r) for r in rows]
     for name in derived[0] if derived else ():
         frame[name] = [d[name] for d in derived]
     buffer = io.StringIO()
@@ -114,35 +89,8 @@ def _clkhash(csv_path: Path, secret: str, schema: Any, workers: int) -> tuple[fl
     return seconds, bits
 
 
-def _peak_memory(command: list[str]) -> tuple[int, float]:
-    """Run a command; return the peak summed PSS of it and its children, and its time."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        parent = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                procs = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_full_info().pss for p in procs))
-            except psutil.Error:
-                pass
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    code = proc.wait()
-    done.set()
-    watcher.join()
-    if code != 0:
-        raise SystemExit(f"memory run failed with exit code {code}")
-    return peak, time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Time clkhash and pacelink encoding, measure peak memory, write ``encode_speed.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--memory-records", type=int, default=2_000_000)
@@ -224,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         if not big.exists():
             canonical_population(args.memory_records, args.seed + 1).to_csv(big, index=False)
         exe = Path(sys.executable).with_name("pacelink")
-        peak, seconds = _peak_memory([
+        peak, seconds = peak_memory([
             str(exe), "encode", str(big), "--schema", "pace-default", "--secret-file", str(key),
             "--out", str(WORK / "memory.plk"), "--id-column", "local_id", "--quiet", "--force",
             "--workers", str(args.workers),

@@ -52,6 +52,10 @@ included); F1 at the last batch no lower than F1 at the first minus 0.002; 0 wit
 records found in releases or storage. Results go to ``benchmarks/results/lifecycle.json``
 (``lifecycle-forbid.json`` with ``--duplicates forbid``); ``python -m benchmarks.report``
 puts them in ``docs/benchmarks.md``.
+
+This module is over 500 lines because it is one benchmark: the run that drives the unit
+through every batch, the measures it takes after each (above), the storage scan and the
+report of its figures; the data come from :mod:`benchmarks.synthetic.lifecycle`.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from benchmarks.harness import RESULTS, WORK, machine
 from benchmarks.synthetic import (
     TRUTH_COLUMN,
     Lifecycle,
@@ -91,9 +96,6 @@ __all__ = [
     "targets",
 ]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-WORK = HERE / "work"
 
 TARGET_STABLE_SHARE: Final = 0.995
 """Share of people (present in two consecutive batches) who must keep their linkage ID."""
@@ -107,6 +109,7 @@ class ProductError(RuntimeError):
     """A product command failed: the benchmark reports it instead of working around it."""
 
     def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        """Record the failed command, its exit status and what it printed."""
         self.argv = list(argv)
         self.returncode = returncode
         self.output = output
@@ -315,7 +318,7 @@ def _labels(
 
 
 def _quality(records: pd.DataFrame) -> dict[str, float | int]:
-    from benchmarks.quality import evaluate
+    from linkage_unit.matching.evaluation import evaluate
 
     labels = records["linkage_id"].to_numpy(dtype=object).copy()
     missing = labels == ""
@@ -331,7 +334,9 @@ def _quality(records: pd.DataFrame) -> dict[str, float | int]:
 def _stability(
     before: pd.DataFrame, after: pd.DataFrame, updated: set[tuple[str, str]]
 ) -> dict[str, float | int | None]:
-    """Share of people, with a linked record in both batches, all of whose such records kept
+    """Share of people whose linkage IDs stayed the same from one batch to the next.
+
+    Share of people, with a linked record in both batches, all of whose such records kept
     their ID.
 
     A record counts when it had a linkage ID before: one the encoder rejected then (no ID)
@@ -359,9 +364,9 @@ def _stability(
 
 def _splink(current: dict[str, pd.DataFrame], lifecycle: Lifecycle) -> dict[str, Any]:
     """Splink on the plain text of the current records, as the quality benchmark runs it."""
-    from benchmarks.quality import Dataset, _party, run_splink
+    from benchmarks.quality import Dataset, party_of, run_splink
 
-    parties = tuple(_party(current[s.name], s) for s in lifecycle.partners)
+    parties = tuple(party_of(current[s.name], s) for s in lifecycle.partners)
     result = run_splink(Dataset("lifecycle", "current records", parties, {}))
     at_half = result["at_0_5"]
     return {
@@ -769,7 +774,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     given = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(given)
-    from benchmarks.encode_speed import machine
 
     started = time.perf_counter()
 

@@ -23,14 +23,12 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.encode_speed import machine
+from benchmarks.harness import RESULTS, WORK, PeakMemory, machine
 from benchmarks.scale_out import blocking_loss, parties, spine
-from benchmarks.service_load import PeakRss
 from benchmarks.synthetic import TRUTH_COLUMN, make_scenario, to_pace_columns
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
@@ -41,12 +39,9 @@ from linkage_unit.matching.linkage import link_encodings
 
 __all__ = ["main"]
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "work"
-RESULTS = HERE / "results"
-
 
 def main(argv: list[str] | None = None) -> int:
+    """Link two (or more) large synthetic partners and write the scale results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=1_430_000)
     parser.add_argument("--threshold", type=float, default=0.8)
@@ -80,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any]
     if args.parties > 2 or args.spine:
         if args.spine:
             result = spine(args.spine_sizes, args.seed, args.sample_rows // 4,
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = bits
     print(f"linking {len(a):,} x {len(b):,} ...", flush=True)
     load_before = os.getloadavg()
-    with PeakRss(interval=0.02) as memory:
+    with PeakMemory(interval=0.02) as memory:
         started = time.perf_counter()
         _, summary = link_encodings([a, b], args.threshold, blocking=DEFAULT_BLOCKING)
         seconds = time.perf_counter() - started
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("measuring blocking's loss on a sample ...", flush=True)
     loss = blocking_loss(a, b, truth[0], truth[1], args.sample_rows, args.seed, args.threshold)
-    result: dict[str, Any] = {
+    result = {
         "benchmark": "link_scale",
         "machine": machine(),
         "records": [len(a), len(b)],

@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import REPO, RESULTS
 from encoder.schema import load_schema
 
 __all__ = ["build", "main"]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-DOC = HERE.parent / "docs" / "benchmarks.md"
+DOC = REPO / "docs" / "benchmarks.md"
 IMG = DOC.parent / "img"
 
 
@@ -285,7 +283,7 @@ def _quality(r: dict[str, Any]) -> list[str]:
     scenarios = r["scenarios"]
     lines = [
         f"Command: `{r['command'].strip()}` ({r['seconds'] / 60:.1f} minutes). Method and "
-        "definitions: the docstring of `benchmarks/quality.py`.",
+        "definitions: the docstring of `benchmarks/quality/__init__.py`.",
         "",
         f"Machine: {_machine(r['machine'])}. Synthetic scenarios of {r['people']:,} people "
         f"(seed {r['seed']}); pacelink encodes with the bundled `pace-default` schema "
@@ -452,6 +450,11 @@ def build() -> str:
         "benchmark, then this command, to refresh a figure. Speed figures are ratios to the",
         "reference tool measured in the same run, because the machines are shared and noisy.",
         "",
+        "Every benchmark draws its data from `benchmarks.synthetic` (same seed, same data: a",
+        "test pins a digest of it) or FEBRL4 (encoded with `schemas/febrl4.json`), measures",
+        "match quality with `linkage_unit.matching.evaluation` (as `pacelink demo` does), and",
+        "records the machine and peak memory with `benchmarks.harness`.",
+        "",
     ]
     for name, (title, render) in SECTIONS.items():
         out += [f"## {title}", ""]
@@ -465,6 +468,7 @@ def build() -> str:
 
 
 def main() -> int:
+    """Write ``docs/benchmarks.md`` from the results."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(build(), encoding="utf-8")
     print(f"wrote {DOC}")

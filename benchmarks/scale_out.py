@@ -38,6 +38,7 @@ import math
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,8 +46,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.encode_speed import machine
-from benchmarks.service_load import PeakRss, serve_unit
+from benchmarks.harness import PeakMemory, machine
+from benchmarks.service_load import serve_unit
 from benchmarks.synthetic import (
     TRUTH_COLUMN,
     generate_population,
@@ -144,7 +145,7 @@ def parties(
     bits = [np.asarray(read_encodings(f).bits) for f in files]
     sizes = [len(b) for b in bits]
     print(f"linking {n_parties} parties ({sum(sizes):,} records) offline ...", flush=True)
-    with PeakRss() as memory:
+    with PeakMemory() as memory:
         started = time.perf_counter()
         groups, summary = link_encodings(bits, THRESHOLD, blocking=DEFAULT_BLOCKING)
         offline_seconds = time.perf_counter() - started
@@ -167,7 +168,7 @@ def parties(
                 with UnitClient(url, tokens[name], timeout=600) as client:
                     client.upload(project, path)
             upload_seconds = time.perf_counter() - started
-            with PeakRss(proc.pid) as unit_memory:
+            with PeakMemory(proc.pid) as unit_memory:
                 started = time.perf_counter()
                 run = admin.start_run(project)
                 done = admin.wait(project, run["id"], poll=2.0, timeout=7200)
@@ -176,11 +177,11 @@ def parties(
             raise RuntimeError(f"the unit's run failed: {done['error']}")
         print(f"  run {run_seconds:.1f} s, unit peak {unit_memory.peak / 2**30:.2f} GiB",
               flush=True)  # fmt: skip
-        labels = []
+        labels: list[NDArray[np.object_]] = []
         for name in names:
             with UnitClient(url, tokens[name], timeout=600) as client:
                 rows = pd.read_csv(io.StringIO(client.mapping(project)))
-            ids = np.full(sizes[len(labels)], "", dtype=object)
+            ids = np.full(sizes[len(labels)], "", dtype=np.object_)
             ids[rows["row"].to_numpy()] = rows["linkage_id"].to_numpy()
             labels.append(ids)
     unit_labels = np.concatenate(labels)
@@ -208,10 +209,13 @@ def parties(
 def _dask_seconds(a_path: Path, b_path: Path, workers: int) -> tuple[float, int]:
     from distributed import Client, LocalCluster
 
+    # Both are untyped in distributed.
+    new_cluster: Callable[..., LocalCluster] = LocalCluster
+    new_client: Callable[[LocalCluster], Client] = Client
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        new_cluster(n_workers=workers, threads_per_worker=1, processes=True,
                      dashboard_address=None, host="127.0.0.1") as cluster,
-        Client(cluster) as client,
+        new_client(cluster) as client,
     ):  # fmt: skip
         # Warm the workers (numba's cached kernels load on first use) on a small slice.
         blocked_on_dask(a_path, b_path, THRESHOLD, dataclasses.replace(DEFAULT_BLOCKING,
@@ -233,7 +237,7 @@ def spine(sizes: list[int], seed: int, sample_rows: int, dask_size: int, work: P
         work.mkdir(parents=True)
         files, truth = _encode(work, 2, n, seed, schema, secret)
         a, b = (np.asarray(read_encodings(f).bits) for f in files)
-        with PeakRss() as memory:
+        with PeakMemory() as memory:
             started = time.perf_counter()
             _, summary = link_encodings([a, b], THRESHOLD, blocking=DEFAULT_BLOCKING)
             seconds = time.perf_counter() - started
@@ -271,14 +275,14 @@ def spine(sizes: list[int], seed: int, sample_rows: int, dask_size: int, work: P
                   f"{threads[0]:.1f} s, {threads[1]:.1f} s, "
                   f"{dask['threads_efficiency']:.1%})", flush=True)  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
-    n = np.array([p["records"][0] for p in points], np.float64)
+    records = np.array([p["records"][0] for p in points], np.float64)
     # Time: a power law (blocking's comparisons grow a little faster than n). Memory: a
     # straight line, as the arrays held grow linearly (a power law fitted at small sizes,
     # where a fixed baseline weighs most, would understate it).
-    seconds = np.array([p["seconds"] for p in points], np.float64)
-    slope, intercept = np.polyfit(np.log(n), np.log(seconds), 1)
+    times = np.array([p["seconds"] for p in points], np.float64)
+    slope, intercept = np.polyfit(np.log(records), np.log(times), 1)
     gib = np.array([p["peak_rss_gib"] for p in points], np.float64)
-    per_record, base = np.polyfit(n, gib, 1)
+    per_record, base = np.polyfit(records, gib, 1)
     fits = {
         "seconds": {"model": "power law", "exponent": round(float(slope), 3),
                     f"at_{target}": round(float(math.exp(intercept) * target**slope), 1)},

@@ -42,18 +42,16 @@ from typing import Any, Final
 
 import httpx
 import numpy as np
-import psutil
+import psutil  # type: ignore[import-untyped]
 
+from benchmarks.harness import RESULTS, WORK, PeakMemory, machine
 from encoder.fileformat import EncodingWriter
 from encoder.keys import generate_secret, key_check_value
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
 
-__all__ = ["LoadResult", "PeakRss", "main", "run_load", "serve_unit", "write_random_encodings"]
+__all__ = ["LoadResult", "main", "run_load", "serve_unit", "write_random_encodings"]
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-WORK = HERE / "work"
 NO_REFERENCE: Final = (
     "no reference tool: nothing else runs a linkage unit's API to compare with, so these "
     "are absolute figures, not a ratio"
@@ -76,10 +74,12 @@ class LoadResult:
 
     @property
     def uploads_per_second(self) -> float:
+        """Uploads completed per second of the upload phase."""
         return self.partners / self.upload_seconds if self.upload_seconds else 0.0
 
     @property
     def megabytes_per_second(self) -> float:
+        """Megabytes uploaded per second of the upload phase."""
         return self.upload_bytes / 1e6 / self.upload_seconds if self.upload_seconds else 0.0
 
     def poll_percentile(self, q: float) -> float:
@@ -186,33 +186,6 @@ def write_random_encodings(path: Path, records: int, *, bit_length: int, fingerp
     return path.stat().st_size
 
 
-class PeakRss:
-    """Samples the resident memory of a process (default: this one) and its children."""
-
-    def __init__(self, pid: int | None = None, interval: float = 0.05) -> None:
-        self._proc = psutil.Process(pid)
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.peak = 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                procs = [self._proc, *self._proc.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
-            except psutil.Error:
-                pass
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_load(partners: int, records: int, workdir: Path, *, pollers: int = 4,
              poll_interval: float = 0.05, seed: int = 0,
              log: Any = print) -> LoadResult:  # fmt: skip
@@ -241,7 +214,7 @@ def run_load(partners: int, records: int, workdir: Path, *, pollers: int = 4,
             features=[f.name for f in schema.hashed_features], seed=seed * 1_000 + i,
         )  # fmt: skip
     admin_token = generate_secret().value
-    with serve_unit(workdir / "unit", admin_token) as (url, proc), PeakRss(proc.pid) as rss:
+    with serve_unit(workdir / "unit", admin_token) as (url, proc), PeakMemory(proc.pid) as rss:
         log(f"unit at {url} (pid {proc.pid}); creating a project of {partners} parties")
         with UnitClient(url, admin_token) as admin:
             created = admin.create_project({
@@ -323,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from benchmarks.encode_speed import machine  # heavy imports (clkhash, pandas): only here
 
     WORK.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="service_load-", dir=WORK))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import tempfile
 import threading
 import time
@@ -27,6 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -43,6 +44,7 @@ from encoder.keys import (
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
 from linkage_unit.embedded import EmbeddedUnit
+from linkage_unit.matching.evaluation import pairwise_metrics
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -99,25 +101,17 @@ def _pairwise_quality(
 
     Only records that were encoded count (rejected rows never reach the unit).
     """
+    records = sorted(linked)
 
-    def pairs(labels: dict[tuple[str, str], str]) -> set[tuple[tuple[str, str], ...]]:
-        groups: dict[str, list[tuple[str, str]]] = {}
-        for record, label in labels.items():
-            groups.setdefault(label, []).append(record)
-        out: set[tuple[tuple[str, str], ...]] = set()
-        for members in groups.values():
-            for a, b in itertools.combinations(sorted(members), 2):
-                if a[0] != b[0]:
-                    out.add((a, b))
-        return out
+    def codes(labels: list[str]) -> npt.NDArray[np.int64]:
+        index: dict[str, int] = {}
+        return np.array([index.setdefault(x, len(index)) for x in labels], dtype=np.int64)
 
-    true = pairs({r: truth[r] for r in linked})
-    found = pairs(linked)
-    hit = len(true & found)
-    precision = hit / len(found) if found else 1.0
-    recall = hit / len(true) if true else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1, len(true), len(found)
+    party = codes([partner for partner, _ in records])
+    person = codes([truth[r] for r in records])
+    entity = codes([linked[r] for r in records])
+    p, r, f1, n_true, n_found, _ = pairwise_metrics(party, person, entity)
+    return p, r, f1, n_true, n_found
 
 
 def run_demo(workdir: Path | None, console: Console, *, keep_running: bool = False,
@@ -348,8 +342,6 @@ def _release_rows(text: str) -> list[tuple[int, str]]:
 
 def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dict[Any, str]:
     """The council's linkage IDs, read the way the evaluator may: from the unit's files."""
-    import numpy as np
-
     from linkage_unit.database import Project, Upload, make_engine, session_factory
 
     engine = make_engine(f"sqlite:///{data_dir / 'unit.db'}")

@@ -18,26 +18,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.encode_speed import machine
+from benchmarks import harness
+from benchmarks.harness import REPO, machine, schema_document
 from benchmarks.privacy import ATTACKS
 from benchmarks.privacy.assess import QUALITY_SCENARIOS, linkage_quality, run_attack
-from benchmarks.privacy.encodings import DEFAULT_SCHEMA_FILE, VARIANTS, variant, weak_schema
+from benchmarks.privacy.encodings import VARIANTS, variant, weak_schema
 from benchmarks.privacy.population import attack_data
 from encoder.schema import parse_schema
 
 __all__ = ["RESULTS", "main", "plot_frontier", "schema_of", "table"]
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "privacy.json"
-FRONTIER_PLOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "privacy-frontier.svg"
+RESULTS = harness.RESULTS / "privacy.json"
+FRONTIER_PLOT = REPO / "docs" / "img" / "privacy-frontier.svg"
 
 
 def schema_of(name: str) -> dict[str, Any]:
-    """A variant's schema document: ``weak`` (the published setting), ``shipped`` (the
-    bundled default as it is now), or a hardening variant of the unhardened default."""
+    """A variant's schema document.
+
+    A variant's schema document: ``weak`` (the published setting), ``shipped`` (the
+    bundled default as it is now), or a hardening variant of the unhardened default.
+    """
     if name == "weak":
         return weak_schema()
     if name == "shipped":
-        doc: dict[str, Any] = json.loads(DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+        doc = schema_document()
         return doc
     return variant(name)
 
@@ -184,8 +188,11 @@ def table(doc: dict[str, Any]) -> list[str]:
 
 
 def plot_frontier(doc: dict[str, Any], path: Path, attack: str = "known-100") -> None:
-    """Re-identification by ``attack`` (largest size measured) against the mean F1 change
-    from the unhardened default, one point per variant."""
+    """Plot the privacy-quality frontier of the hardening variants.
+
+    Re-identification by ``attack`` (largest size measured) against the mean F1 change
+    from the unhardened default, one point per variant.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

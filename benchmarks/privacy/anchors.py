@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
+import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
+from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
 from benchmarks.privacy.population import AttackData, dice_profile
 
@@ -120,11 +120,12 @@ def _token_rows(data: AttackData) -> sp.csr_matrix:
 
 
 def _dice_sparse(rows: sp.csr_matrix, anchors: sp.csr_matrix) -> NDArray[np.float32]:
-    both = (rows @ anchors.T).toarray().astype(np.float32)
+    both: NDArray[np.float32] = (rows @ anchors.T).toarray().astype(np.float32)
     counts = np.asarray(rows.sum(axis=1), dtype=np.float32)
     a_counts = np.asarray(anchors.sum(axis=1), dtype=np.float32).ravel()
     total = counts + a_counts[None, :]
-    return np.divide(2 * both, total, where=total > 0, out=np.zeros_like(both))
+    dice: NDArray[np.float32] = np.divide(2 * both, total, where=total > 0, out=np.zeros_like(both))
+    return dice
 
 
 def _salts(data: AttackData) -> NDArray[np.str_] | None:

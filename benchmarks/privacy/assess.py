@@ -1,4 +1,6 @@
-"""A schema's privacy assessment: every attack on its encodings of synthetic UK data, and the
+"""A schema's privacy assessment: every attack, and the linkage quality it gives.
+
+A schema's privacy assessment: every attack on its encodings of synthetic UK data, and the
 linkage quality it gives, so that a partnership sees both before it agrees the schema.
 
 Used by ``pacelink schema assess`` (small sizes, minutes) and by ``python -m
@@ -101,7 +103,7 @@ def run_attack(
     else:
         module, function = {
             "frequency": ("frequency", "frequency_attack"),
-            "pattern-mining": ("frequency", "pattern_mining_attack"),
+            "pattern-mining": ("pattern_mining", "pattern_mining_attack"),
             "graph": ("graph", "graph_attack"),
         }[name]
         attack = getattr(importlib.import_module(f"benchmarks.privacy.{module}"), function)
@@ -125,8 +127,11 @@ def linkage_quality(
     scenarios: Sequence[str] = QUALITY_SCENARIOS,
     progress: Progress | None = None,
 ) -> dict[str, float]:
-    """Pairwise F1 at ``--threshold auto`` of pacelink on synthetic partnerships encoded
-    with the schema, as :mod:`benchmarks.quality` measures it."""
+    """Pacelink's pairwise F1 with the schema on synthetic partnerships.
+
+    Pairwise F1 at ``--threshold auto`` of pacelink on synthetic partnerships encoded
+    with the schema, as :mod:`benchmarks.quality` measures it.
+    """
     from benchmarks import quality
 
     say = progress or (lambda _line: None)

@@ -1,16 +1,17 @@
-"""The encodings the privacy benchmark attacks: a published weak setting, today's default, and
-the hardening options alone and combined (the frontier the hardened default is chosen from)."""
+"""The encodings the privacy benchmark attacks: weak, default and hardened variants.
+
+The encodings the privacy benchmark attacks: a published weak setting, today's default, and
+the hardening options alone and combined (the frontier the hardened default is chosen from).
+"""
 
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["DEFAULT_SCHEMA_FILE", "VARIANTS", "variant", "weak_schema"]
+from benchmarks.harness import schema_document
 
-DEFAULT_SCHEMA_FILE: Final = Path(__file__).resolve().parents[2] / "schemas" / "pace-default.json"
+__all__ = ["VARIANTS", "variant", "weak_schema"]
 
 
 def _feature(name: str, comparison: dict[str, Any], k: int, **extra: Any) -> dict[str, Any]:
@@ -30,7 +31,9 @@ def _feature(name: str, comparison: dict[str, Any], k: int, **extra: Any) -> dic
 
 
 def weak_schema(bits_per_token: int = 15, *, date_of_birth: bool = True) -> dict[str, Any]:
-    """The published attack setting: one plain CLK over first name, surname and (unless
+    """The published attack setting: a plain CLK of names (and date of birth).
+
+    The published attack setting: one plain CLK over first name, surname and (unless
     ``date_of_birth`` is false) date of birth, bigrams with k hash functions each, 1,024
     bits, no hardening.
 
@@ -57,7 +60,7 @@ def weak_schema(bits_per_token: int = 15, *, date_of_birth: bool = True) -> dict
 
 
 def _default() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(DEFAULT_SCHEMA_FILE.read_text(encoding="utf-8"))
+    doc = schema_document()
     doc.pop("hardening", None)
     return doc
 

@@ -204,7 +204,9 @@ def attack_data(
 
 
 def reidentified(data: AttackData, guesses: NDArray[np.int64]) -> float:
-    """Share of the encoded records (decoys aside) whose guessed register row is their own
+    """Share of the encoded records re-identified.
+
+    Share of the encoded records (decoys aside) whose guessed register row is their own
     person's.
 
     Raises:
@@ -222,7 +224,9 @@ def reidentified(data: AttackData, guesses: NDArray[np.int64]) -> float:
 
 
 def dice_profile(bits: NDArray[np.uint8], anchors: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Dice of every packed row of ``bits`` with every packed row of ``anchors`` (dense
+    """Dice of every row of ``bits`` with every row of ``anchors``.
+
+    Dice of every packed row of ``bits`` with every packed row of ``anchors`` (dense
     ``(n, a)``): the similarity fingerprint the anchor-based attacks match on.
 
     Counts are float32 matrix products of the unpacked bits, exact for filters this short,

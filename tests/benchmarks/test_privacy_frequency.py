@@ -9,13 +9,11 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.privacy.frequency import (
-    frequency_attack,
+from benchmarks.privacy.frequency import frequency_attack, value_reidentified, weak_schema
+from benchmarks.privacy.pattern_mining import (
     mine_token_positions,
     pattern_mining_attack,
     token_assignments_correct,
-    value_reidentified,
-    weak_schema,
 )
 from benchmarks.privacy.population import AttackData, attack_data, reidentified
 from encoder.keys import Secret

