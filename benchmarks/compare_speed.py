@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.harness import RESULTS, machine
-from linkage_unit.matching import dice_candidates
+from linkage_unit.matching import Candidates, dice_candidates
 
 __all__ = [
     "anonlink_one_process",
@@ -51,8 +51,6 @@ TARGET_RATE = 1.5e9
 N_BITS = 1024
 DENSITY = (0.25, 0.35)
 DUPLICATE_FRACTION = 0.01
-
-Pairs = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]
 
 
 def make_filters(
@@ -124,7 +122,7 @@ def _anonlink_worker(
 
 def anonlink_two_processes(
     a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float
-) -> tuple[float, Pairs]:
+) -> tuple[float, Candidates]:
     """Wall time of anonlink in two processes (half of A each), and its pairs by (i, j)."""
     context = mp.get_context("spawn")  # no inherited numba/OpenMP threads
     barrier = context.Barrier(2)
@@ -155,17 +153,17 @@ def anonlink_one_process(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: 
     return time.perf_counter() - started
 
 
-def _by_pair(i: NDArray[np.int64], j: NDArray[np.int64], s: NDArray[np.float64]) -> Pairs:
+def _by_pair(i: NDArray[np.int64], j: NDArray[np.int64], s: NDArray[np.float64]) -> Candidates:
     order = np.lexsort((j, i))
-    return i[order], j[order], s[order]
+    return Candidates(i[order], j[order], s[order])
 
 
 def pacelink_threads(
     a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float, workers: int, repeat: int
-) -> tuple[float, Pairs]:
+) -> tuple[float, Candidates]:
     """Best wall time of dice_candidates over `repeat` runs, and its pairs."""
     timings = []
-    pairs: Pairs | None = None
+    pairs: Candidates | None = None
     for _ in range(repeat):
         started = time.perf_counter()
         pairs = dice_candidates(a, b, threshold, workers=workers)
@@ -174,7 +172,7 @@ def pacelink_threads(
     return min(timings), pairs
 
 
-def _identical(ours: Pairs, theirs: Pairs) -> bool:
+def _identical(ours: Candidates, theirs: Candidates) -> bool:
     return (
         all(x.shape == y.shape for x, y in zip(ours, theirs, strict=True))
         and np.array_equal(ours[0], theirs[0])
@@ -210,8 +208,8 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
             "anonlink_1_process_rows_a_measured": one_rows,
             "pacelink_1_thread_comparisons_per_second": one_ours,
         }
-    keep = ours[0] < anon_rows
-    identical = _identical((ours[0][keep], ours[1][keep], ours[2][keep]), anon_pairs)
+    keep = ours.i < anon_rows
+    identical = _identical(Candidates(ours.i[keep], ours.j[keep], ours.score[keep]), anon_pairs)
     result = {
         "rows_a": size,
         "rows_b": size,

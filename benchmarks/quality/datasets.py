@@ -19,7 +19,6 @@ __all__ = [
     "F64",
     "I64",
     "U8",
-    "Candidates",
     "Dataset",
     "Party",
     "febrl4_dataset",
@@ -33,7 +32,6 @@ __all__ = [
 I64 = NDArray[np.int64]
 U8 = NDArray[np.uint8]
 F64 = NDArray[np.float64]
-Candidates = tuple[I64, I64, F64]
 
 #: A fixed secret: the benchmark must be reproducible; it protects nothing.
 BENCH_SECRET: Final = "pacelink quality benchmark secret, not for real data"

@@ -11,19 +11,20 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from benchmarks.quality.datasets import F64, I64, U8, Candidates, Dataset, flat_records
+from benchmarks.quality.datasets import F64, I64, U8, Dataset, flat_records
 from benchmarks.quality.sweep import DICE_GRID, best_point
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
 from encoder.keys import Secret
 from encoder.schema import LinkageSchema
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
+from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.entities import EntityIndex
 from linkage_unit.matching.evaluation import evaluate
 from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
 from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.solving import Duplicates, cluster, greedy_solve_two
-from linkage_unit.matching.threshold import DEFAULT_FLOOR
+from linkage_unit.matching.threshold import DEFAULT_FLOOR, Threshold
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -83,8 +84,8 @@ def _labels_from_groups(
 
 
 def _at_least(c: Candidates, t: float) -> Candidates:
-    keep = c[2] >= t
-    return c[0][keep], c[1][keep], c[2][keep]
+    keep = c.score >= t
+    return Candidates(c.i[keep], c.j[keep], c.score[keep])
 
 
 def _histograms(
@@ -143,7 +144,7 @@ def run_pacelink(
     if duplicates != "forbid":  # a partner's duplicate clients: pairs within each file
         for p, bits in enumerate(encoded.bits):
             i, j, sc = candidate_pairs(bits, bits, DEFAULT_FLOOR, DEFAULT_BLOCKING)
-            within[(p, p)] = (i[i < j], j[i < j], sc[i < j])
+            within[(p, p)] = Candidates(i[i < j], j[i < j], sc[i < j])
     rows = []
     for t in DICE_GRID:
         g = cluster(
@@ -188,12 +189,12 @@ def run_incremental(
     first = link_changes(
         EntityIndex.empty(salt=b"pacelink-quality-benchmark-salt!"),
         [Delivery(k, bits, keys, "snapshot") for k, (bits, keys, _) in enumerate(rounds[0])],
-        LinkSettings(threshold="auto"),
+        LinkSettings(threshold=Threshold()),
     )
     second = link_changes(
         first.index,
         [Delivery(k, bits, keys, "delta") for k, (bits, keys, _) in enumerate(rounds[1])],
-        LinkSettings(threshold=first.threshold),
+        LinkSettings(threshold=Threshold(first.threshold)),
     )
     before = np.concatenate([first.index.lookup(k, f[1]) for k, f in enumerate(rounds[0])])
     after = np.concatenate([second.index.lookup(k, f[1]) for k, f in enumerate(rounds[0])])

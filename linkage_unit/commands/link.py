@@ -143,7 +143,7 @@ def link(
         try:
             groups, summary = link_encodings(
                 [e.bits for e in encodings],
-                chosen.to_json(),
+                chosen,
                 blocking=blocking,
                 duplicates=duplicates,  # type: ignore[arg-type]
                 scheduler=scheduler,

@@ -218,7 +218,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
     )
     changes = [_change(batch) for batch in inputs.new_batches]
     settings = LinkSettings(
-        threshold=inputs.threshold.to_json(), duplicates=inputs.duplicates,
+        threshold=inputs.threshold, duplicates=inputs.duplicates,
         duplicates_threshold=inputs.duplicates_threshold, scheduler=inputs.scheduler,
         scratch=out_dir / "scratch" if inputs.scheduler else None,
     )  # fmt: skip

@@ -68,6 +68,7 @@ from linkage_unit.matching.solving import Duplicates, greedy_solve_two
 from linkage_unit.matching.threshold import (
     DEFAULT_FLOOR,
     DEFAULT_THRESHOLD,
+    Threshold,
     ThresholdEstimate,
     estimate_threshold,
     runner_up_scores,
@@ -122,7 +123,7 @@ Change = Delivery | Withdrawal
 class LinkSettings:
     """How to link."""
 
-    threshold: float | Literal["auto"]
+    threshold: Threshold
     duplicates: Duplicates = "forbid"
     #: Least score of a pair of one party's own records (``"linked"``/``"allow"``); None:
     #: the threshold, or with ``"auto"`` the higher of it and its own estimate.
@@ -541,8 +542,8 @@ def link_changes(
         int(p): _gather(changes, new_source[new_party == p], width) for p in np.unique(new_party)
     }
 
-    auto = settings.threshold == "auto"
-    floor = DEFAULT_FLOOR if auto else float(settings.threshold)
+    auto = settings.threshold.fixed is None
+    floor = DEFAULT_FLOOR if settings.threshold.fixed is None else settings.threshold.fixed
     within = settings.duplicates != "forbid"
     jobs = _comparisons(index, updates, new_party, within)
     total = max(sum(job.work for job in jobs), 1)

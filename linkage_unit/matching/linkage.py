@@ -24,6 +24,7 @@ from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
 from linkage_unit.matching.entities import EntityIndex
 from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
 from linkage_unit.matching.solving import Duplicates, Groups
+from linkage_unit.matching.threshold import Threshold
 
 __all__ = ["LinkProgress", "LinkSummary", "link_encodings"]
 
@@ -52,7 +53,7 @@ class LinkSummary:
 
 def link_encodings(
     parties: Sequence[NDArray[np.uint8]],
-    threshold: float | Literal["auto"],
+    threshold: Threshold | float | str,
     *,
     blocking: BlockingConfig = DEFAULT_BLOCKING,
     duplicates: Duplicates = "forbid",
@@ -67,7 +68,8 @@ def link_encodings(
     Args:
         parties: Each party's packed filters, `(n_p, l / 8)` uint8, all of one bit length.
         threshold: Dice threshold, or "auto" to estimate it from the scores without labels
-            (candidates are then gathered from a lower floor and the mixture fitted).
+            (candidates are then gathered from a lower floor and the mixture fitted); a
+            `Threshold`, or its text or JSON form.
         blocking: Blocking configuration; `BlockingConfig(exhaustive=True)` compares all
             pairs, as does any config for two parties with at most its
             `exhaustive_up_to` pairs.
@@ -100,9 +102,10 @@ def link_encodings(
                  "snapshot")
         for party, bits in enumerate(parties)
     ]  # fmt: skip
-    settings = LinkSettings(threshold=threshold, duplicates=duplicates, blocking=blocking,
-                            workers=workers, scheduler=scheduler, scratch=scratch,
-                            device=device)  # fmt: skip
+    settings = LinkSettings(
+        threshold=Threshold.parse(threshold), duplicates=duplicates, blocking=blocking,
+        workers=workers, scheduler=scheduler, scratch=scratch, device=device,
+    )  # fmt: skip
     outcome = link_changes(EntityIndex.unnamed(), changes, settings, progress=progress)
     index = outcome.index
     # Records are numbered party by party, row by row, as Groups orders them, and on an

@@ -97,7 +97,8 @@ class Threshold:
 
     The one representation from the command line and the HTTP API through the worker to the
     linkage: parsed once (`parse`), stored and shown as `str(threshold)` ("auto" or the
-    number), sent over HTTP and handed to `link_encodings` as `to_json()`.
+    number), sent over HTTP as `to_json()`, and handed to `link_encodings` and
+    `LinkSettings` as it is.
 
     Attributes:
         fixed: The Dice score in (0, 1]; None means "auto" (estimated from the scores).

@@ -49,7 +49,7 @@ def add_batch(
     outcome = link_changes(
         index,
         [Delivery(party, bits, None if keys is None else row_keys)],
-        LinkSettings(threshold=threshold, duplicates=duplicates,  # type: ignore[arg-type]
+        LinkSettings(threshold=Threshold(threshold), duplicates=duplicates,  # type: ignore[arg-type]
                      allow_merges=allow_merges, blocking=BlockingConfig(exhaustive=True)),
     )  # fmt: skip
     new = outcome.index

@@ -18,11 +18,11 @@ from linkage_unit.matching.incremental import (
 from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.solving import cluster
-from linkage_unit.matching.threshold import DEFAULT_FLOOR
+from linkage_unit.matching.threshold import DEFAULT_FLOOR, Threshold
 
 SALT = bytes(range(32))
 ALL = BlockingConfig(exhaustive=True)
-FIXED = LinkSettings(threshold=0.8, blocking=ALL)
+FIXED = LinkSettings(threshold=Threshold(0.8), blocking=ALL)
 
 
 def people(n: int, seed: int = 0) -> NDArray[np.bool_]:
@@ -234,10 +234,10 @@ def test_files_without_record_keys_cannot_update() -> None:
 def test_auto_threshold_comes_from_the_run_candidates_and_a_single_party_gets_the_default() -> None:
     truth = people(200, seed=9)
     one = link_changes(EntityIndex.empty(SALT), [Delivery(0, noisy(truth, 1), kind="snapshot")],
-                       LinkSettings(threshold="auto", blocking=ALL))  # fmt: skip
+                       LinkSettings(threshold=Threshold(), blocking=ALL))  # fmt: skip
     assert one.threshold_method.startswith("default")
     two = link_changes(one.index, [Delivery(1, noisy(truth, 2, 0.05), kind="snapshot")],
-                       LinkSettings(threshold="auto", blocking=ALL))  # fmt: skip
+                       LinkSettings(threshold=Threshold(), blocking=ALL))  # fmt: skip
     assert two.threshold_method.startswith("auto")
     assert two.comparisons == 200 * 200
     assert two.index.n_entities == 200
