@@ -98,7 +98,8 @@ def decoy_sources(rng: np.random.Generator, n_real: int, n_features: int, count:
 
 def decoy_positions(rng: np.random.Generator, n_real: int, count: int) -> _I64Array:
     """Rows of a chunk's output (real records and decoys) that hold the decoys, sorted:
-    uniformly spread, so the unit cannot find them by place."""
+    uniformly spread, so the unit cannot find them by place.
+    """
     chosen = rng.choice(n_real + count, size=count, replace=False)
     result: _I64Array = np.sort(chosen).astype(np.int64)
     return result
@@ -230,7 +231,8 @@ def _xor_positions(bits: _U8Array, rows: _I64Array, positions: _I64Array) -> Non
 def blip_reference(bits: _U8Array, key: bytes, rate: float) -> _U8Array:
     """Plain numpy reference of BLIP (tests compare `Hardener.blip` with it): a copy of
     `bits` with each row's flips, from enough draws that no row runs out (every gap is at
-    least one bit)."""
+    least one bit).
+    """
     n, width = bits.shape
     length = 8 * width
     out = bits.copy()
@@ -277,7 +279,8 @@ class HardeningKeys:
 
 class Hardener:
     """Applies a schema's hardening to folded filters; one per encoder thread (it caches the
-    permutations of the salts it has seen)."""
+    permutations of the salts it has seen).
+    """
 
     def __init__(
         self, schema: LinkageSchema, keys: HardeningKeys, record_key: RecordKey | None
@@ -315,7 +318,8 @@ class Hardener:
 
     def salt_permutation(self, salt: str) -> _I32Array:
         """The permutation of the output positions for one salt, from the secret's record-salt
-        key and the salt; kept for the next chunks."""
+        key and the salt; kept for the next chunks.
+        """
         # Why a permutation rather than the salt in every token's hash (as the literature
         # salts): for linkage the two behave alike. Two records with the same salt get the
         # same permutation, and Dice is unchanged by permuting both filters alike, so they
@@ -338,7 +342,8 @@ class Hardener:
     def permutations(self, salts: list[str] | None) -> _I32Array:
         """`(len(salts), bit_length)` (one row without salts): output position j of a row
         with salt s reads position `perms[s, j]` of the filter followed by its complement
-        (balanced) or of the filter itself."""
+        (balanced) or of the filter itself.
+        """
         if salts is None:
             assert self._balanced is not None
             return self._balanced[None, :]

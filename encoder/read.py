@@ -95,7 +95,8 @@ class TableReader:
 
     def peek_rows(self) -> list[list[str]]:
         """The first few rows after the header, as text: only to judge where the header is,
-        never to be shown."""
+        never to be shown.
+        """
         return []
 
     def _rechunk(self, batches: Iterator[dict[str, pa.Array]], chunk_rows: int) -> Iterator[Chunk]:

@@ -142,7 +142,8 @@ class RecordSalt(BaseModel):
 class Hardening(BaseModel):
     """The optional top-level `hardening` of a schema: how encodings are hardened against
     attacks on Bloom-filter encodings. Every option is off by default; hardened encodings
-    are not clkhash-compatible (XOR folding, clkhash's own, is `clkConfig.xor_folds`)."""
+    are not clkhash-compatible (XOR folding, clkhash's own, is `clkConfig.xor_folds`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
@@ -261,13 +262,15 @@ class LinkageSchema:
     @property
     def bit_length(self) -> int:
         """Length of an encoding in bits, as written to the `.plk`: the filter after XOR
-        folding, doubled by a balanced hardening."""
+        folding, doubled by a balanced hardening.
+        """
         return self.filter_length * (2 if self.hardening.balanced else 1)
 
     @property
     def filter_length(self) -> int:
         """Length of clkhash's filter in bits, after XOR folding (`clkConfig.l`), before any
-        hardening."""
+        hardening.
+        """
         return int(self.clk.l)
 
     @property
@@ -306,7 +309,8 @@ class LinkageSchema:
 def derived_value(parts: Iterable[str]) -> str:
     """A derived feature's value from its sources' hashed values: the present ones, sorted,
     joined with a space (so the order of the sources, or a swap between them, does not
-    matter)."""
+    matter).
+    """
     return " ".join(sorted(part for part in parts if part))
 
 
@@ -419,7 +423,8 @@ def parse_schema(doc: Any, source: str = "<schema>") -> LinkageSchema:
 
 def _hardening(doc: Any, features: list[Feature], source: str) -> Hardening:
     """The schema's hardening options (all off without the key); a salt names a hashed,
-    non-derived feature."""
+    non-derived feature.
+    """
     path = f"$.{_HARDENING_KEY}"
     if doc is None:
         return Hardening()

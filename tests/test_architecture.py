@@ -76,7 +76,8 @@ def _declared_all(tree: ast.Module) -> list[str] | None:
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_all_is_complete(path: Path) -> None:
     """`__all__` names every public function and class the module defines, and only names
-    the module has: a public API that is written down, not guessed."""
+    the module has: a public API that is written down, not guessed.
+    """
     tree = ast.parse(path.read_text(encoding="utf-8"))
     declared = _declared_all(tree)
     if declared is None:
@@ -130,7 +131,8 @@ def _is_module(dotted: str) -> bool:
 def _private_imports(source: str, rel: PurePosixPath) -> list[str]:
     """``module._name`` for every private name of one of our modules that the module at
     ``rel`` (relative to the root) uses: ``from module import _name``, or ``alias._name``
-    where ``alias`` is an imported module."""
+    where ``alias`` is an imported module.
+    """
     package = list(rel.parent.parts)
     tree = ast.parse(source)
     modules: dict[str, str] = {}  # local name -> the module of ours it is bound to

@@ -79,7 +79,8 @@ def _rows(n: int, seed: int) -> pd.DataFrame:
 
 def _hashed(schema: LinkageSchema, name: str, raw: str) -> str:
     """What clkhash hashes for a source value: standardised, then clkhash-formatted ("" if
-    missing or invalid)."""
+    missing or invalid).
+    """
     feature = next(f for f in schema.features if f.name == name)
     std = standardise_date if feature.extension.standardise == "date" else None
     std = std or STANDARDISERS[feature.extension.standardise or ""]
@@ -91,7 +92,7 @@ def _hashed(schema: LinkageSchema, name: str, raw: str) -> str:
 
 
 def _reference(frame: pd.DataFrame, schema: LinkageSchema) -> np.ndarray:
-    """clkhash given every column, the derived ones written out as the documentation says."""
+    """Clkhash given every column, the derived ones written out as the documentation says."""
     records = []
     for row in frame.to_dict("records"):
         base = {f.name: row.get(f.name, "") for f in schema.features}

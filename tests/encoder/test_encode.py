@@ -60,7 +60,7 @@ def _encode(tmp_path: Path, src: Path, name: str = "out", **opts: Any) -> Any:
 
 
 def _reference_bits(rows: list[list[str]]) -> np.ndarray:
-    """clkhash on the standardised values: the oracle for what pacelink must produce."""
+    """Clkhash on the standardised values: the oracle for what pacelink must produce."""
     schema = load_schema("pace-default")
     std = {
         "given_name": STANDARDISERS["name"], "surname": STANDARDISERS["name"],

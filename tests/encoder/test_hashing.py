@@ -106,7 +106,8 @@ def test_token_store_reset_and_regrowth_keep_bits(
 ) -> None:
     """A tiny token store is emptied every chunk, and short values need more bits per token
     than long ones (a token seen first with few indices is hashed again for more): the bits
-    must stay clkhash's."""
+    must stay clkhash's.
+    """
     monkeypatch.setattr("encoder.hashing._CACHE_LIMIT", 40)
     rng = random.Random(RNG_SEED + 1)
     values = [_word(rng, "abcde", 1, 14) for _ in range(N_RECORDS)]

