@@ -45,7 +45,7 @@ import numpy as np
 import psutil  # type: ignore[import-untyped]
 
 from benchmarks.harness import RESULTS, WORK, PeakMemory, machine
-from encoder.fileformat import EncodingWriter
+from encoder.fileformat import EncodingWriter, HeaderFacts
 from encoder.keys import generate_secret, key_check_value
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
@@ -181,8 +181,8 @@ def write_random_encodings(path: Path, records: int, *, bit_length: int, fingerp
         for start in range(0, records, _ROWS_PER_CHUNK):
             rows = min(_ROWS_PER_CHUNK, records - start)
             writer.append(rng.integers(0, 256, (rows, bit_length // 8), dtype=np.uint8))
-        writer.finish(encoder_version=version("pacelink"), schema_fingerprint=fingerprint,
-                      key_check_value=kcv, features=[(f, records) for f in features])  # fmt: skip
+        writer.finish(HeaderFacts(version("pacelink"), fingerprint, kcv,
+                                  [(f, records) for f in features]))  # fmt: skip
     return path.stat().st_size
 
 

@@ -47,7 +47,7 @@ from encoder.chunks import (
     init_worker_thread,
 )
 from encoder.fileformat import Encodings
-from encoder.fileheader import InputSummary, header_for
+from encoder.fileheader import HeaderFacts, InputSummary, header_for
 from encoder.keymap import canonical_local_ids, has_control_characters
 from encoder.keys import Secret, key_check_value
 from encoder.options import (
@@ -251,6 +251,17 @@ class _Run:
         """
         return [(f.name, self.present_out[f.name]) for f in self.schema.hashed_features]
 
+    def header_facts(self) -> HeaderFacts:
+        """What the header states: versions, fingerprints, coverage and counts."""
+        return HeaderFacts(
+            encoder_version=version("pacelink"),
+            schema_fingerprint=self.schema.fingerprint,
+            key_check_value=self.report.key_check_value,
+            features=self.coverage(),
+            input_summary=self.summary(),
+            record_key_check=self.report.record_key_check_value,
+        )
+
     def finish_report(self) -> None:
         """Fill in the report's breakdowns once every chunk is absorbed."""
         report = self.report
@@ -373,14 +384,7 @@ def encode_file(
                         progress(report.records_in, reader.estimated_rows)
             run.check_reject_rate()
             run.finish_report()
-            outputs.finish(
-                encoder_version=version("pacelink"),
-                schema_fingerprint=schema.fingerprint,
-                key_check_value=report.key_check_value,
-                features=run.coverage(),
-                input_summary=run.summary(),
-                record_key_check=report.record_key_check_value,
-            )
+            outputs.finish(run.header_facts())
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -464,16 +468,7 @@ def encode_dataframe(
     run.finish_report()
     bits = outputs.all_bits(schema.bit_length)
     pseudonyms = None if options.record_key is None else outputs.all_pseudonyms()
-    header = header_for(
-        bits,
-        pseudonyms,
-        encoder_version=version("pacelink"),
-        schema_fingerprint=schema.fingerprint,
-        key_check_value=report.key_check_value,
-        features=run.coverage(),
-        input_summary=run.summary(),
-        record_key_check=report.record_key_check_value,
-    )
+    header = header_for(bits, pseudonyms, run.header_facts())
     return Encodings(
         bits=bits,
         plk_header=header,

@@ -32,7 +32,6 @@ import json
 import os
 import struct
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +48,7 @@ from encoder.fileheader import (
     FORMAT_VERSION,
     READABLE_VERSIONS,
     FeatureCoverage,
+    HeaderFacts,
     InputSummary,
     PlkHeader,
     PopcountAccumulator,
@@ -73,6 +73,7 @@ __all__ = [
     "EncodingWriter",
     "Encodings",
     "FeatureCoverage",
+    "HeaderFacts",
     "InputSummary",
     "PlkHeader",
     "PopcountStats",
@@ -211,27 +212,13 @@ class EncodingWriter:
         self._pop.add(bits)
         self._count += bits.shape[0]
 
-    def finish(
-        self,
-        *,
-        encoder_version: str,
-        schema_fingerprint: str,
-        key_check_value: str,
-        features: Sequence[tuple[str, int]],
-        input_summary: InputSummary | None = None,
-        record_key_check: str | None = None,
-    ) -> PlkHeader:
+    def finish(self, facts: HeaderFacts) -> PlkHeader:
         """Write the pseudonyms (if any) and the header, and move the file into place.
 
-        Args:
-            encoder_version: pacelink's version.
-            schema_fingerprint: The linkage schema's fingerprint.
-            key_check_value: The secret's key check value.
-            features: (feature name, rows with a value) for each hashed feature.
-            input_summary: The input's counts.
-            record_key_check: `RecordKey.check_value` of the key that made the pseudonyms;
-                required when the chunks came with pseudonyms, refused when they did not.
+        `facts.record_key_check` is required when the chunks came with pseudonyms, and
+        refused when they did not.
         """
+        record_key_check = facts.record_key_check
         if (record_key_check is not None) != bool(self._with_keys):
             if record_key_check is None:
                 raise ValueError("the chunks came with record keys: give record_key_check")
@@ -246,16 +233,11 @@ class EncodingWriter:
                     self._fh.write(block)
                     self._digest.update(block)
         header = make_header(
+            facts,
             bit_length=self.bit_length,
             record_count=self._count,
             popcount=self._pop.stats(),
             content_digest="sha256:" + self._digest.hexdigest(),
-            encoder_version=encoder_version,
-            schema_fingerprint=schema_fingerprint,
-            key_check_value=key_check_value,
-            features=features,
-            input_summary=input_summary,
-            record_key_check=record_key_check,
         )
         blob = header.model_dump_json(exclude_none=True).encode("utf-8")
         if _PREFIX.size + len(blob) > DATA_OFFSET:

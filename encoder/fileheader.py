@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "HISTOGRAM_BINS",
     "READABLE_VERSIONS",
     "FeatureCoverage",
+    "HeaderFacts",
     "InputSummary",
     "PlkHeader",
     "PopcountAccumulator",
@@ -214,68 +216,77 @@ class PopcountAccumulator:
         )
 
 
-def make_header(
-    *,
-    bit_length: int,
-    record_count: int,
-    popcount: PopcountStats,
-    content_digest: str,
-    encoder_version: str,
-    schema_fingerprint: str,
-    key_check_value: str,
-    features: Sequence[tuple[str, int]],
-    input_summary: InputSummary | None,
-    record_key_check: str | None,
-) -> PlkHeader:
-    """The header of a file whose bits start at `DATA_OFFSET`, completed now.
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What a header states about how the rows were made; the rest is measured from them.
 
-    `EncodingWriter.finish` documents the arguments; `popcount` and `content_digest` are
-    the rows' statistics and digest.
-    """
-    record_keys = None
-    if record_key_check is not None:
-        bits_end = DATA_OFFSET + record_count * (bit_length // 8)
-        record_keys = RecordKeysInfo(check_value=record_key_check, offset=keys_offset(bits_end))
-    return PlkHeader(
-        encoder_version=encoder_version,
-        schema_fingerprint=schema_fingerprint,
-        key_check_value=key_check_value,
-        bit_length=bit_length,
-        record_count=record_count,
-        popcount=popcount,
-        features=[FeatureCoverage(name=n, present=p) for n, p in features],
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        content_digest=content_digest,
-        data_offset=DATA_OFFSET,
-        input_summary=input_summary,
-        record_keys=record_keys,
-    )
-
-
-def header_for(
-    bits: _U8Array,
-    record_keys: _U8Array | None = None,
-    *,
-    encoder_version: str,
-    schema_fingerprint: str,
-    key_check_value: str,
-    features: Sequence[tuple[str, int]],
-    input_summary: InputSummary | None = None,
-    record_key_check: str | None = None,
-) -> PlkHeader:
-    """The header `EncodingWriter` would write for these rows: for encodings kept in memory.
-
-    Args:
-        bits: The rows `(n, bit_length / 8)`.
-        record_keys: Their pseudonyms `(n, 16)`, or None without a record key.
+    Attributes:
         encoder_version: pacelink's version.
         schema_fingerprint: The linkage schema's fingerprint.
         key_check_value: The secret's key check value.
         features: (feature name, rows with a value) for each hashed feature.
         input_summary: The input's counts.
-        record_key_check: `RecordKey.check_value` of the key that made `record_keys`.
+        record_key_check: `RecordKey.check_value` of the key that made the pseudonyms; None
+            when the rows come without pseudonyms.
     """
-    if (record_keys is None) != (record_key_check is None):
+
+    encoder_version: str
+    schema_fingerprint: str
+    key_check_value: str
+    features: Sequence[tuple[str, int]]
+    input_summary: InputSummary | None = None
+    record_key_check: str | None = None
+
+
+def make_header(
+    facts: HeaderFacts,
+    *,
+    bit_length: int,
+    record_count: int,
+    popcount: PopcountStats,
+    content_digest: str,
+) -> PlkHeader:
+    """The header of a file whose bits start at `DATA_OFFSET`, completed now.
+
+    Args:
+        facts: What the header states about how the rows were made.
+        bit_length: Bits per row.
+        record_count: Rows.
+        popcount: The rows' popcount statistics.
+        content_digest: SHA-256 of the bits followed by the pseudonyms, as "sha256:<hex>".
+    """
+    record_keys = None
+    if facts.record_key_check is not None:
+        bits_end = DATA_OFFSET + record_count * (bit_length // 8)
+        record_keys = RecordKeysInfo(
+            check_value=facts.record_key_check, offset=keys_offset(bits_end)
+        )
+    return PlkHeader(
+        encoder_version=facts.encoder_version,
+        schema_fingerprint=facts.schema_fingerprint,
+        key_check_value=facts.key_check_value,
+        bit_length=bit_length,
+        record_count=record_count,
+        popcount=popcount,
+        features=[FeatureCoverage(name=n, present=p) for n, p in facts.features],
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        content_digest=content_digest,
+        data_offset=DATA_OFFSET,
+        input_summary=facts.input_summary,
+        record_keys=record_keys,
+    )
+
+
+def header_for(bits: _U8Array, record_keys: _U8Array | None, facts: HeaderFacts) -> PlkHeader:
+    """The header `EncodingWriter` would write for these rows: for encodings kept in memory.
+
+    Args:
+        bits: The rows `(n, bit_length / 8)`.
+        record_keys: Their pseudonyms `(n, 16)`, or None without a record key.
+        facts: What the header states; its `record_key_check` is given exactly with
+            `record_keys`.
+    """
+    if (record_keys is None) != (facts.record_key_check is None):
         raise ValueError("give record_key_check exactly when record keys are given")
     popcount = PopcountAccumulator(bits.shape[1] * 8)
     popcount.add(bits)
@@ -283,16 +294,11 @@ def header_for(
     if record_keys is not None:
         digest.update(np.ascontiguousarray(record_keys).tobytes())
     return make_header(
+        facts,
         bit_length=bits.shape[1] * 8,
         record_count=int(bits.shape[0]),
         popcount=popcount.stats(),
         content_digest="sha256:" + digest.hexdigest(),
-        encoder_version=encoder_version,
-        schema_fingerprint=schema_fingerprint,
-        key_check_value=key_check_value,
-        features=features,
-        input_summary=input_summary,
-        record_key_check=record_key_check,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from encoder.fileformat import EncodingWriter, InputSummary, PlkHeader
+from encoder.fileformat import EncodingWriter, HeaderFacts, PlkHeader
 from encoder.keymap import KeyMapWriter, spreadsheet_safe
 from encoder.keys import PSEUDONYM_BYTES
 from encoder.options import EncodeError
@@ -137,26 +137,10 @@ class FileOutputs(Outputs):
             for row, name, action, reason in rows
         )
 
-    def finish(
-        self,
-        *,
-        encoder_version: str,
-        schema_fingerprint: str,
-        key_check_value: str,
-        features: Sequence[tuple[str, int]],
-        input_summary: InputSummary,
-        record_key_check: str | None,
-    ) -> PlkHeader:
-        """Complete the `.plk` (`EncodingWriter.finish` takes the arguments) and place all three."""
+    def finish(self, facts: HeaderFacts) -> PlkHeader:
+        """Complete the `.plk` (as `EncodingWriter.finish`) and place all three files."""
         self._keys.close()
-        header = self._writer.finish(
-            encoder_version=encoder_version,
-            schema_fingerprint=schema_fingerprint,
-            key_check_value=key_check_value,
-            features=features,
-            input_summary=input_summary,
-            record_key_check=record_key_check,
-        )
+        header = self._writer.finish(facts)
         self._placed = True
         for fh in self._files:
             fh.close()

@@ -12,6 +12,7 @@ from encoder.fileformat import (
     MAGIC,
     EncodingFileError,
     EncodingWriter,
+    HeaderFacts,
     InputSummary,
     PlkHeader,
     read_encodings,
@@ -30,7 +31,7 @@ def _write(path: Path, bits: np.ndarray, chunks: int = 3) -> PlkHeader:
     with EncodingWriter(path, bits.shape[1] * 8) as writer:
         for part in np.array_split(bits, chunks):
             writer.append(part)
-        return writer.finish(**FIELDS)  # type: ignore[arg-type]
+        return writer.finish(HeaderFacts(**FIELDS))
 
 
 def test_round_trip_memory_mapped(tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_input_summary_is_optional_and_round_trips(tmp_path: Path) -> None:
     with EncodingWriter(new, 1024) as writer:
         writer.append(np.zeros((2, 128), dtype=np.uint8))
         summary = InputSummary(records_in=15, excluded_no_consent=1, rejected=2)
-        writer.finish(**FIELDS, input_summary=summary)  # type: ignore[arg-type]
+        writer.finish(HeaderFacts(**FIELDS, input_summary=summary))
     assert read_header(new).input_summary == summary
     tampered = new.read_bytes().replace(b'"records_in":15', b'"records_in":-1')
     (tmp_path / "bad.plk").write_bytes(tampered)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encoder.fileformat import EncodingWriter
+from encoder.fileformat import EncodingWriter, HeaderFacts
 from encoder.keymap import (
     DECOY_LOCAL_ID,
     KeyMapError,
@@ -162,7 +162,7 @@ def test_upload_of_key_map_by_digest_or_the_only_upload(tmp_path: Path) -> None:
     assert upload_of_key_map(keys, [{"id": "u1"}, {"id": "u2"}], "p") is None
     with EncodingWriter(tmp_path / "OUT.plk", 64) as writer:
         writer.append(np.zeros((2, 8), dtype=np.uint8))
-        digest = writer.finish(**FIELDS).content_digest  # type: ignore[arg-type]
+        digest = writer.finish(HeaderFacts(**FIELDS)).content_digest
     uploads = [{"id": "u1", "content_digest": "x"}, {"id": "u2", "content_digest": digest}]
     assert upload_of_key_map(keys, uploads, "p") == "u2"
     with pytest.raises(KeyMapError, match=r"OUT\.plk has not been uploaded to project p"):

@@ -23,6 +23,7 @@ from encoder.fileformat import (
     MAGIC,
     EncodingFileError,
     EncodingWriter,
+    HeaderFacts,
     read_encodings,
     read_header,
 )
@@ -170,7 +171,7 @@ def _write(path: Path, bits: np.ndarray, keys: np.ndarray | None, chunks: int = 
         for rows in parts:
             writer.append(bits[rows], None if keys is None else keys[rows])
         check = None if keys is None else KEY.check_value
-        return writer.finish(**FIELDS, record_key_check=check)
+        return writer.finish(HeaderFacts(**FIELDS, record_key_check=check))
 
 
 def test_v2_round_trip_with_record_keys(tmp_path: Path) -> None:
@@ -208,7 +209,7 @@ def test_v2_round_trip_without_record_keys_and_empty(tmp_path: Path) -> None:
     enc = read_encodings(tmp_path / "e.plk")
     assert enc.record_keys is not None and enc.record_keys.shape == (0,)
     with EncodingWriter(tmp_path / "z.plk", 1024) as writer:  # no chunk at all, with a key
-        writer.finish(**FIELDS, record_key_check=KEY.check_value)
+        writer.finish(HeaderFacts(**FIELDS, record_key_check=KEY.check_value))
     assert read_header(tmp_path / "z.plk").record_keys is not None
 
 
@@ -251,11 +252,11 @@ def test_writer_refuses_mixed_chunks_and_a_missing_check(tmp_path: Path) -> None
         with pytest.raises(ValueError, match="one uint8 row of 16 bytes per record"):
             writer.append(bits, np.zeros((3, 16), dtype=np.uint8))
         with pytest.raises(ValueError, match="give record_key_check"):
-            writer.finish(**FIELDS)
+            writer.finish(HeaderFacts(**FIELDS))
     with EncodingWriter(tmp_path / "n.plk", 1024) as writer:
         writer.append(bits)
         with pytest.raises(ValueError, match="came without keys"):
-            writer.finish(**FIELDS, record_key_check=KEY.check_value)
+            writer.finish(HeaderFacts(**FIELDS, record_key_check=KEY.check_value))
     assert list(tmp_path.iterdir()) == []  # nothing finished, no temporary file left
 
 

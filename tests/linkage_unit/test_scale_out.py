@@ -21,7 +21,7 @@ from distributed import Client, LocalCluster
 from typer.testing import CliRunner
 
 from encoder.cli import app, load_plugins
-from encoder.fileformat import EncodingWriter
+from encoder.fileformat import EncodingWriter, HeaderFacts
 from encoder.keys import generate_secret, key_check_value
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient
@@ -49,9 +49,7 @@ def _files(folder: Path, seed: int) -> tuple[Path, Path]:
         with EncodingWriter(path, width) as writer:
             writer.append(bits)
             features = [(f.name, ROWS) for f in SCHEMA.features if not f.ignored]
-            writer.finish(encoder_version=version("pacelink"),
-                          schema_fingerprint=SCHEMA.fingerprint, key_check_value=KCV,
-                          features=features)  # fmt: skip
+            writer.finish(HeaderFacts(version("pacelink"), SCHEMA.fingerprint, KCV, features))
         paths.append(path)
     return paths[0], paths[1]
 
