@@ -1,3 +1,5 @@
+"""Runs the encoder's command line as `python -m encoder`."""
+
 from encoder.cli import main
 
 main()

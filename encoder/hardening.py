@@ -97,8 +97,9 @@ def decoy_sources(rng: np.random.Generator, n_real: int, n_features: int, count:
 
 
 def decoy_positions(rng: np.random.Generator, n_real: int, count: int) -> _I64Array:
-    """Rows of a chunk's output (real records and decoys) that hold the decoys, sorted:
-    uniformly spread, so the unit cannot find them by place.
+    """The sorted rows of a chunk's output (real records and decoys) that hold the decoys.
+
+    They are spread uniformly, so the unit cannot find them by place.
     """
     chosen = rng.choice(n_real + count, size=count, replace=False)
     result: _I64Array = np.sort(chosen).astype(np.int64)
@@ -229,9 +230,10 @@ def _xor_positions(bits: _U8Array, rows: _I64Array, positions: _I64Array) -> Non
 
 
 def blip_reference(bits: _U8Array, key: bytes, rate: float) -> _U8Array:
-    """Plain numpy reference of BLIP (tests compare `Hardener.blip` with it): a copy of
-    `bits` with each row's flips, from enough draws that no row runs out (every gap is at
-    least one bit).
+    """Plain numpy reference of BLIP (tests compare `Hardener.blip` with it).
+
+    Returns a copy of `bits` with each row's flips, from enough draws that no row runs out
+    (every gap is at least one bit).
     """
     n, width = bits.shape
     length = 8 * width
@@ -278,8 +280,9 @@ class HardeningKeys:
 
 
 class Hardener:
-    """Applies a schema's hardening to folded filters; one per encoder thread (it caches the
-    permutations of the salts it has seen).
+    """Applies a schema's hardening to folded filters; one per encoder thread.
+
+    Each thread has its own because it caches the permutations of the salts it has seen.
     """
 
     def __init__(
@@ -317,8 +320,9 @@ class Hardener:
         return self.options.balanced or self.options.record_salt is not None
 
     def salt_permutation(self, salt: str) -> _I32Array:
-        """The permutation of the output positions for one salt, from the secret's record-salt
-        key and the salt; kept for the next chunks.
+        """The permutation of the output positions for one salt; kept for the next chunks.
+
+        It is derived from the secret's record-salt key and the salt.
         """
         # Why a permutation rather than the salt in every token's hash (as the literature
         # salts): for linkage the two behave alike. Two records with the same salt get the
@@ -340,9 +344,10 @@ class Hardener:
         return perm
 
     def permutations(self, salts: list[str] | None) -> _I32Array:
-        """`(len(salts), bit_length)` (one row without salts): output position j of a row
-        with salt s reads position `perms[s, j]` of the filter followed by its complement
-        (balanced) or of the filter itself.
+        """The salts' permutations, `(len(salts), bit_length)` (one row without salts).
+
+        Output position j of a row with salt s reads position `perms[s, j]` of the filter
+        followed by its complement (balanced) or of the filter itself.
         """
         if salts is None:
             assert self._balanced is not None
@@ -357,6 +362,7 @@ class Hardener:
         """The hardened encodings of folded filters `(n, filter_length / 8)`.
 
         Args:
+            bits: One folded filter a row; never changed in place.
             salts: The distinct salts of the rows (None without a record salt).
             salt_rows: Row r's salt is `salts[salt_rows[r]]`.
         """

@@ -64,10 +64,10 @@ def check_header(path: Path, columns: list[str], row: int, below: list[list[str]
 
 
 def title_hint(row: int, columns: Sequence[str], below: list[list[str]]) -> str:
-    """Advice when the header row looks like a title: one filled cell, or some empty ones,
-    and a fuller row below.
+    """Advice when the header row looks like a title: few filled cells, a fuller row below.
 
-    The rows to skip are those above the first fuller row (a title, maybe a blank line).
+    Few means one filled cell, or some empty ones. The rows to skip are those above the first
+    fuller row (a title, maybe a blank line).
     """
     filled = len([c for c in columns if c.strip()])
     if filled == len(columns) and filled != 1:

@@ -57,6 +57,7 @@ class Chunk:
     columns: dict[str, pa.Array]
 
     def __len__(self) -> int:
+        """Number of rows in the chunk."""
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
 
@@ -66,6 +67,7 @@ class TableReader:
     def __init__(
         self, path: Path, columns: list[str], estimated_rows: int | None, skip_rows: int = 0
     ) -> None:
+        """Describe the opened file; `skip_rows` rows lie above its header."""
         self.path = path
         self.columns = columns
         #: Data rows the file holds, exact or estimated (for progress bars); None if unknown.
@@ -94,8 +96,9 @@ class TableReader:
         raise NotImplementedError  # pragma: no cover
 
     def peek_rows(self) -> list[list[str]]:
-        """The first few rows after the header, as text: only to judge where the header is,
-        never to be shown.
+        """The first few rows after the header, as text, to judge where the header is.
+
+        Only for that: they are never to be shown.
         """
         return []
 
@@ -355,6 +358,7 @@ def open_table(
     """Open a partner file; its format is chosen by extension (.csv/.tsv/.txt, .xlsx, .parquet).
 
     Args:
+        path: The file to read.
         delimiter: CSV delimiter; detected among , ; tab | when not given.
         encoding: CSV text encoding; `auto` takes UTF-8 (with or without BOM) when the start
             of the file decodes as UTF-8, else Windows-1252.

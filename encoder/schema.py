@@ -140,9 +140,10 @@ class RecordSalt(BaseModel):
 
 
 class Hardening(BaseModel):
-    """The optional top-level `hardening` of a schema: how encodings are hardened against
-    attacks on Bloom-filter encodings. Every option is off by default; hardened encodings
-    are not clkhash-compatible (XOR folding, clkhash's own, is `clkConfig.xor_folds`).
+    """The optional top-level `hardening` of a schema: how encodings are hardened against attacks.
+
+    The attacks are those on Bloom-filter encodings. Every option is off by default; hardened
+    encodings are not clkhash-compatible (XOR folding, clkhash's own, is `clkConfig.xor_folds`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
@@ -261,20 +262,20 @@ class LinkageSchema:
 
     @property
     def bit_length(self) -> int:
-        """Length of an encoding in bits, as written to the `.plk`: the filter after XOR
-        folding, doubled by a balanced hardening.
+        """Length of an encoding in bits, as written to the `.plk`.
+
+        That is the filter after XOR folding, doubled by a balanced hardening.
         """
         return self.filter_length * (2 if self.hardening.balanced else 1)
 
     @property
     def filter_length(self) -> int:
-        """Length of clkhash's filter in bits, after XOR folding (`clkConfig.l`), before any
-        hardening.
-        """
+        """Length in bits of clkhash's filter, XOR-folded (`clkConfig.l`), before hardening."""
         return int(self.clk.l)
 
     @property
     def xor_folds(self) -> int:
+        """How many times the hashed filter is folded in half by XOR (`clkConfig.xor_folds`)."""
         return int(self.clk.xor_folds)
 
     @property
@@ -284,6 +285,7 @@ class LinkageSchema:
 
     @property
     def hashed_features(self) -> tuple[Feature, ...]:
+        """The features clkhash hashes (those not ignored), in schema order."""
         return tuple(f for f in self.features if not f.ignored)
 
     def derived_values(self, record: Mapping[str, str]) -> dict[str, str]:
@@ -307,9 +309,10 @@ class LinkageSchema:
 
 
 def derived_value(parts: Iterable[str]) -> str:
-    """A derived feature's value from its sources' hashed values: the present ones, sorted,
-    joined with a space (so the order of the sources, or a swap between them, does not
-    matter).
+    """A derived feature's value from its sources' hashed values.
+
+    The present ones, sorted, joined with a space (so the order of the sources, or a swap
+    between them, does not matter).
     """
     return " ".join(sorted(part for part in parts if part))
 
@@ -422,8 +425,9 @@ def parse_schema(doc: Any, source: str = "<schema>") -> LinkageSchema:
 
 
 def _hardening(doc: Any, features: list[Feature], source: str) -> Hardening:
-    """The schema's hardening options (all off without the key); a salt names a hashed,
-    non-derived feature.
+    """The schema's hardening options (all off without the key).
+
+    A salt must name a hashed, non-derived feature.
     """
     path = f"$.{_HARDENING_KEY}"
     if doc is None:

@@ -24,6 +24,7 @@ class UnitError(Exception):
     """The unit refused a request or could not be reached."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
+        """Keep the unit's message and the HTTP status (None when the unit was not reached)."""
         super().__init__(message)
         self.status = status
 
@@ -48,6 +49,11 @@ class UnitClient:
         self, url: str, token: str, *, verify: bool | str = True, timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:  # fmt: skip
+        """Open a connection pool to the unit.
+
+        `verify` is True, False or the path of a CA bundle (a unit with its own certificate);
+        `transport`, when given, replaces httpx's network transport.
+        """
         self.url = url.rstrip("/")
         # A CA bundle (a unit with its own certificate) becomes an SSL context.
         trust: bool | ssl.SSLContext = (
@@ -66,9 +72,11 @@ class UnitClient:
         self._http.close()
 
     def __enter__(self) -> UnitClient:
+        """Use the client in a `with` block, which closes it."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the connection pool."""
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -159,6 +167,8 @@ class UnitClient:
         """Stream a `.plk` file to the unit as a new batch.
 
         Args:
+            project_id: The project to add the batch to.
+            path: The `.plk` file.
             kind: "snapshot" (the party's whole current list: records absent from it are
                 withdrawn) or "delta" (new and changed records); None lets the unit
                 decide: a party's first upload is a snapshot, later ones deltas.

@@ -75,8 +75,9 @@ def _declared_all(tree: ast.Module) -> list[str] | None:
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_all_is_complete(path: Path) -> None:
-    """`__all__` names every public function and class the module defines, and only names
-    the module has: a public API that is written down, not guessed.
+    """`__all__` names every public function and class of the module, and only its names.
+
+    A public API that is written down, not guessed.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"))
     declared = _declared_all(tree)
@@ -129,9 +130,10 @@ def _is_module(dotted: str) -> bool:
 
 
 def _private_imports(source: str, rel: PurePosixPath) -> list[str]:
-    """``module._name`` for every private name of one of our modules that the module at
-    ``rel`` (relative to the root) uses: ``from module import _name``, or ``alias._name``
-    where ``alias`` is an imported module.
+    """``module._name`` for every private name of one of our modules that ``rel`` uses.
+
+    ``rel`` is the using module's path relative to the root; it uses a name by ``from module
+    import _name``, or as ``alias._name`` where ``alias`` is an imported module.
     """
     package = list(rel.parent.parts)
     tree = ast.parse(source)

@@ -134,9 +134,11 @@ def _sample(which: str, n: int) -> AttackData:
 def test_each_attack_breaks_the_weak_schema_and_not_the_hardened_default(
     attack: str, n: int, ceiling: float
 ) -> None:
-    """The issue's honesty check, at a small size: the weak schema of the literature falls,
-    the shipped default (salted with the year of birth) holds. 100 known pairs are 5 % of
-    2,000 records, so the salt leaves more exposed here than at 10,000 (2 %).
+    """The issue's honesty check, at a small size: the weak schema falls, the default holds.
+
+    The weak schema is the literature's; the shipped default is salted with the year of birth.
+    100 known pairs are 5 % of 2,000 records, so the salt leaves more exposed here than at
+    10,000 (2 %).
     """
     assert load_schema("pace-default").hardening.record_salt is not None
     broken, _ = run_attack(attack, _sample("weak", n), seed=2)

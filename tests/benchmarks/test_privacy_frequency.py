@@ -1,5 +1,6 @@
-"""Frequency and pattern-mining attacks: they succeed where the encoding is weak, and find
-nothing in random bits.
+"""Frequency and pattern-mining attacks succeed where the encoding is weak.
+
+They find nothing in random bits.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def test_pattern_mining_finds_nothing_in_random_bits() -> None:
 
 
 def _duplicated_setting() -> AttackData:
-    """Mostly unique people, plus three identities shared by 5, 4 and 3 people each; the
-    register holds exactly the encoded people, in another order.
+    """Mostly unique people, plus three identities shared by 5, 4 and 3 people each.
+
+    The register holds exactly the encoded people, in another order.
     """
     rng = np.random.default_rng(7)
     unique = [frozenset({f"0:u{i}", f"1:v{i}", f"1:w{i % 7}"}) for i in range(200)]

@@ -78,8 +78,9 @@ def _rows(n: int, seed: int) -> pd.DataFrame:
 
 
 def _hashed(schema: LinkageSchema, name: str, raw: str) -> str:
-    """What clkhash hashes for a source value: standardised, then clkhash-formatted ("" if
-    missing or invalid).
+    """What clkhash hashes for a source value: standardised, then clkhash-formatted.
+
+    "" if the value is missing or invalid.
     """
     feature = next(f for f in schema.features if f.name == name)
     std = standardise_date if feature.extension.standardise == "date" else None

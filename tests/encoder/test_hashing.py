@@ -104,9 +104,10 @@ def test_string_features_bit_identical(name: str, l: int, folds: int) -> None:
 def test_token_store_reset_and_regrowth_keep_bits(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A tiny token store is emptied every chunk, and short values need more bits per token
-    than long ones (a token seen first with few indices is hashed again for more): the bits
-    must stay clkhash's.
+    """The bits stay clkhash's when the token store is emptied and regrown.
+
+    A tiny token store is emptied every chunk, and short values need more bits per token than
+    long ones (a token seen first with few indices is hashed again for more).
     """
     monkeypatch.setattr("encoder.hashing._CACHE_LIMIT", 40)
     rng = random.Random(RNG_SEED + 1)

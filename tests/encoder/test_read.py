@@ -73,8 +73,9 @@ def test_headerless_names_only_row_is_not_listed(tmp_path: Path) -> None:
 
 
 def test_consent_and_id_columns_missing_from_a_real_header(tmp_path: Path) -> None:
-    """A real header (expected names present, nothing value-like) is listed to help mapping;
-    a long or value-like name is shown by its position only.
+    """A real header is listed to help mapping; a long or value-like name by position only.
+
+    A real header has the expected names present and nothing value-like.
     """
     header = [*HEADER[:6], "Agreed to share data with the partnership (Y/N) 2026"]
     src = _write_csv(tmp_path / "c.csv", ROWS, header=header)

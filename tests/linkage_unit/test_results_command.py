@@ -1,5 +1,6 @@
-"""`pacelink results` and operator commands on the client side: token files, the key map join,
-untrusted answers from the unit.
+"""`pacelink results` and operator commands on the client side.
+
+They cover token files, the key map join and untrusted answers from the unit.
 
 The partner does not have to trust the unit's answer: a unit that is compromised (or a
 proxy in between) could send a "linkage ID" that is a spreadsheet formula. These tests
@@ -119,9 +120,9 @@ def test_mapping_is_spreadsheet_safe_and_joined_to_the_original_ids(
 def test_decoy_rows_are_left_out_of_the_join(
     fake_unit: _Unit, tmp_path: Path, partner: tuple[Path, Path]
 ) -> None:
-    """A schema with decoys: the unit's answer has their rows too (it cannot tell them
-    apart); the mapping has the partner's records only, and withdrawn ones are counted
-    without the decoys.
+    """With decoys, the unit's answer has their rows too; the mapping has the partner's only.
+
+    The unit cannot tell the decoys apart; withdrawn records are counted without them.
     """
     _, token = partner
     schema = load_schema("pace-default")

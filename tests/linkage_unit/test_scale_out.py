@@ -1,5 +1,7 @@
-"""Blocked linkage on Dask: `pacelink link` on real `dask scheduler` + `dask worker` processes,
-and the unit's runs on a LocalCluster, each giving what one process gives.
+"""Blocked linkage on Dask gives what one process gives.
+
+Checked with `pacelink link` on real `dask scheduler` + `dask worker` processes, and with the
+unit's runs on a LocalCluster.
 
 The files are large enough to be blocked (more pairs than blocking's exhaustive limit), with
 a share of near-duplicate encodings across them so that there is something to link.
@@ -94,8 +96,9 @@ def dask_processes(tmp_path: Path) -> Iterator[str]:
 
 
 def _ran_on(address: str) -> int:
-    """Whether the cluster has run blocking tasks (so a test knows it was used): task
-    prefixes outlive the tasks and the client that submitted them.
+    """Whether the cluster has run blocking tasks (so a test knows it was used).
+
+    Task prefixes outlive the tasks and the client that submitted them.
     """
 
     def count(dask_scheduler: Any) -> int:

@@ -16,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create the tables and start the audit chain at its genesis hash."""
     op.create_table(
         "audit_entries",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
@@ -125,6 +126,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop every table."""
     with op.batch_alter_table("uploads", schema=None) as batch_op:
         batch_op.drop_index("ix_uploads_project_seq")
 

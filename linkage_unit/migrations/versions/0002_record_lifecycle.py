@@ -16,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the uploads' kind, the parties' record-key check and the duplicates settings."""
     # Uploads accepted before this revision added records and never withdrew any: deltas.
     with op.batch_alter_table("uploads") as batch:
         batch.add_column(
@@ -31,6 +32,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the uploads' kind, the parties' record-key check and the duplicates settings."""
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("duplicates_threshold_pinned")
         batch.drop_column("duplicates")

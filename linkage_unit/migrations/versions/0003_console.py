@@ -1,5 +1,7 @@
-"""For the console: each upload's profile (field coverage, input counts, popcounts, from its
-header) and each run's diagnostics (score histogram, estimated precision/recall curve).
+"""For the console: each upload's profile and each run's diagnostics.
+
+An upload's profile (field coverage, input counts, popcounts) comes from its header; a run's
+diagnostics are its score histogram and estimated precision/recall curve.
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the uploads' profile and the runs' diagnostics (none for older rows)."""
     # Uploads accepted before this revision have no profile: their .plk files may be gone
     # (deleted once linked), so the console says "not recorded" for them.
     with op.batch_alter_table("uploads") as batch:
@@ -27,6 +30,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the runs' diagnostics and the uploads' profile."""
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("diagnostics_json")
     with op.batch_alter_table("uploads") as batch:

@@ -45,8 +45,10 @@ def test_address_output_is_lowercase_words(value: str) -> None:
 
 
 def test_fast_path_reads_every_ascii_character_as_the_rule_does() -> None:
-    """The kernel restates the rule's character classes (apostrophes join, "&" is "and", other
-    punctuation separates): checked for every ASCII character, within, between and as words.
+    """The kernel restates the rule's character classes: checked for every ASCII character.
+
+    Apostrophes join, "&" is "and", other punctuation separates; each character is tried
+    within, between and as words.
     """
     assert fast_path_disagreements("address", one_byte_edits(["a_b", "st_st", "_", "n_a"])) == []
     taken = [f"a{chr(c)}b" for c in range(128)]

@@ -167,8 +167,10 @@ def test_name_with_unreadable_or_mostly_digits_is_rejected(raw: str) -> None:
 
 @given(value=st.text(alphabet=string.ascii_letters[::3] + " '-" + string.digits, max_size=12))
 def test_digits_are_read_exactly_when_the_rule_allows(value: str) -> None:
-    """An independent statement of the rule: rejected iff a digit has no reading or some word
-    is at least half digits; otherwise the output has no digits left.
+    """An independent statement of the rule on digits.
+
+    A value is rejected iff a digit has no reading or some word is at least half digits;
+    otherwise the output has no digits left.
     """
     words_with_digits = [w for w in re.findall(r"[A-Za-z0-9'-]+", value) if re.search(r"\d", w)]
     rejected = bool(re.search(r"[3479]", value)) or any(

@@ -170,8 +170,10 @@ def test_failed_sign_in_is_audited_and_never_redirects_off_site(
 
 
 def test_pages_show_no_identifier_id_or_secret(console_project: ConsoleProject) -> None:
-    """Every page, as the operator and as each party: no partner's value, no local ID, no
-    record key, no linkage ID, no token, no salt.
+    """No page shows an identifier, ID or secret, to the operator or to any party.
+
+    Every page is checked for a partner's value, a local ID, a record key, a linkage ID, a
+    token and a salt.
     """
     made = console_project
     forbidden = made.identifiers | secrets_of(made) | set(TRICKY_IDS)
@@ -326,8 +328,10 @@ def test_unknown_project_is_a_page_not_found(console_project: ConsoleProject,
 
 
 def test_runs_keep_their_diagnostics_and_charts(console_project: ConsoleProject) -> None:
-    """What the worker records for the console: the scored pairs' histogram, the estimated
-    curve (auto only), entity sizes that add up, and the charts drawn once.
+    """What the worker records for the console, and the charts drawn from it once.
+
+    The records are the scored pairs' histogram, the estimated curve (auto only) and entity
+    sizes that add up.
     """
     made = console_project
     from linkage_unit.database import Run, make_engine, session_factory

@@ -1,5 +1,6 @@
-"""Hamming-LSH blocking: a deduplicated subset of dice_candidates that keeps the matches,
-equal to a plain numpy reference of the same keys.
+"""Hamming-LSH blocking: a deduplicated subset of dice_candidates that keeps the matches.
+
+Its candidates equal those of a plain numpy reference of the same keys.
 """
 
 from __future__ import annotations
@@ -364,8 +365,9 @@ def test_pairs_and_stats_in_one_pass_equal_the_separate_calls(
 
 
 def test_pair_completeness_on_a_synthetic_two_party_scenario(tmp_path: Path) -> None:
-    """Defaults keep the true matches of a small synthetic PACE scenario with typical errors,
-    and balanced positions compare fewer pairs than random ones for the same tables.
+    """Defaults keep the true matches of a small synthetic PACE scenario with typical errors.
+
+    Balanced positions also compare fewer pairs than random ones for the same tables.
     """
     scenario = make_scenario("two-party", 3000, seed=3)
     schema = encoder.load_schema("pace-default")

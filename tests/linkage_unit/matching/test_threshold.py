@@ -218,8 +218,10 @@ def test_runner_ups_with_within_file_duplicates_keep_the_nonmatch_spread() -> No
 
 
 def test_estimated_curve_is_the_fit_at_every_threshold() -> None:
-    """The curve the console draws: at the chosen threshold it gives the estimate's own
-    precision and recall; recall falls and precision rises as the threshold goes up.
+    """The curve the console draws agrees with the estimate and moves the right way.
+
+    At the chosen threshold it gives the estimate's own precision and recall; recall falls
+    and precision rises as the threshold goes up.
     """
     rng = np.random.default_rng(SEED)
     scores = np.concatenate([_logit_normal(rng, 4000, -0.2, 0.35),
