@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(
-    p for pkg in ("encoder", "linkage_unit") for p in (ROOT / pkg).rglob("*.py")
+    p for pkg in ("encoder", "linkage_unit", "benchmarks") for p in (ROOT / pkg).rglob("*.py")
     # Alembic's migration scripts are run by Alembic, not imported as modules.
     if p.name != "__main__.py" and "migrations" not in p.parts
 )  # fmt: skip
@@ -113,12 +113,6 @@ def test_all_is_complete(path: Path) -> None:
 
 SCANNED_PACKAGES = ("encoder", "linkage_unit", "benchmarks")
 
-#: Imports of another module's private name that are known and owned by other work; the
-#: lead empties this at merge (issue 11), after which it must stay empty.
-KNOWN_PRIVATE_IMPORTS: frozenset[str] = frozenset({
-    "benchmarks/lifecycle.py: benchmarks.quality._party",
-})  # fmt: skip
-
 
 def _is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
@@ -179,8 +173,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
             path.read_text(encoding="utf-8"), PurePosixPath(path.relative_to(ROOT).as_posix())
         )
     }
-    assert not found - KNOWN_PRIVATE_IMPORTS, sorted(found - KNOWN_PRIVATE_IMPORTS)
-    assert not KNOWN_PRIVATE_IMPORTS - found, "fixed: remove from KNOWN_PRIVATE_IMPORTS"
+    assert not found, sorted(found)
 
 
 def test_the_private_import_scan_sees_both_forms() -> None:
