@@ -3,6 +3,9 @@
 pacelink's keys are per feature (`FeatureExtension`) and, at the top level, the optional
 `hardening` of the encodings (`Hardening`). clkhash's master schemas allow both and clkhash
 ignores them; the schema's fingerprint covers them, since they are part of the document.
+
+Slightly over 500 lines: the models are the source of the exported JSON Schemas, whose
+descriptions they carry, and are kept with the loader that validates against them.
 """
 
 from __future__ import annotations
