@@ -351,6 +351,7 @@ def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dic
     import numpy as np
 
     from linkage_unit.database import Project, Upload, make_engine, session_factory
+    from linkage_unit.storage import Storage
 
     engine = make_engine(f"sqlite:///{data_dir / 'unit.db'}")
     try:
@@ -358,13 +359,13 @@ def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dic
             p = session.get(Project, project)
             assert p is not None and p.current_run_id is not None
             uploads = session.query(Upload).filter(Upload.project_id == project).all()
-            run_dir = data_dir / "projects" / project / "runs" / p.current_run_id / "ids"
+            run = Storage(data_dir).run_folder(project, p.current_run_id)
     finally:
         engine.dispose()
     keys = _keys(partners["council"] / "council.keys.csv")
     digest = _digest(partners["council"] / "council.plk")
     (upload,) = [u for u in uploads if u.content_digest == digest]
-    ids = np.load(run_dir / f"{upload.id}.npy")
+    ids = np.load(run.ids(upload.id))
     return {("council", keys[i]): str(v) for i, v in enumerate(ids)}
 
 

@@ -18,11 +18,11 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from linkage_unit.database import Party, Project
+from linkage_unit import repository
+from linkage_unit.database import Project
 from linkage_unit.settings import UnitSettings
 from linkage_unit.storage import Storage
 
@@ -32,6 +32,7 @@ __all__ = [
     "CallerDep",
     "Refusal",
     "SessionDep",
+    "UnitDep",
     "UnitState",
     "caller_for_token",
     "get_project",
@@ -120,6 +121,9 @@ def state(request: Request) -> UnitState:
     return unit
 
 
+UnitDep = Annotated[UnitState, Depends(state)]
+
+
 def _session(request: Request) -> Iterator[Session]:
     with state(request).sessions() as session:
         # The refusal handler rolls it back before auditing: on SQLite an open transaction
@@ -144,7 +148,7 @@ def caller_for_token(request: Request, session: Session, token: str) -> Caller |
     # a token means finding preimages of chosen SHA-256 prefixes, which is as hard as
     # guessing the 256-bit token itself. The admin token's digest is compared in constant
     # time anyway (above), as it is not in the database.
-    party = session.scalar(select(Party).where(Party.token_hash == digest))
+    party = repository.party_by_token_hash(session, digest)
     caller = (
         None if party is None
         else Caller("party", party.project_id, party.id, party.name, party.position)
@@ -217,10 +221,7 @@ def get_project(session: Session, project_id: str, *, for_update: bool = False) 
     """The project, or 404."""
     if not is_unit_id(project_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such project (IDs are 16 hex digits)")
-    query = select(Project).where(Project.id == project_id)
-    if for_update:
-        query = query.with_for_update()
-    project = session.scalar(query)
+    project = repository.find_project(session, project_id, for_update=for_update)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no project {project_id!r}")
     return project

@@ -6,22 +6,21 @@ import json
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, status
 
 from encoder.schema import SchemaInvalid, parse_schema
-from linkage_unit import audit
+from linkage_unit import audit, repository
 from linkage_unit.api.deps import (
     CallerDep,
     SessionDep,
+    UnitDep,
     get_project,
     hash_token,
     require_admin,
     require_member,
-    state,
 )
 from linkage_unit.api.models import ProjectCreate, ProjectCreated, ProjectOut
-from linkage_unit.database import Party, Project, now
+from linkage_unit.database import Project, now
 from linkage_unit.policy import PolicyError, SharingPolicy
 from linkage_unit.retention import delete_project
 
@@ -34,11 +33,7 @@ _DAY = 86_400.0
 
 def project_out(session: SessionDep, project: Project, party: str | None = None) -> ProjectOut:
     """The project as shown to the operator, or to ``party``."""
-    names = list(
-        session.scalars(
-            select(Party.name).where(Party.project_id == project.id).order_by(Party.position)
-        )
-    )
+    names = repository.party_names(session, project.id)
     policy = SharingPolicy.model_validate_json(project.policy_json)
     return ProjectOut(
         id=project.id, name=project.name, purpose=project.purpose, parties=names,
@@ -53,11 +48,10 @@ def project_out(session: SessionDep, project: Project, party: str | None = None)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectCreated)
-def create_project(body: ProjectCreate, request: Request, session: SessionDep,
+def create_project(body: ProjectCreate, unit: UnitDep, session: SessionDep,
                    caller: CallerDep) -> ProjectCreated:  # fmt: skip
     """Create a project; the response holds each party's token, shown only this once."""
     require_admin(caller)
-    unit = state(request)
     if len(set(body.parties)) != len(body.parties):
         raise HTTPException(422, "parties: names must be unique")
     try:
@@ -84,11 +78,9 @@ def create_project(body: ProjectCreate, request: Request, session: SessionDep,
     tokens = {name: secrets.token_urlsafe(32) for name in body.parties}
     unit.storage.create_project(project_id)
     try:
-        session.add(project)
-        session.flush()
-        for position, name in enumerate(body.parties):
-            session.add(Party(project_id=project_id, name=name, position=position,
-                              token_hash=hash_token(tokens[name])))  # fmt: skip
+        repository.add_project(
+            session, project, {name: hash_token(tokens[name]) for name in body.parties}
+        )
         audit.append(
             session, unit.audit_key, actor=caller.actor, action="project.created",
             project_id=project_id, policy=body.policy.model_dump_json(),
@@ -111,8 +103,7 @@ def create_project(body: ProjectCreate, request: Request, session: SessionDep,
 def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectOut]:
     """Every project (operator), or the caller's own project (party)."""
     if caller.is_admin:
-        projects = session.scalars(select(Project).order_by(Project.created_at)).all()
-        return [project_out(session, p) for p in projects]
+        return [project_out(session, p) for p in repository.projects(session)]
     project = get_project(session, str(caller.project_id))
     return [project_out(session, project, caller.party_name)]
 
@@ -133,11 +124,10 @@ def read_schema(project_id: str, session: SessionDep, caller: CallerDep) -> dict
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_project(project_id: str, request: Request, session: SessionDep,
+def remove_project(project_id: str, unit: UnitDep, session: SessionDep,
                    caller: CallerDep) -> None:  # fmt: skip
     """Delete a project: its encodings, indexes and results are erased; the audit remains."""
     require_admin(caller)
-    unit = state(request)
     project = get_project(session, project_id, for_update=True)
     delete_project(session, unit.storage, unit.audit_key, project, actor=caller.actor,
                    reason="deleted by the operator", data_dir=unit.data_dir)  # fmt: skip

@@ -20,20 +20,20 @@ import numpy as np
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, status
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from encoder.fileformat import EncodingFileError, read_encodings
-from linkage_unit import audit
+from linkage_unit import audit, repository
 from linkage_unit.api.deps import (
     Caller,
     CallerDep,
     Refusal,
     SessionDep,
+    UnitDep,
     UnitState,
     get_project,
     require_member,
 )
-from linkage_unit.api.deps import state as unit_state
 from linkage_unit.api.models import UploadOut
 from linkage_unit.database import Party, Project, Upload, now
 from linkage_unit.jobs.pipeline import row_keys
@@ -114,17 +114,13 @@ _KIND_HELP = (
 )
 
 
-def _kind(session: Any, party: Party, header: dict[str, Any], kind: Kind | None) -> Kind:
+def _kind(session: Session, party: Party, header: dict[str, Any], kind: Kind | None) -> Kind:
     """The upload's kind, checked against the party's earlier uploads; pins its record key.
 
     Without a kind an upload is a delta: it adds and updates, and withdraws nothing, as
     every upload did before snapshots existed, so a partner who does not say loses nothing.
     """
-    earlier = session.scalar(
-        select(func.count()).select_from(Upload).where(
-            Upload.party_id == party.id, Upload.kind != "withdrawal"
-        )
-    )  # fmt: skip
+    earlier = repository.count_deliveries(session, party.id)
     if kind is None:
         kind = "delta" if earlier else "snapshot"
     if kind == "delta" and not earlier:
@@ -144,16 +140,11 @@ def _kind(session: Any, party: Party, header: dict[str, Any], kind: Kind | None)
         raise _refuse(409, "the record keys were made with a different record key from your "
                            "earlier uploads' (another partner's file, or a new record key): "
                            "every record would count as new", "record key")  # fmt: skip
-    if check is not None:
-        # Each partner's record key is its own: another party's means another party's file.
-        taken = session.scalar(
-            select(Party.id).where(Party.project_id == party.project_id, Party.id != party.id,
-                                   Party.record_key_check == check)
-        )  # fmt: skip
-        if taken is not None:
-            raise _refuse(409, "the record keys were made with another party's record key: this "
-                               "is another partner's file, or two partners share a record key "
-                               "(each must create its own)", "record key")  # fmt: skip
+    # Each partner's record key is its own: another party's means another party's file.
+    if check is not None and repository.party_with_record_key(session, party, check) is not None:
+        raise _refuse(409, "the record keys were made with another party's record key: this "
+                           "is another partner's file, or two partners share a record key "
+                           "(each must create its own)", "record key")  # fmt: skip
     return kind
 
 
@@ -210,6 +201,7 @@ async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
 async def create_upload(
     project_id: str,
     request: Request,
+    unit: UnitDep,
     caller: CallerDep,
     kind: Annotated[Kind | None, Query(description=_KIND_HELP)] = None,
 ) -> UploadOut:  # fmt: skip
@@ -221,7 +213,6 @@ async def create_upload(
     if caller.is_admin:
         raise Refusal(403, "uploads come from parties; use a party token",
                       action="upload.refused", check="parties only")  # fmt: skip
-    unit = unit_state(request)
     tmp, size, sha = await _receive(request, unit)
     try:
         claimed = request.headers.get(_DIGEST_HEADER)
@@ -250,14 +241,12 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             elif header["key_check_value"] != project.key_check_value:
                 raise _refuse(409, "encoded with a different secret than the project's "
                                    "(the key check values differ)", "secret")  # fmt: skip
-            party = session.get(Party, caller.party_id, with_for_update=True)
+            assert caller.party_id is not None  # a party's token: the operator was refused
+            party = repository.find_party(session, caller.party_id, for_update=True)
             assert party is not None  # the caller's token names it
             kind = _kind(session, party, header, kind)
-            duplicate = session.scalar(
-                select(Upload.id).where(
-                    Upload.party_id == caller.party_id,
-                    Upload.content_digest == header["content_digest"],
-                )
+            duplicate = repository.duplicate_upload(
+                session, party.id, str(header["content_digest"])
             )
             if duplicate is not None:
                 raise _refuse(
@@ -266,9 +255,7 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
                     "duplicate",
                     duplicate_of=duplicate,
                 )
-            seq = (session.scalar(
-                select(func.max(Upload.seq)).where(Upload.project_id == project_id)
-            ) or 0) + 1  # fmt: skip
+            seq = repository.next_upload_seq(session, project_id)
             upload = Upload(
                 id=secrets.token_hex(8), project_id=project_id, party_id=caller.party_id,
                 seq=seq, kind=kind, record_count=int(str(header["record_count"])),
@@ -312,14 +299,7 @@ def list_uploads(project_id: str, session: SessionDep, caller: CallerDep) -> lis
     """The project's uploads (operator), or the caller's own (party)."""
     require_member(caller, project_id)
     get_project(session, project_id)
-    query = (
-        select(Upload, Party.name)
-        .join(Party, Upload.party_id == Party.id)
-        .where(Upload.project_id == project_id)
-        .order_by(Upload.seq)
-    )
-    if not caller.is_admin:
-        query = query.where(Upload.party_id == caller.party_id)
+    own = None if caller.is_admin else caller.party_id
     return [
         UploadOut(
             id=u.id,
@@ -331,5 +311,5 @@ def list_uploads(project_id: str, session: SessionDep, caller: CallerDep) -> lis
             created_at=u.created_at,
             linked_run_id=u.linked_run_id,
         )
-        for u, name in session.execute(query).all()
+        for u, name in repository.uploads_with_party(session, project_id, own)
     ]
