@@ -88,8 +88,13 @@ def expired_project_ids(session: Session, at: float) -> list[str]:
 
 
 def delete_project_rows(session: Session, project: Project) -> bool:
-    """Delete the project's rows (uploads, runs, parties, itself); returns whether it had
-    uploads. The audit entries stay: they are never deleted."""
+    """Delete the project's rows (uploads, runs, parties, itself).
+
+    The audit entries stay: they are never deleted.
+
+    Returns:
+        Whether the project had uploads (for the audit entry of the deletion).
+    """
     had_uploads = (
         session.scalar(select(Upload.id).where(Upload.project_id == project.id).limit(1))
         is not None
@@ -333,8 +338,11 @@ def queue_withdrawal_run(session: Session, project_id: str, seq: int) -> str:
 
 
 def runnable_runs(session: Session) -> list[tuple[str, str, str, str | None, float | None, int]]:
-    """Every queued or running run, oldest first, as ``(id, project, status, claim,
-    heartbeat, attempts)``: what a worker chooses the next run from."""
+    """Every queued or running run, oldest first: what a worker chooses the next run from.
+
+    Returns:
+        Rows ``(id, project, status, claim, heartbeat, attempts)``.
+    """
     rows = session.execute(
         select(Run.id, Run.project_id, Run.status, Run.claim, Run.heartbeat_at, Run.attempts)
         .where(or_(Run.status == "queued", Run.status == "running"))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -61,44 +61,40 @@ def save_keys(path: Path, keys: NDArray[np.str_], *, replace: bool = False) -> N
 
 @dataclass(frozen=True)
 class RunFolder:
-    """The outputs of one run, under the names the pipeline writes and releases read."""
+    """The outputs of one run, under the names the pipeline writes and releases read.
+
+    Attributes:
+        path: The run's folder.
+        index: The entity index after the run.
+        ids_dir: The folder of per-upload linkage IDs (see :meth:`ids`).
+        counts: Entities per set of parties, before suppression (JSON).
+        scores: The score histogram and the pairs near the threshold (JSON).
+        scratch: Working files of a distributed run, removed once it has compared.
+    """
 
     path: Path
+    index: Path = field(init=False)
+    ids_dir: Path = field(init=False)
+    counts: Path = field(init=False)
+    scores: Path = field(init=False)
+    scratch: Path = field(init=False)
 
-    @property
-    def index(self) -> Path:
-        """The entity index after the run."""
-        return self.path / "index"
-
-    @property
-    def ids_dir(self) -> Path:
-        """The folder of per-upload linkage IDs."""
-        return self.path / "ids"
+    def __post_init__(self) -> None:
+        """Derive the outputs' names from the folder (set once: the object is frozen)."""
+        for name, child in (("index", "index"), ("ids_dir", "ids"), ("counts", "counts.json"),
+                            ("scores", "scores.json"), ("scratch", "scratch")):  # fmt: skip
+            object.__setattr__(self, name, self.path / child)
 
     def ids(self, upload_id: str) -> Path:
         """The linkage ID of every row of one delivery."""
         return self.ids_dir / f"{upload_id}.npy"
-
-    @property
-    def counts(self) -> Path:
-        """Entities per set of parties, before suppression."""
-        return self.path / "counts.json"
-
-    @property
-    def scores(self) -> Path:
-        """The score histogram and the pairs near the threshold."""
-        return self.path / "scores.json"
-
-    @property
-    def scratch(self) -> Path:
-        """Working files of a distributed run, removed once it has compared."""
-        return self.path / "scratch"
 
 
 class Storage:
     """Paths and file operations of one data folder."""
 
     def __init__(self, data_dir: Path) -> None:
+        """Name the folders under ``data_dir`` (created by :meth:`prepare`)."""
         self.root = data_dir
         self.incoming = data_dir / "incoming"
         self.projects = data_dir / "projects"

@@ -68,6 +68,7 @@ class Refusal(HTTPException):
 
     def __init__(self, status_code: int, message: str, *, action: str, check: str,
                  headers: dict[str, str] | None = None, **facts: Any) -> None:  # fmt: skip
+        """Hold the answer and what the audit entry records (see the class)."""
         super().__init__(status_code, message, headers=headers)
         self.action = action
         self.check = check
@@ -92,6 +93,7 @@ class UnitState:
 
     @property
     def data_dir(self) -> Path:
+        """The unit's data folder."""
         return self.settings.data_dir
 
 
@@ -112,6 +114,7 @@ class Caller:
 
     @property
     def is_admin(self) -> bool:
+        """Whether the caller is the operator."""
         return self.kind == "admin"
 
 
@@ -137,8 +140,10 @@ _bearer = HTTPBearer(auto_error=False, description="The admin token or a party t
 
 
 def caller_for_token(request: Request, session: Session, token: str) -> Caller | None:
-    """Who ``token`` belongs to (the operator or a party), or None; how every caller of the
-    API and of the console is recognised."""
+    """Who ``token`` belongs to (the operator or a party), or None.
+
+    How every caller of the API and of the console is recognised.
+    """
     digest = hash_token(token)
     if hmac.compare_digest(digest, state(request).admin_token_hash):
         return Caller("admin")
@@ -188,6 +193,7 @@ def require_admin(caller: Caller, *, action: str = "access.refused", **facts: An
     """Only the operator may do this; a party's attempt is refused and audited.
 
     Args:
+        caller: Who is calling.
         action: The audit action of the refusal (``release.refused`` for scores).
         facts: More details for the audit entry.
     """

@@ -10,15 +10,8 @@ from fastapi import APIRouter, HTTPException, status
 
 from encoder.schema import SchemaInvalid, parse_schema
 from linkage_unit import audit, repository
-from linkage_unit.api.deps import (
-    CallerDep,
-    SessionDep,
-    UnitDep,
-    get_project,
-    hash_token,
-    require_admin,
-    require_member,
-)
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import ProjectCreate, ProjectCreated, ProjectOut
 from linkage_unit.database import Project, now
 from linkage_unit.policy import PolicyError, SharingPolicy
@@ -51,7 +44,7 @@ def project_out(session: SessionDep, project: Project, party: str | None = None)
 def create_project(body: ProjectCreate, unit: UnitDep, session: SessionDep,
                    caller: CallerDep) -> ProjectCreated:  # fmt: skip
     """Create a project; the response holds each party's token, shown only this once."""
-    require_admin(caller)
+    deps.require_admin(caller)
     if len(set(body.parties)) != len(body.parties):
         raise HTTPException(422, "parties: names must be unique")
     try:
@@ -79,7 +72,7 @@ def create_project(body: ProjectCreate, unit: UnitDep, session: SessionDep,
     unit.storage.create_project(project_id)
     try:
         repository.add_project(
-            session, project, {name: hash_token(tokens[name]) for name in body.parties}
+            session, project, {name: deps.hash_token(tokens[name]) for name in body.parties}
         )
         audit.append(
             session, unit.audit_key, actor=caller.actor, action="project.created",
@@ -104,22 +97,22 @@ def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectOut]:
     """Every project (operator), or the caller's own project (party)."""
     if caller.is_admin:
         return [project_out(session, p) for p in repository.projects(session)]
-    project = get_project(session, str(caller.project_id))
+    project = deps.get_project(session, str(caller.project_id))
     return [project_out(session, project, caller.party_name)]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
 def read_project(project_id: str, session: SessionDep, caller: CallerDep) -> ProjectOut:
     """A project's settings and state."""
-    require_member(caller, project_id)
-    return project_out(session, get_project(session, project_id), caller.party_name)
+    deps.require_member(caller, project_id)
+    return project_out(session, deps.get_project(session, project_id), caller.party_name)
 
 
 @router.get("/{project_id}/schema")
 def read_schema(project_id: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     """The linkage schema the project's parties encode with."""
-    require_member(caller, project_id)
-    doc: dict[str, Any] = json.loads(get_project(session, project_id).schema_json)
+    deps.require_member(caller, project_id)
+    doc: dict[str, Any] = json.loads(deps.get_project(session, project_id).schema_json)
     return doc
 
 
@@ -127,8 +120,8 @@ def read_schema(project_id: str, session: SessionDep, caller: CallerDep) -> dict
 def remove_project(project_id: str, unit: UnitDep, session: SessionDep,
                    caller: CallerDep) -> None:  # fmt: skip
     """Delete a project: its encodings, indexes and results are erased; the audit remains."""
-    require_admin(caller)
-    project = get_project(session, project_id, for_update=True)
+    deps.require_admin(caller)
+    project = deps.get_project(session, project_id, for_update=True)
     delete_project(session, unit.storage, unit.audit_key, project, actor=caller.actor,
                    reason="deleted by the operator", data_dir=unit.data_dir)  # fmt: skip
     session.commit()

@@ -20,17 +20,8 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from linkage_unit import audit, repository
-from linkage_unit.api.deps import (
-    Caller,
-    CallerDep,
-    Refusal,
-    SessionDep,
-    UnitDep,
-    UnitState,
-    get_project,
-    require_admin,
-    require_member,
-)
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import CountsOut, ScoresOut
 from linkage_unit.database import Project, Upload
 from linkage_unit.policy import SharingPolicy, overlap_counts
@@ -43,12 +34,12 @@ router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
 _ROWS_PER_CHUNK = 65_536
 
 
-def _refused(code: int, message: str, release: str, check: str) -> Refusal:
+def _refused(code: int, message: str, release: str, check: str) -> deps.Refusal:
     """A release refusal; the app's handler audits it as ``release.refused``."""
-    return Refusal(code, message, action="release.refused", check=check, release=release)
+    return deps.Refusal(code, message, action="release.refused", check=check, release=release)
 
 
-def _granted(caller: Caller, project: Project, release: str) -> str:
+def _granted(caller: deps.Caller, project: Project, release: str) -> str:
     """Refuse unless the policy grants ``release``; returns how it was granted."""
     if caller.is_admin:
         raise _refused(403, f"'{release}' is released to parties; use a party token",
@@ -62,14 +53,14 @@ def _granted(caller: Caller, project: Project, release: str) -> str:
     return f"{release} ({how}); policy {project.policy_json}"
 
 
-def _run_folder(unit: UnitState, project: Project, release: str) -> tuple[str, RunFolder]:
+def _run_folder(unit: deps.UnitState, project: Project, release: str) -> tuple[str, RunFolder]:
     if project.current_run_id is None:
         raise _refused(409, "nothing released yet: no run of this project has completed",
                        release, "no completed run")  # fmt: skip
     return project.current_run_id, unit.storage.run_folder(project.id, project.current_run_id)
 
 
-def _own_uploads(session: Session, caller: Caller, project: Project,
+def _own_uploads(session: Session, caller: deps.Caller, project: Project,
                  upload: str | None, release: str) -> list[Upload]:  # fmt: skip
     assert caller.party_id is not None  # a party's token: _granted refused the operator
     own = repository.uploads(session, project.id, caller.party_id)
@@ -124,8 +115,8 @@ def _csv(header: str, parts: list[tuple[str, NDArray[Any], NDArray[np.bool_]]]
             yield buf.getvalue().encode()
 
 
-def _record(session: Session, unit: UnitState, caller: Caller, project: Project, action: str,
-            policy: str, detail: dict[str, Any]) -> None:  # fmt: skip
+def _record(session: Session, unit: deps.UnitState, caller: deps.Caller, project: Project,
+            action: str, policy: str, detail: dict[str, Any]) -> None:  # fmt: skip
     audit.append(session, unit.audit_key, actor=caller.actor, action=action,
                  project_id=project.id, policy=policy,
                  detail={"purpose": project.purpose, **detail}, data_dir=unit.data_dir)  # fmt: skip
@@ -138,8 +129,8 @@ def mapping(project_id: str, unit: UnitDep, session: SessionDep, caller: CallerD
             upload: str | None = Query(default=None, description="One upload (default: all)."),
             ) -> StreamingResponse:  # fmt: skip
     """The linkage ID of each of your rows: CSV ``upload_id,row,linkage_id``."""
-    require_member(caller, project_id)
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    project = deps.get_project(session, project_id)
     policy = _granted(caller, project, "mapping")
     uploads = _own_uploads(session, caller, project, upload, "mapping")
     run_id, run = _run_folder(unit, project, "mapping")
@@ -158,8 +149,8 @@ def flags(project_id: str, other: str, unit: UnitDep, session: SessionDep,
           upload: str | None = Query(default=None, description="One upload (default: all)."),
           ) -> StreamingResponse:  # fmt: skip
     """Whether each of your rows also appears in ``other``'s data: CSV ``upload_id,row,flag``."""
-    require_member(caller, project_id)
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    project = deps.get_project(session, project_id)
     policy = _granted(caller, project, f"flags:{other}")
     other_party = repository.party_by_name(session, project.id, other)
     if other_party is None:  # the policy names only parties, so this is a stale policy
@@ -186,8 +177,8 @@ def flags(project_id: str, other: str, unit: UnitDep, session: SessionDep,
 def counts(project_id: str, unit: UnitDep, session: SessionDep,
            caller: CallerDep) -> CountsOut:  # fmt: skip
     """Overlap counts between parties and party combinations, suppressed and rounded."""
-    require_member(caller, project_id)
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    project = deps.get_project(session, project_id)
     policy_model = SharingPolicy.model_validate_json(project.policy_json)
     policy = (f"counts (operator); policy {project.policy_json}" if caller.is_admin
               else _granted(caller, project, "counts"))  # fmt: skip
@@ -206,9 +197,9 @@ def counts(project_id: str, unit: UnitDep, session: SessionDep,
 def scores(project_id: str, unit: UnitDep, session: SessionDep,
            caller: CallerDep) -> ScoresOut:  # fmt: skip
     """For the operator's threshold review: the score histogram and pairs near the threshold."""
-    require_member(caller, project_id)
-    require_admin(caller, action="release.refused", release="scores")
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    deps.require_admin(caller, action="release.refused", release="scores")
+    project = deps.get_project(session, project_id)
     run_id, run = _run_folder(unit, project, "scores")
     data = _json(run.scores)
     _record(session, unit, caller, project, "release.scores", "scores (operator only)",

@@ -7,16 +7,8 @@ import json
 from fastapi import APIRouter, HTTPException, status
 
 from linkage_unit import audit, repository
-from linkage_unit.api.deps import (
-    Caller,
-    CallerDep,
-    SessionDep,
-    UnitDep,
-    get_project,
-    is_unit_id,
-    require_admin,
-    require_member,
-)
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import RunCreate, RunOut
 from linkage_unit.database import Run
 
@@ -25,7 +17,7 @@ __all__ = ["router", "run_out"]
 router = APIRouter(prefix="/projects/{project_id}/runs", tags=["runs"])
 
 
-def run_out(run: Run, caller: Caller) -> RunOut:
+def run_out(run: Run, caller: deps.Caller) -> RunOut:
     """A run as the caller may see it: parties do not see the summary (other parties' sizes)."""
     return RunOut(
         id=run.id, project_id=run.project_id, status=run.status,  # type: ignore[arg-type]
@@ -41,8 +33,8 @@ def run_out(run: Run, caller: Caller) -> RunOut:
 def create_run(project_id: str, body: RunCreate, unit: UnitDep, session: SessionDep,
                caller: CallerDep) -> RunOut:  # fmt: skip
     """Queue a run that links every upload received so far."""
-    require_admin(caller)
-    project = get_project(session, project_id, for_update=True)
+    deps.require_admin(caller)
+    project = deps.get_project(session, project_id, for_update=True)
     if isinstance(body.threshold, float) and not 0 < body.threshold <= 1:
         raise HTTPException(422, "threshold: must be in (0, 1] or 'auto'")
     through = repository.upload_seq_high(session, project.id)
@@ -62,16 +54,16 @@ def create_run(project_id: str, body: RunCreate, unit: UnitDep, session: Session
 @router.get("", response_model=list[RunOut])
 def list_runs(project_id: str, session: SessionDep, caller: CallerDep) -> list[RunOut]:
     """The project's runs, newest first."""
-    require_member(caller, project_id)
-    get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    deps.get_project(session, project_id)
     return [run_out(r, caller) for r in repository.runs(session, project_id, newest_first=True)]
 
 
 @router.get("/{run_id}", response_model=RunOut)
 def read_run(project_id: str, run_id: str, session: SessionDep, caller: CallerDep) -> RunOut:
     """A run's status, stage and progress."""
-    require_member(caller, project_id)
-    if not is_unit_id(run_id):
+    deps.require_member(caller, project_id)
+    if not deps.is_unit_id(run_id):
         raise HTTPException(404, "no such run in this project (IDs are 16 hex digits)")
     run = repository.find_run(session, project_id, run_id)
     if run is None:

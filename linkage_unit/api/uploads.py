@@ -24,16 +24,8 @@ from sqlalchemy.orm import Session
 
 from encoder.fileformat import EncodingFileError, read_encodings
 from linkage_unit import audit, repository
-from linkage_unit.api.deps import (
-    Caller,
-    CallerDep,
-    Refusal,
-    SessionDep,
-    UnitDep,
-    UnitState,
-    get_project,
-    require_member,
-)
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import UploadOut
 from linkage_unit.database import Party, Project, Upload, now
 from linkage_unit.jobs.pipeline import row_keys
@@ -47,9 +39,9 @@ _DIGEST_HEADER = "X-Content-SHA256"
 _WRITE_BLOCK = 1 << 20
 
 
-def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
+def _refuse(code: int, message: str, check: str, **facts: Any) -> deps.Refusal:
     """An upload refusal; the app's handler audits it as ``upload.refused``."""
-    return Refusal(code, f"upload refused: {message}", action="upload.refused", check=check,
+    return deps.Refusal(code, f"upload refused: {message}", action="upload.refused", check=check,
                    **facts)  # fmt: skip
 
 
@@ -92,9 +84,12 @@ def _check(path: Path, project: Project) -> tuple[dict[str, Any], NDArray[np.str
 
 
 def upload_profile(header: dict[str, Any]) -> dict[str, Any]:
-    """What the console shows of an upload, from its header: records per feature, the
-    input's counts (encoded, no consent, rejected) and the popcount spread. Aggregates the
-    partner's encoder wrote for the unit to read; no row and no value."""
+    """What the console shows of an upload, from its header.
+
+    Records per feature, the input's counts (encoded, no consent, rejected) and the
+    popcount spread: aggregates the partner's encoder wrote for the unit to read; no row
+    and no value.
+    """
     popcount = header.get("popcount") or {}
     summary = header.get("input_summary")
     return {
@@ -154,7 +149,7 @@ def _finish_file(fh: BinaryIO, tail: bytes) -> None:
     os.fsync(fh.fileno())
 
 
-async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
+async def _receive(request: Request, unit: deps.UnitState) -> tuple[Path, int, str]:
     """Stream the body to a temporary file; returns its path, size and SHA-256."""
     limit = unit.settings.max_upload_bytes
     declared = request.headers.get("content-length")
@@ -209,9 +204,9 @@ async def create_upload(
 
     Send ``X-Content-SHA256`` (hex) to have the transfer itself checked too.
     """
-    require_member(caller, project_id)
+    deps.require_member(caller, project_id)
     if caller.is_admin:
-        raise Refusal(403, "uploads come from parties; use a party token",
+        raise deps.Refusal(403, "uploads come from parties; use a party token",
                       action="upload.refused", check="parties only")  # fmt: skip
     tmp, size, sha = await _receive(request, unit)
     try:
@@ -224,16 +219,16 @@ async def create_upload(
         tmp.unlink(missing_ok=True)
 
 
-def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: int,
+def _accept(unit: deps.UnitState, project_id: str, caller: deps.Caller, tmp: Path, size: int,
             kind: Kind | None) -> UploadOut:  # fmt: skip
     """Validate the received file and, if it passes, store and record it in one step."""
     with unit.sessions() as session:
-        project = get_project(session, project_id)
+        project = deps.get_project(session, project_id)
         session.expunge(project)  # keep its attributes readable after the rollback
         session.rollback()  # end the read: validation may take a while, hold no lock
         header, keys = _check(tmp, project)
         try:
-            project = get_project(session, project_id, for_update=True)
+            project = deps.get_project(session, project_id, for_update=True)
             # Checked again under the lock: a concurrent first upload may have pinned it.
             pinned = project.key_check_value is None
             if pinned:
@@ -297,8 +292,8 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
 @router.get("", response_model=list[UploadOut])
 def list_uploads(project_id: str, session: SessionDep, caller: CallerDep) -> list[UploadOut]:
     """The project's uploads (operator), or the caller's own (party)."""
-    require_member(caller, project_id)
-    get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    deps.get_project(session, project_id)
     own = None if caller.is_admin else caller.party_id
     return [
         UploadOut(

@@ -24,14 +24,8 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from linkage_unit import audit, repository
-from linkage_unit.api.deps import (
-    CallerDep,
-    Refusal,
-    SessionDep,
-    UnitDep,
-    get_project,
-    require_member,
-)
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import WithdrawalCreate, WithdrawalOut
 from linkage_unit.database import Upload, now
 from linkage_unit.storage import Storage, save_keys
@@ -43,8 +37,8 @@ router = APIRouter(prefix="/projects/{project_id}/withdrawals", tags=["withdrawa
 _SHOWN = 20  # unknown positions listed in a refusal
 
 
-def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
-    return Refusal(code, f"withdrawal refused: {message}", action="withdrawal.refused",
+def _refuse(code: int, message: str, check: str, **facts: Any) -> deps.Refusal:
+    return deps.Refusal(code, f"withdrawal refused: {message}", action="withdrawal.refused",
                    check=check, **facts)  # fmt: skip
 
 
@@ -80,10 +74,10 @@ def known_record_keys(session: Session, storage: Storage, project_id: str, party
 def create_withdrawal(project_id: str, body: WithdrawalCreate, unit: UnitDep,
                       session: SessionDep, caller: CallerDep) -> WithdrawalOut:  # fmt: skip
     """Withdraw your records named by their record keys; a run is queued to apply it."""
-    require_member(caller, project_id)
+    deps.require_member(caller, project_id)
     if caller.is_admin:
         raise _refuse(403, "withdrawals come from parties; use a party token", "parties only")
-    project = get_project(session, project_id, for_update=True)
+    project = deps.get_project(session, project_id, for_update=True)
     assert caller.party_id is not None  # a party's token: the operator was refused
     party = repository.find_party(session, caller.party_id)
     assert party is not None

@@ -80,8 +80,10 @@ class NotSignedIn(Exception):
 
 
 def _console_caller(request: Request, session: SessionDep) -> Caller:
-    """The signed-in caller (cookie), or one that sends a token (``Authorization: Bearer``,
-    as scripts and benchmarks do)."""
+    """The signed-in caller (cookie), or one that sends a token.
+
+    Scripts and benchmarks send ``Authorization: Bearer`` instead of signing in.
+    """
     unit = state(request)
     caller: Caller | None = None
     cookie = request.cookies.get(sessions.COOKIE)
@@ -113,6 +115,12 @@ def _own_party(caller: Caller, project_id: str, name: str) -> None:
 
 
 def _project(session: SessionDep, project_id: str) -> Project:
+    return get_project(session, project_id)
+
+
+def _operator_project(caller: Caller, session: SessionDep, project_id: str) -> Project:
+    """The project, for the operator's pages (a party is refused, and audited)."""
+    require_admin(caller)
     return get_project(session, project_id)
 
 
@@ -198,9 +206,12 @@ def _safe_next(target: str | None) -> str:
 
 
 def _same_origin(request: Request) -> None:
-    """A form posted from another site's page is refused (login cross-site request forgery:
-    signing a victim in as the attacker's party). Browsers say where a request comes from
-    in ``Sec-Fetch-Site`` (and ``Origin``); a request without either is not a browser's."""
+    """Refuse a form posted from another site's page.
+
+    That is login cross-site request forgery: signing a victim in as the attacker's party.
+    Browsers say where a request comes from in ``Sec-Fetch-Site`` (and ``Origin``); a
+    request without either is not a browser's.
+    """
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.url.netloc}"
@@ -276,8 +287,7 @@ def home(request: Request, session: SessionDep, caller: ConsoleCaller) -> Respon
 def project_page(project_id: str, request: Request, session: SessionDep,
                  caller: ConsoleCaller) -> Response:  # fmt: skip
     """A project: its parties, settings, sharing policy, schema and state."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     policy = SharingPolicy.model_validate_json(project.policy_json)
     names = repository.party_names(session, project.id)
     uploads = _upload_rows(session, project)
@@ -305,8 +315,7 @@ def project_page(project_id: str, request: Request, session: SessionDep,
 def uploads_page(project_id: str, request: Request, session: SessionDep,
                  caller: ConsoleCaller) -> Response:  # fmt: skip
     """Every upload: kind, records, field coverage per feature, what the encoder rejected."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     return page(request, "uploads.html", {
         "project": project, "features": _features(project),
         "rows": _upload_rows(session, project),
@@ -317,8 +326,7 @@ def uploads_page(project_id: str, request: Request, session: SessionDep,
 def runs_page(project_id: str, request: Request, session: SessionDep,
               caller: ConsoleCaller) -> Response:  # fmt: skip
     """Every run with its state, and what each batch changed over time."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     runs = repository.runs(session, project.id)
     rows = [_run_row(r) for r in runs]
     done = [r for r in runs if r.status == "done" and r.summary_json]
@@ -346,8 +354,7 @@ def _get_run(session: SessionDep, project: Project, run_id: str) -> Run:
 def run_page(project_id: str, run_id: str, request: Request, session: SessionDep,
              caller: ConsoleCaller) -> Response:  # fmt: skip
     """One run: its summary, score histogram, estimated precision/recall, entity sizes."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     run = _get_run(session, project, run_id)
     row = _run_row(run)
     histogram = curve = sizes = None
@@ -377,8 +384,7 @@ def run_page(project_id: str, run_id: str, request: Request, session: SessionDep
 def run_status(project_id: str, run_id: str, session: SessionDep,
                caller: ConsoleCaller) -> JSONResponse:  # fmt: skip
     """A run's state for the page's live progress (polled while it is queued or running)."""
-    require_admin(caller)
-    run = _get_run(session, _project(session, project_id), run_id)
+    run = _get_run(session, _operator_project(caller, session, project_id), run_id)
     return JSONResponse({
         "status": run.status, "stage": run.stage, "progress": run.progress,
         "duration": _duration(run.started_at, run.finished_at),
@@ -389,8 +395,7 @@ def run_status(project_id: str, run_id: str, session: SessionDep,
 def releases_page(project_id: str, request: Request, session: SessionDep,
                   caller: ConsoleCaller) -> Response:  # fmt: skip
     """Releases made and refused in the project, from the audit log."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     entries = repository.audit_entries(session, project_id=project.id, action_prefix="release.",
                                        newest_first=True, limit=_AUDIT_PAGE)  # fmt: skip
     rows = [audit_log.entry_dict(e) for e in entries]
@@ -479,8 +484,10 @@ def download_counts(project_id: str, name: str, request: Request, session: Sessi
 def download_mapping(project_id: str, name: str, request: Request, session: SessionDep,
                      caller: ConsoleCaller,
                      upload: str | None = Query(default=None)) -> Response:  # fmt: skip
-    """The party's rows and their linkage IDs (``upload_id,row,linkage_id``), as the API
-    releases them; the page joins them to local IDs in the browser."""
+    """The party's rows and their linkage IDs (``upload_id,row,linkage_id``).
+
+    As the API releases them; the page joins them to local IDs in the browser.
+    """
     _own_party(caller, project_id, name)
     response = releases.mapping(project_id, state(request), session, caller, upload)
     response.headers.update(SECURITY_HEADERS)

@@ -137,8 +137,10 @@ def _change(batch: Batch) -> Change:
 
 
 def row_keys(encodings: Encodings) -> NDArray[np.str_]:
-    """The key of every row of an encoding file, as the entity index knows its records:
-    the partner's record pseudonyms, or for files without them a hash of each encoding."""
+    """The key of every row of an encoding file, as the entity index knows its records.
+
+    The partner's record pseudonyms, or for files without them a hash of each encoding.
+    """
     if encodings.record_keys is not None:
         return np.asarray(encodings.record_keys)
     return content_keys(np.ascontiguousarray(encodings.bits))
@@ -321,9 +323,11 @@ def execute(inputs: RunInputs, out: RunFolder, progress: Progress) -> RunOutcome
 def _diagnostics(
     scores: NDArray[np.float64], threshold: float, estimate: ThresholdEstimate | None
 ) -> dict[str, Any]:
-    """Every scored pair between parties as a histogram, and the label-free precision and
-    recall the fit predicts at each threshold (the curve ``auto`` chose from), for the
-    operator's charts. Aggregates only: no pair is named."""
+    """The operator's charts' data: every scored pair between parties, and the fit's curve.
+
+    A histogram of the scores, and the label-free precision and recall the fit predicts
+    at each threshold (the curve ``auto`` chose from). Aggregates only: no pair is named.
+    """
     lowest = float(scores.min()) if len(scores) else threshold
     start = max(math.floor(min(lowest, threshold - NEAR) / _BIN_WIDTH) * _BIN_WIDTH, 0.0)
     # Ends at 1.0: np.histogram's last bin is closed, so a score of exactly 1 counts.

@@ -50,6 +50,7 @@ class Worker:
     """A worker loop bound to one data folder and database."""
 
     def __init__(self, settings: UnitSettings, name: str | None = None) -> None:
+        """Bind to the settings' data folder and database (nothing is opened yet)."""
         self.settings = settings
         self.storage = Storage(settings.data_dir)
         self.engine = make_engine(settings.url())
