@@ -9,7 +9,7 @@ from linkage_unit import repository
 from linkage_unit.api.deps import ID_PATTERN, CallerDep, SessionDep, UnitDep, require_admin
 from linkage_unit.api.models import AuditEntryOut, AuditVerifyOut
 
-__all__ = ["router"]
+__all__ = ["entries", "router", "verify"]
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

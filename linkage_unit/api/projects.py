@@ -17,7 +17,15 @@ from linkage_unit.database import Project, now
 from linkage_unit.policy import PolicyError, SharingPolicy
 from linkage_unit.retention import delete_project
 
-__all__ = ["project_out", "router"]
+__all__ = [
+    "create_project",
+    "list_projects",
+    "project_out",
+    "read_project",
+    "read_schema",
+    "remove_project",
+    "router",
+]
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

@@ -27,7 +27,7 @@ from linkage_unit.database import Project, Upload
 from linkage_unit.policy import SharingPolicy, overlap_counts
 from linkage_unit.storage import RunFolder
 
-__all__ = ["router"]
+__all__ = ["counts", "flags", "mapping", "router", "scores"]
 
 router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
 

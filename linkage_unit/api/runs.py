@@ -12,7 +12,7 @@ from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import RunCreate, RunOut
 from linkage_unit.database import Run
 
-__all__ = ["router", "run_out"]
+__all__ = ["create_run", "list_runs", "read_run", "router", "run_out"]
 
 router = APIRouter(prefix="/projects/{project_id}/runs", tags=["runs"])
 

@@ -31,7 +31,7 @@ from linkage_unit.database import Party, Project, Upload, now
 from linkage_unit.jobs.pipeline import row_keys
 from linkage_unit.storage import save_keys
 
-__all__ = ["router", "upload_profile"]
+__all__ = ["Kind", "create_upload", "list_uploads", "router", "upload_profile"]
 
 router = APIRouter(prefix="/projects/{project_id}/uploads", tags=["uploads"])
 

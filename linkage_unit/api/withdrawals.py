@@ -30,7 +30,7 @@ from linkage_unit.api.models import WithdrawalCreate, WithdrawalOut
 from linkage_unit.database import Upload, now
 from linkage_unit.storage import Storage, save_keys
 
-__all__ = ["known_record_keys", "router"]
+__all__ = ["create_withdrawal", "known_record_keys", "router"]
 
 router = APIRouter(prefix="/projects/{project_id}/withdrawals", tags=["withdrawals"])
 

@@ -45,7 +45,32 @@ from linkage_unit.console import charts, sessions
 from linkage_unit.database import Project, Run
 from linkage_unit.policy import SharingPolicy
 
-__all__ = ["PREFIX", "SECURITY_HEADERS", "NotSignedIn", "page", "router", "templates"]
+__all__ = [
+    "PREFIX",
+    "SECURITY_HEADERS",
+    "ConsoleCaller",
+    "NotSignedIn",
+    "audit_page",
+    "audit_verify",
+    "download_counts",
+    "download_flags",
+    "download_mapping",
+    "home",
+    "login",
+    "login_form",
+    "logout",
+    "page",
+    "party_counts",
+    "party_page",
+    "project_page",
+    "releases_page",
+    "router",
+    "run_page",
+    "run_status",
+    "runs_page",
+    "templates",
+    "uploads_page",
+]
 
 #: Where the console lives.
 PREFIX: Final = "/console"
