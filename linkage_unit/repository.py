@@ -23,6 +23,7 @@ from linkage_unit.database import AuditEntry, Party, Project, Run, Upload, now
 
 __all__ = [
     "add_project",
+    "add_upload",
     "audit_entries",
     "count_deliveries",
     "delete_project_rows",
@@ -169,6 +170,31 @@ def upload_seq_high(session: Session, project_id: str) -> int | None:
 def next_upload_seq(session: Session, project_id: str) -> int:
     """The sequence number the project's next upload (or withdrawal) gets."""
     return (upload_seq_high(session, project_id) or 0) + 1
+
+
+def add_upload(
+    session: Session, party: Party, seq: int, kind: str, *, record_count: int,
+    content_digest: str, size_bytes: int, profile_json: str | None = None,
+) -> Upload:  # fmt: skip
+    """Record a new batch of ``party`` (an encoding file or a withdrawal) under a fresh ID.
+
+    Args:
+        session: The caller's session.
+        party: Whose batch it is.
+        seq: Its sequence number in the project (:func:`next_upload_seq`).
+        kind: ``snapshot``, ``delta`` or ``withdrawal``.
+        record_count: How many records (or record keys) it holds.
+        content_digest: ``sha256:`` and the hex digest of its content.
+        size_bytes: Its size as received.
+        profile_json: What the console shows of it (encoding files only).
+    """
+    upload = Upload(
+        id=secrets.token_hex(8), project_id=party.project_id, party_id=party.id, seq=seq,
+        kind=kind, record_count=record_count, content_digest=content_digest,
+        size_bytes=size_bytes, created_at=now(), profile_json=profile_json,
+    )  # fmt: skip
+    session.add(upload)
+    return upload
 
 
 def count_deliveries(session: Session, party_id: int) -> int:

@@ -27,7 +27,7 @@ from linkage_unit import audit, repository
 from linkage_unit.api import deps
 from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import UploadOut
-from linkage_unit.database import Party, Project, Upload, now
+from linkage_unit.database import Party, Project
 from linkage_unit.jobs.pipeline import row_keys
 from linkage_unit.storage import save_keys
 
@@ -251,13 +251,11 @@ def _accept(unit: deps.UnitState, project_id: str, caller: deps.Caller, tmp: Pat
                     duplicate_of=duplicate,
                 )
             seq = repository.next_upload_seq(session, project_id)
-            upload = Upload(
-                id=secrets.token_hex(8), project_id=project_id, party_id=caller.party_id,
-                seq=seq, kind=kind, record_count=int(str(header["record_count"])),
+            upload = repository.add_upload(
+                session, party, seq, kind, record_count=int(str(header["record_count"])),
                 content_digest=str(header["content_digest"]), size_bytes=size,
-                created_at=now(), profile_json=json.dumps(upload_profile(header)),
+                profile_json=json.dumps(upload_profile(header)),
             )  # fmt: skip
-            session.add(upload)
             audit.append(
                 session, unit.audit_key, actor=caller.actor, action="upload.accepted",
                 project_id=project_id,

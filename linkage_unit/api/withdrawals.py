@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import secrets
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from linkage_unit import audit, repository
 from linkage_unit.api import deps
 from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import WithdrawalCreate, WithdrawalOut
-from linkage_unit.database import Upload, now
 from linkage_unit.storage import Storage, save_keys
 
 __all__ = ["create_withdrawal", "known_record_keys", "router"]
@@ -104,13 +102,15 @@ def create_withdrawal(project_id: str, body: WithdrawalCreate, unit: UnitDep,
         )
     seq = repository.next_upload_seq(session, project.id)
     blob = wanted.tobytes()
-    upload = Upload(
-        id=secrets.token_hex(8), project_id=project.id, party_id=party.id, seq=seq,
-        kind="withdrawal", record_count=len(wanted),
-        content_digest="sha256:" + hashlib.sha256(blob).hexdigest(), size_bytes=len(blob),
-        created_at=now(),
-    )  # fmt: skip
-    session.add(upload)
+    upload = repository.add_upload(
+        session,
+        party,
+        seq,
+        "withdrawal",
+        record_count=len(wanted),
+        content_digest="sha256:" + hashlib.sha256(blob).hexdigest(),
+        size_bytes=len(blob),
+    )
     # A withdrawal must not wait for the operator: queue a run unless one is waiting.
     run_id = repository.queue_withdrawal_run(session, project.id, seq)
     audit.append(session, unit.audit_key, actor=caller.actor, action="withdrawal.accepted",
