@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO, cast
 
 __all__ = ["atomic_write", "atomic_write_bytes", "move_into_place", "temporary_beside"]
 
@@ -78,33 +78,29 @@ def atomic_write(path: Path, *, overwrite: bool = True) -> Iterator[TextIO]:
         FileNotFoundError: The folder of `path` does not exist.
         FileExistsError: `path` exists and `overwrite` is False.
     """
-    fd, tmp = temporary_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        move_into_place(tmp, path, overwrite=overwrite)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _written(path, overwrite, binary=False) as fh:
+        yield cast(TextIO, fh)
 
 
 @contextmanager
 def atomic_write_bytes(path: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
     """:func:`atomic_write` for binary content (``.npy`` arrays, salts).
 
-    Args:
-        path: The file to write.
-        overwrite: As for :func:`move_into_place`.
-
-    Raises:
-        FileNotFoundError: The folder of `path` does not exist.
-        FileExistsError: `path` exists and `overwrite` is False.
+    Takes the same arguments, and raises the same errors, as :func:`atomic_write`.
     """
+    with _written(path, overwrite, binary=True) as fh:
+        yield cast(BinaryIO, fh)
+
+
+@contextmanager
+def _written(path: Path, overwrite: bool, *, binary: bool) -> Iterator[IO[Any]]:
     fd, tmp = temporary_beside(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        # newline="": text is written as given, so a CSV's line ends are the CSV writer's.
+        handle: IO[Any] = (
+            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        )
+        with handle as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
