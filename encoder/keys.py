@@ -20,7 +20,6 @@ import shlex
 import stat
 import string
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from typing import TYPE_CHECKING, Literal
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from encoder.atomic import atomic_write
 
 if TYPE_CHECKING:  # numpy is imported on use: light commands (keygen) start faster without it
     import numpy as np
@@ -224,18 +225,18 @@ def write_secret(path: Path, secret: Secret, *, overwrite: bool = False) -> None
     """Write the secret to a new file readable by its owner only (mode 0600).
 
     The file is created with 0600 from the start, so the secret is never briefly readable
-    by others.
+    by others, and appears whole or not at all.
+
+    Raises:
+        SecretError: The file exists (and not `overwrite`), or cannot be created.
     """
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
-        fd = os.open(path, flags, 0o600)
+        with atomic_write(path, overwrite=overwrite) as fh:
+            fh.write(secret.value + "\n")
     except FileExistsError:
         raise SecretError(f"{path} already exists; refusing to overwrite a secret") from None
     except OSError as exc:
         raise SecretError(f"cannot create secret file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(secret.value + "\n")
-    os.chmod(path, 0o600)
 
 
 def key_check_value(secret: Secret) -> str:
@@ -356,19 +357,9 @@ def write_record_key(path: Path, key: RecordKey, *, overwrite: bool = False) -> 
         SecretError: The file exists (and not `overwrite`), or cannot be created.
     """
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise SecretError(f"cannot create record key file {path}: {exc.strerror}") from None
-    tmp = Path(tmp_name)  # mkstemp creates it with mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # Mode 0600 from the start; without `overwrite` an existing key is never replaced.
+        with atomic_write(path, overwrite=overwrite) as fh:
             fh.write(RECORD_KEY_MARKER + key.value.hex() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails when `path` exists: an existing key is never replaced
     except FileExistsError:
         raise SecretError(
             f"{path} already exists; refusing to overwrite a record key (a new key makes your "
@@ -376,8 +367,6 @@ def write_record_key(path: Path, key: RecordKey, *, overwrite: bool = False) -> 
         ) from None
     except OSError as exc:
         raise SecretError(f"cannot create record key file {path}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_record_key(path: Path) -> RecordKey:

@@ -343,6 +343,7 @@ def _release_rows(text: str) -> list[tuple[int, str]]:
 def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dict[Any, str]:
     """The council's linkage IDs, read the way the evaluator may: from the unit's files."""
     from linkage_unit.database import Project, Upload, make_engine, session_factory
+    from linkage_unit.storage import Storage
 
     engine = make_engine(f"sqlite:///{data_dir / 'unit.db'}")
     try:
@@ -350,13 +351,13 @@ def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dic
             p = session.get(Project, project)
             assert p is not None and p.current_run_id is not None
             uploads = session.query(Upload).filter(Upload.project_id == project).all()
-            run_dir = data_dir / "projects" / project / "runs" / p.current_run_id / "ids"
+            run = Storage(data_dir).run_folder(project, p.current_run_id)
     finally:
         engine.dispose()
     keys = _keys(partners["council"] / "council.keys.csv")
     digest = _digest(partners["council"] / "council.plk")
     (upload,) = [u for u in uploads if u.content_digest == digest]
-    ids = np.load(run_dir / f"{upload.id}.npy")
+    ids = np.load(run.ids(upload.id))
     return {("council", keys[i]): str(v) for i, v in enumerate(ids)}
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from linkage_unit import audit
-from linkage_unit.database import Party, Project, Run, Upload, now
+from linkage_unit import audit, repository
+from linkage_unit.database import Project, now
 from linkage_unit.storage import Storage
 
 __all__ = ["delete_project", "purge_expired"]
@@ -30,15 +29,10 @@ def delete_project(
     disk that nothing refers to.
     """
     storage.delete_project(project.id)
-    uploads = session.scalar(
-        select(Upload.id).where(Upload.project_id == project.id).limit(1)
-    )  # only for the audit detail: was there data?
-    for table in (Upload, Run, Party):
-        session.execute(delete(table).where(table.project_id == project.id))
-    session.delete(project)
+    had_uploads = repository.delete_project_rows(session, project)
     audit.append(
         session, key, actor=actor, action="project.deleted", project_id=project.id,
-        detail={"reason": reason, "name": project.name, "had_uploads": uploads is not None},
+        detail={"reason": reason, "name": project.name, "had_uploads": had_uploads},
         data_dir=data_dir,
     )  # fmt: skip
 
@@ -49,10 +43,10 @@ def purge_expired(
     """Delete every project whose retention period is over; returns their IDs."""
     purged: list[str] = []
     with sessions() as session:
-        expired = list(session.scalars(select(Project.id).where(Project.expires_at < now())))
+        expired = repository.expired_project_ids(session, now())
     for project_id in expired:
         with sessions.begin() as session:
-            project = session.get(Project, project_id)
+            project = repository.find_project(session, project_id)
             if project is None or project.expires_at >= now():
                 continue
             delete_project(session, storage, key, project, actor="system",

@@ -1,6 +1,8 @@
 """Where the unit keeps files: encodings, entity indexes and run results under the data folder.
 
-Layout (all under ``DATA_DIR``)::
+The one owner of the data folder's layout: every other module asks :class:`Storage` (and
+:class:`RunFolder`, for a run's outputs) for a path instead of building one. Layout (all
+under ``DATA_DIR``)::
 
     incoming/                 uploads being received (same file system, so moves are atomic)
     projects/<project>/
@@ -10,7 +12,13 @@ Layout (all under ``DATA_DIR``)::
         uploads/<upload>.keys.npy   the key of each row of a delivery (record pseudonyms,
                               or hashes of the encodings), "" once withdrawn
         uploads/<upload>.withdraw.npy  the record keys of a withdrawal, until linked
-        runs/<run>/           a run's outputs: entity index, per-upload IDs, scores
+        runs/<run>/           a run's outputs (:class:`RunFolder`):
+            index/            the entity index after the run (linkage_unit.matching.EntityIndex)
+            ids/<upload>.npy  the linkage ID of every row of every delivery of the project
+                              ("" for a record withdrawn since: it is in no release)
+            counts.json       entities per set of parties (as bit masks), before suppression
+            scores.json       histogram of candidate scores and the pairs near the threshold
+            scratch/          what Dask workers read while the run compares (then removed)
 
 A file appears under its final name only when complete (written elsewhere, then renamed),
 and a run's folder counts only once the database records the run as done, so a crash
@@ -19,37 +27,74 @@ leaves nothing that a reader could take for a result.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Storage", "save_keys"]
+from encoder.atomic import atomic_write_bytes
+
+__all__ = ["RunFolder", "Storage", "save_keys"]
 
 _SALT_BYTES: Final = 32
 
 
 def save_keys(path: Path, keys: NDArray[np.str_], *, replace: bool = False) -> None:
-    """Write an array of record keys (``.npy``, no pickle) durably: as a new file, never over
-    an existing one, or with ``replace`` in place of one, which readers see whole or not at
-    all (written beside it, then renamed)."""
-    target = path.with_name(path.name + ".tmp") if replace else path
-    with open(target, "wb" if replace else "xb") as fh:
+    """Write an array of record keys (``.npy``, no pickle) durably and whole.
+
+    Args:
+        path: The key file.
+        keys: The record keys.
+        replace: Replace an existing file (readers see the old one or the new one, whole);
+            without it an existing file is an error and is left as it was.
+
+    Raises:
+        FileExistsError: ``path`` exists and not ``replace``.
+    """
+    with atomic_write_bytes(path, overwrite=replace) as fh:
         np.save(fh, keys, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if replace:
-        os.replace(target, path)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The outputs of one run, under the names the pipeline writes and releases read.
+
+    Attributes:
+        path: The run's folder.
+        index: The entity index after the run.
+        ids_dir: The folder of per-upload linkage IDs (see :meth:`ids`).
+        counts: Entities per set of parties, before suppression (JSON).
+        scores: The score histogram and the pairs near the threshold (JSON).
+        scratch: Working files of a distributed run, removed once it has compared.
+    """
+
+    path: Path
+    index: Path = field(init=False)
+    ids_dir: Path = field(init=False)
+    counts: Path = field(init=False)
+    scores: Path = field(init=False)
+    scratch: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Derive the outputs' names from the folder (set once: the object is frozen)."""
+        for name, child in (("index", "index"), ("ids_dir", "ids"), ("counts", "counts.json"),
+                            ("scores", "scores.json"), ("scratch", "scratch")):  # fmt: skip
+            object.__setattr__(self, name, self.path / child)
+
+    def ids(self, upload_id: str) -> Path:
+        """The linkage ID of every row of one delivery."""
+        return self.ids_dir / f"{upload_id}.npy"
 
 
 class Storage:
     """Paths and file operations of one data folder."""
 
     def __init__(self, data_dir: Path) -> None:
+        """Name the folders under ``data_dir`` (created by :meth:`prepare`)."""
         self.root = data_dir
         self.incoming = data_dir / "incoming"
         self.projects = data_dir / "projects"
@@ -69,12 +114,9 @@ class Storage:
         """Make a project's folders and its salt."""
         base = self.project_dir(project_id)
         (base / "uploads").mkdir(mode=0o700, parents=True, exist_ok=True)
-        (base / "runs").mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(base / "salt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        self._runs(project_id).mkdir(mode=0o700, exist_ok=True)
+        with atomic_write_bytes(base / "salt", overwrite=False) as fh:  # never a new salt
             fh.write(secrets.token_bytes(_SALT_BYTES))
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def salt(self, project_id: str) -> bytes:
         """The project's salt for linkage IDs."""
@@ -92,9 +134,12 @@ class Storage:
         """Where a withdrawal's record keys wait for the next run."""
         return self.project_dir(project_id) / "uploads" / f"{upload_id}.withdraw.npy"
 
-    def run_dir(self, project_id: str, run_id: str) -> Path:
+    def run_folder(self, project_id: str, run_id: str) -> RunFolder:
         """A run's output folder."""
-        return self.project_dir(project_id) / "runs" / run_id
+        return RunFolder(self._runs(project_id) / run_id)
+
+    def _runs(self, project_id: str) -> Path:
+        return self.project_dir(project_id) / "runs"
 
     def delete_project(self, project_id: str) -> None:
         """Erase everything of a project: encodings, indexes, results and salt."""
@@ -110,7 +155,7 @@ class Storage:
 
     def prune_runs(self, project_id: str, keep: set[str]) -> None:
         """Remove run folders other than ``keep`` (superseded or abandoned runs)."""
-        runs = self.project_dir(project_id) / "runs"
+        runs = self._runs(project_id)
         if not runs.exists():
             return
         for child in runs.iterdir():

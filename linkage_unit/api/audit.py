@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
+from fastapi import APIRouter, Query
 
 from linkage_unit import audit as audit_log
-from linkage_unit.api.deps import ID_PATTERN, CallerDep, SessionDep, require_admin, state
+from linkage_unit import repository
+from linkage_unit.api.deps import ID_PATTERN, CallerDep, SessionDep, UnitDep, require_admin
 from linkage_unit.api.models import AuditEntryOut, AuditVerifyOut
-from linkage_unit.database import AuditEntry
 
-__all__ = ["router"]
+__all__ = ["entries", "router", "verify"]
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -25,19 +24,13 @@ def entries(
 ) -> list[AuditEntryOut]:
     """Audit entries in order."""
     require_admin(caller)
-    query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq)
-    if project_id is not None:
-        query = query.where(AuditEntry.project_id == project_id)
-    return [
-        AuditEntryOut(entry_hash=e.entry_hash, **audit_log.entry_dict(e))
-        for e in session.scalars(query.limit(limit))
-    ]
+    found = repository.audit_entries(session, after=after, project_id=project_id, limit=limit)
+    return [AuditEntryOut(entry_hash=e.entry_hash, **audit_log.entry_dict(e)) for e in found]
 
 
 @router.get("/verify", response_model=AuditVerifyOut)
-def verify(request: Request, session: SessionDep, caller: CallerDep) -> AuditVerifyOut:
+def verify(unit: UnitDep, session: SessionDep, caller: CallerDep) -> AuditVerifyOut:
     """Check every entry's hash and link, and the recorded head."""
     require_admin(caller)
-    unit = state(request)
     report = audit_log.verify(session, unit.audit_key, unit.data_dir)
     return AuditVerifyOut(ok=report.ok, entries=report.entries, problems=report.problems)

@@ -18,11 +18,11 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from linkage_unit.database import Party, Project
+from linkage_unit import repository
+from linkage_unit.database import Project
 from linkage_unit.settings import UnitSettings
 from linkage_unit.storage import Storage
 
@@ -32,6 +32,7 @@ __all__ = [
     "CallerDep",
     "Refusal",
     "SessionDep",
+    "UnitDep",
     "UnitState",
     "caller_for_token",
     "get_project",
@@ -67,6 +68,7 @@ class Refusal(HTTPException):
 
     def __init__(self, status_code: int, message: str, *, action: str, check: str,
                  headers: dict[str, str] | None = None, **facts: Any) -> None:  # fmt: skip
+        """Hold the answer and what the audit entry records (see the class)."""
         super().__init__(status_code, message, headers=headers)
         self.action = action
         self.check = check
@@ -91,6 +93,7 @@ class UnitState:
 
     @property
     def data_dir(self) -> Path:
+        """The unit's data folder."""
         return self.settings.data_dir
 
 
@@ -111,6 +114,7 @@ class Caller:
 
     @property
     def is_admin(self) -> bool:
+        """Whether the caller is the operator."""
         return self.kind == "admin"
 
 
@@ -118,6 +122,9 @@ def state(request: Request) -> UnitState:
     """The unit's state."""
     unit: UnitState = request.app.state.unit
     return unit
+
+
+UnitDep = Annotated[UnitState, Depends(state)]
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -133,8 +140,10 @@ _bearer = HTTPBearer(auto_error=False, description="The admin token or a party t
 
 
 def caller_for_token(request: Request, session: Session, token: str) -> Caller | None:
-    """Who ``token`` belongs to (the operator or a party), or None; how every caller of the
-    API and of the console is recognised."""
+    """Who ``token`` belongs to (the operator or a party), or None.
+
+    How every caller of the API and of the console is recognised.
+    """
     digest = hash_token(token)
     if hmac.compare_digest(digest, state(request).admin_token_hash):
         return Caller("admin")
@@ -144,7 +153,7 @@ def caller_for_token(request: Request, session: Session, token: str) -> Caller |
     # a token means finding preimages of chosen SHA-256 prefixes, which is as hard as
     # guessing the 256-bit token itself. The admin token's digest is compared in constant
     # time anyway (above), as it is not in the database.
-    party = session.scalar(select(Party).where(Party.token_hash == digest))
+    party = repository.party_by_token_hash(session, digest)
     caller = (
         None if party is None
         else Caller("party", party.project_id, party.id, party.name, party.position)
@@ -184,6 +193,7 @@ def require_admin(caller: Caller, *, action: str = "access.refused", **facts: An
     """Only the operator may do this; a party's attempt is refused and audited.
 
     Args:
+        caller: Who is calling.
         action: The audit action of the refusal (``release.refused`` for scores).
         facts: More details for the audit entry.
     """
@@ -217,10 +227,7 @@ def get_project(session: Session, project_id: str, *, for_update: bool = False) 
     """The project, or 404."""
     if not is_unit_id(project_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such project (IDs are 16 hex digits)")
-    query = select(Project).where(Project.id == project_id)
-    if for_update:
-        query = query.with_for_update()
-    project = session.scalar(query)
+    project = repository.find_project(session, project_id, for_update=for_update)
     if project is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no project {project_id!r}")
     return project

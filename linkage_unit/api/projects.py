@@ -6,26 +6,26 @@ import json
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, status
 
 from encoder.schema import SchemaInvalid, parse_schema
-from linkage_unit import audit
-from linkage_unit.api.deps import (
-    CallerDep,
-    SessionDep,
-    get_project,
-    hash_token,
-    require_admin,
-    require_member,
-    state,
-)
+from linkage_unit import audit, repository
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import ProjectCreate, ProjectCreated, ProjectOut
-from linkage_unit.database import Party, Project, now
+from linkage_unit.database import Project, now
 from linkage_unit.policy import PolicyError, SharingPolicy
 from linkage_unit.retention import delete_project
 
-__all__ = ["project_out", "router"]
+__all__ = [
+    "create_project",
+    "list_projects",
+    "project_out",
+    "read_project",
+    "read_schema",
+    "remove_project",
+    "router",
+]
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -34,11 +34,7 @@ _DAY = 86_400.0
 
 def project_out(session: SessionDep, project: Project, party: str | None = None) -> ProjectOut:
     """The project as shown to the operator, or to ``party``."""
-    names = list(
-        session.scalars(
-            select(Party.name).where(Party.project_id == project.id).order_by(Party.position)
-        )
-    )
+    names = repository.party_names(session, project.id)
     policy = SharingPolicy.model_validate_json(project.policy_json)
     return ProjectOut(
         id=project.id, name=project.name, purpose=project.purpose, parties=names,
@@ -53,11 +49,10 @@ def project_out(session: SessionDep, project: Project, party: str | None = None)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProjectCreated)
-def create_project(body: ProjectCreate, request: Request, session: SessionDep,
+def create_project(body: ProjectCreate, unit: UnitDep, session: SessionDep,
                    caller: CallerDep) -> ProjectCreated:  # fmt: skip
     """Create a project; the response holds each party's token, shown only this once."""
-    require_admin(caller)
-    unit = state(request)
+    deps.require_admin(caller)
     if len(set(body.parties)) != len(body.parties):
         raise HTTPException(422, "parties: names must be unique")
     try:
@@ -84,11 +79,9 @@ def create_project(body: ProjectCreate, request: Request, session: SessionDep,
     tokens = {name: secrets.token_urlsafe(32) for name in body.parties}
     unit.storage.create_project(project_id)
     try:
-        session.add(project)
-        session.flush()
-        for position, name in enumerate(body.parties):
-            session.add(Party(project_id=project_id, name=name, position=position,
-                              token_hash=hash_token(tokens[name])))  # fmt: skip
+        repository.add_project(
+            session, project, {name: deps.hash_token(tokens[name]) for name in body.parties}
+        )
         audit.append(
             session, unit.audit_key, actor=caller.actor, action="project.created",
             project_id=project_id, policy=body.policy.model_dump_json(),
@@ -111,34 +104,32 @@ def create_project(body: ProjectCreate, request: Request, session: SessionDep,
 def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectOut]:
     """Every project (operator), or the caller's own project (party)."""
     if caller.is_admin:
-        projects = session.scalars(select(Project).order_by(Project.created_at)).all()
-        return [project_out(session, p) for p in projects]
-    project = get_project(session, str(caller.project_id))
+        return [project_out(session, p) for p in repository.projects(session)]
+    project = deps.get_project(session, str(caller.project_id))
     return [project_out(session, project, caller.party_name)]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
 def read_project(project_id: str, session: SessionDep, caller: CallerDep) -> ProjectOut:
     """A project's settings and state."""
-    require_member(caller, project_id)
-    return project_out(session, get_project(session, project_id), caller.party_name)
+    deps.require_member(caller, project_id)
+    return project_out(session, deps.get_project(session, project_id), caller.party_name)
 
 
 @router.get("/{project_id}/schema")
 def read_schema(project_id: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     """The linkage schema the project's parties encode with."""
-    require_member(caller, project_id)
-    doc: dict[str, Any] = json.loads(get_project(session, project_id).schema_json)
+    deps.require_member(caller, project_id)
+    doc: dict[str, Any] = json.loads(deps.get_project(session, project_id).schema_json)
     return doc
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_project(project_id: str, request: Request, session: SessionDep,
+def remove_project(project_id: str, unit: UnitDep, session: SessionDep,
                    caller: CallerDep) -> None:  # fmt: skip
     """Delete a project: its encodings, indexes and results are erased; the audit remains."""
-    require_admin(caller)
-    unit = state(request)
-    project = get_project(session, project_id, for_update=True)
+    deps.require_admin(caller)
+    project = deps.get_project(session, project_id, for_update=True)
     delete_project(session, unit.storage, unit.audit_key, project, actor=caller.actor,
                    reason="deleted by the operator", data_dir=unit.data_dir)  # fmt: skip
     session.commit()

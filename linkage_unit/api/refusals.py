@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from linkage_unit import audit
+from linkage_unit import audit, repository
 from linkage_unit.api.deps import Caller, Refusal, UnitState, is_unit_id
-from linkage_unit.database import Project
 
 __all__ = ["ANONYMOUS", "audit_refusal", "handle_refusal", "record_refusal"]
 
@@ -47,7 +46,7 @@ def _project(session: Session, request: Request) -> str | None:
     wanted = request.path_params.get("project_id")
     if not isinstance(wanted, str) or not is_unit_id(wanted):
         return None
-    return wanted if session.get(Project, wanted) is not None else None
+    return wanted if repository.find_project(session, wanted) is not None else None
 
 
 def _record(unit: UnitState, request: Request, exc: Refusal, caller: Caller | None) -> None:

@@ -14,41 +14,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from numpy.typing import NDArray
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from linkage_unit import audit
-from linkage_unit.api.deps import (
-    Caller,
-    CallerDep,
-    Refusal,
-    SessionDep,
-    UnitState,
-    get_project,
-    require_admin,
-    require_member,
-    state,
-)
+from linkage_unit import audit, repository
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import CountsOut, ScoresOut
-from linkage_unit.database import Party, Project, Upload
+from linkage_unit.database import Project, Upload
 from linkage_unit.policy import SharingPolicy, overlap_counts
+from linkage_unit.storage import RunFolder
 
-__all__ = ["router"]
+__all__ = ["counts", "flags", "mapping", "router", "scores"]
 
 router = APIRouter(prefix="/projects/{project_id}/releases", tags=["releases"])
 
 _ROWS_PER_CHUNK = 65_536
 
 
-def _refused(code: int, message: str, release: str, check: str) -> Refusal:
+def _refused(code: int, message: str, release: str, check: str) -> deps.Refusal:
     """A release refusal; the app's handler audits it as ``release.refused``."""
-    return Refusal(code, message, action="release.refused", check=check, release=release)
+    return deps.Refusal(code, message, action="release.refused", check=check, release=release)
 
 
-def _granted(caller: Caller, project: Project, release: str) -> str:
+def _granted(caller: deps.Caller, project: Project, release: str) -> str:
     """Refuse unless the policy grants ``release``; returns how it was granted."""
     if caller.is_admin:
         raise _refused(403, f"'{release}' is released to parties; use a party token",
@@ -62,21 +53,18 @@ def _granted(caller: Caller, project: Project, release: str) -> str:
     return f"{release} ({how}); policy {project.policy_json}"
 
 
-def _run_dir(unit: UnitState, project: Project, release: str) -> tuple[str, Path]:
+def _run_folder(unit: deps.UnitState, project: Project, release: str) -> tuple[str, RunFolder]:
     if project.current_run_id is None:
         raise _refused(409, "nothing released yet: no run of this project has completed",
                        release, "no completed run")  # fmt: skip
-    return project.current_run_id, unit.storage.run_dir(project.id, project.current_run_id)
+    return project.current_run_id, unit.storage.run_folder(project.id, project.current_run_id)
 
 
-def _own_uploads(session: Session, caller: Caller, project: Project,
+def _own_uploads(session: Session, caller: deps.Caller, project: Project,
                  upload: str | None, release: str) -> list[Upload]:  # fmt: skip
-    query = (
-        select(Upload)
-        .where(Upload.project_id == project.id, Upload.party_id == caller.party_id)
-        .order_by(Upload.seq)
-    )
-    uploads = [u for u in session.scalars(query) if u.kind != "withdrawal"]
+    assert caller.party_id is not None  # a party's token: _granted refused the operator
+    own = repository.uploads(session, project.id, caller.party_id)
+    uploads = [u for u in own if u.kind != "withdrawal"]
     if upload is not None:
         uploads = [u for u in uploads if u.id == upload]
         if not uploads:
@@ -84,11 +72,7 @@ def _own_uploads(session: Session, caller: Caller, project: Project,
     if not uploads:
         raise _refused(409, "you have not uploaded anything to this project", release,
                        "no uploads")  # fmt: skip
-    withdrawing = session.scalar(
-        select(Upload.id).where(Upload.project_id == project.id, Upload.kind == "withdrawal",
-                                Upload.linked_run_id.is_(None))
-    )  # fmt: skip
-    if withdrawing is not None:
+    if repository.pending_withdrawal(session, project.id) is not None:
         raise _refused(409, "a withdrawal is waiting for its run: nothing is released until "
                             "the withdrawn records are gone; ask again shortly", release,
                        "withdrawal pending")  # fmt: skip
@@ -102,9 +86,9 @@ def _own_uploads(session: Session, caller: Caller, project: Project,
 _REPLACED = "the results are being replaced by a newer run's; ask again in a moment"
 
 
-def _ids(run_dir: Path, upload_id: str) -> NDArray[np.str_]:
+def _ids(run: RunFolder, upload_id: str) -> NDArray[np.str_]:
     try:
-        ids: NDArray[np.str_] = np.load(run_dir / "ids" / f"{upload_id}.npy", allow_pickle=False)
+        ids: NDArray[np.str_] = np.load(run.ids(upload_id), allow_pickle=False)
     except FileNotFoundError:  # a newer run completed and pruned this one meanwhile
         raise HTTPException(503, _REPLACED) from None
     return ids
@@ -131,8 +115,8 @@ def _csv(header: str, parts: list[tuple[str, NDArray[Any], NDArray[np.bool_]]]
             yield buf.getvalue().encode()
 
 
-def _record(session: Session, unit: UnitState, caller: Caller, project: Project, action: str,
-            policy: str, detail: dict[str, Any]) -> None:  # fmt: skip
+def _record(session: Session, unit: deps.UnitState, caller: deps.Caller, project: Project,
+            action: str, policy: str, detail: dict[str, Any]) -> None:  # fmt: skip
     audit.append(session, unit.audit_key, actor=caller.actor, action=action,
                  project_id=project.id, policy=policy,
                  detail={"purpose": project.purpose, **detail}, data_dir=unit.data_dir)  # fmt: skip
@@ -141,17 +125,16 @@ def _record(session: Session, unit: UnitState, caller: Caller, project: Project,
 
 @router.get("/mapping", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
-def mapping(project_id: str, request: Request, session: SessionDep, caller: CallerDep,
+def mapping(project_id: str, unit: UnitDep, session: SessionDep, caller: CallerDep,
             upload: str | None = Query(default=None, description="One upload (default: all)."),
             ) -> StreamingResponse:  # fmt: skip
     """The linkage ID of each of your rows: CSV ``upload_id,row,linkage_id``."""
-    require_member(caller, project_id)
-    unit = state(request)
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    project = deps.get_project(session, project_id)
     policy = _granted(caller, project, "mapping")
     uploads = _own_uploads(session, caller, project, upload, "mapping")
-    run_id, run_dir = _run_dir(unit, project, "mapping")
-    found = [(u.id, _ids(run_dir, u.id)) for u in uploads]
+    run_id, run = _run_folder(unit, project, "mapping")
+    found = [(u.id, _ids(run, u.id)) for u in uploads]
     parts = [(upload_id, ids, ids != "") for upload_id, ids in found]
     _record(session, unit, caller, project, "release.mapping", policy,
             {"run": run_id, "uploads": [u.id for u in uploads],
@@ -161,37 +144,28 @@ def mapping(project_id: str, request: Request, session: SessionDep, caller: Call
 
 @router.get("/flags/{other}", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
-def flags(project_id: str, other: str, request: Request, session: SessionDep,
+def flags(project_id: str, other: str, unit: UnitDep, session: SessionDep,
           caller: CallerDep,
           upload: str | None = Query(default=None, description="One upload (default: all)."),
           ) -> StreamingResponse:  # fmt: skip
     """Whether each of your rows also appears in ``other``'s data: CSV ``upload_id,row,flag``."""
-    require_member(caller, project_id)
-    unit = state(request)
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    project = deps.get_project(session, project_id)
     policy = _granted(caller, project, f"flags:{other}")
-    other_party = session.scalar(
-        select(Party).where(Party.project_id == project.id, Party.name == other)
-    )
+    other_party = repository.party_by_name(session, project.id, other)
     if other_party is None:  # the policy names only parties, so this is a stale policy
         raise HTTPException(404, f"no party {other!r} in this project")
     uploads = _own_uploads(session, caller, project, upload, f"flags:{other}")
-    run_id, run_dir = _run_dir(unit, project, f"flags:{other}")
-    theirs = session.scalars(
-        select(Upload.id).where(
-            Upload.party_id == other_party.id,
-            Upload.linked_run_id.is_not(None),
-            Upload.kind != "withdrawal",
-        )
-    ).all()
+    run_id, run = _run_folder(unit, project, f"flags:{other}")
+    theirs = repository.linked_deliveries(session, other_party.id)
     their_ids = (
-        np.unique(np.concatenate([_ids(run_dir, u) for u in theirs]))
+        np.unique(np.concatenate([_ids(run, u) for u in theirs]))
         if theirs else np.zeros(0, dtype="<U32")
     )  # fmt: skip
     their_ids = their_ids[their_ids != ""]  # withdrawn rows
     parts = []
     for u in uploads:
-        ids = _ids(run_dir, u.id)
+        ids = _ids(run, u.id)
         parts.append((u.id, np.isin(ids, their_ids).astype(np.int8), ids != ""))
     _record(session, unit, caller, project, f"release.flags:{other}", policy,
             {"run": run_id, "uploads": [u.id for u in uploads],
@@ -200,20 +174,17 @@ def flags(project_id: str, other: str, request: Request, session: SessionDep,
 
 
 @router.get("/counts", response_model=CountsOut)
-def counts(project_id: str, request: Request, session: SessionDep,
+def counts(project_id: str, unit: UnitDep, session: SessionDep,
            caller: CallerDep) -> CountsOut:  # fmt: skip
     """Overlap counts between parties and party combinations, suppressed and rounded."""
-    require_member(caller, project_id)
-    unit = state(request)
-    project = get_project(session, project_id)
+    deps.require_member(caller, project_id)
+    project = deps.get_project(session, project_id)
     policy_model = SharingPolicy.model_validate_json(project.policy_json)
     policy = (f"counts (operator); policy {project.policy_json}" if caller.is_admin
               else _granted(caller, project, "counts"))  # fmt: skip
-    run_id, run_dir = _run_dir(unit, project, "counts")
-    raw = _json(run_dir / "counts.json")
-    names = list(session.scalars(
-        select(Party.name).where(Party.project_id == project.id).order_by(Party.position)
-    ))  # fmt: skip
+    run_id, run = _run_folder(unit, project, "counts")
+    raw = _json(run.counts)
+    names = repository.party_names(session, project.id)
     rule = policy_model.suppression
     rows = overlap_counts({int(k): int(v) for k, v in raw.items()}, names, rule)
     _record(session, unit, caller, project, "release.counts", policy,
@@ -223,15 +194,14 @@ def counts(project_id: str, request: Request, session: SessionDep,
 
 
 @router.get("/scores", response_model=ScoresOut)
-def scores(project_id: str, request: Request, session: SessionDep,
+def scores(project_id: str, unit: UnitDep, session: SessionDep,
            caller: CallerDep) -> ScoresOut:  # fmt: skip
     """For the operator's threshold review: the score histogram and pairs near the threshold."""
-    require_member(caller, project_id)
-    require_admin(caller, action="release.refused", release="scores")
-    unit = state(request)
-    project = get_project(session, project_id)
-    run_id, run_dir = _run_dir(unit, project, "scores")
-    data = _json(run_dir / "scores.json")
+    deps.require_member(caller, project_id)
+    deps.require_admin(caller, action="release.refused", release="scores")
+    project = deps.get_project(session, project_id)
+    run_id, run = _run_folder(unit, project, "scores")
+    data = _json(run.scores)
     _record(session, unit, caller, project, "release.scores", "scores (operator only)",
             {"run": run_id, "near_pairs": len(data["near_pairs"])})  # fmt: skip
     return ScoresOut(project_id=project.id, run_id=run_id, **data)

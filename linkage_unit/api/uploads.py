@@ -20,26 +20,18 @@ import numpy as np
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, status
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from encoder.fileformat import EncodingFileError, PlkHeader, read_encodings
-from linkage_unit import audit
-from linkage_unit.api.deps import (
-    Caller,
-    CallerDep,
-    Refusal,
-    SessionDep,
-    UnitState,
-    get_project,
-    require_member,
-)
-from linkage_unit.api.deps import state as unit_state
+from linkage_unit import audit, repository
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import UploadOut
-from linkage_unit.database import Party, Project, Upload, now
+from linkage_unit.database import Party, Project
 from linkage_unit.jobs.pipeline import row_keys
 from linkage_unit.storage import save_keys
 
-__all__ = ["router", "upload_profile"]
+__all__ = ["Kind", "create_upload", "list_uploads", "router", "upload_profile"]
 
 router = APIRouter(prefix="/projects/{project_id}/uploads", tags=["uploads"])
 
@@ -47,9 +39,9 @@ _DIGEST_HEADER = "X-Content-SHA256"
 _WRITE_BLOCK = 1 << 20
 
 
-def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
+def _refuse(code: int, message: str, check: str, **facts: Any) -> deps.Refusal:
     """An upload refusal; the app's handler audits it as ``upload.refused``."""
-    return Refusal(code, f"upload refused: {message}", action="upload.refused", check=check,
+    return deps.Refusal(code, f"upload refused: {message}", action="upload.refused", check=check,
                    **facts)  # fmt: skip
 
 
@@ -92,9 +84,12 @@ def _check(path: Path, project: Project) -> tuple[PlkHeader, NDArray[np.str_]]:
 
 
 def upload_profile(header: PlkHeader) -> dict[str, Any]:
-    """What the console shows of an upload, from its header: records per feature, the
-    input's counts (encoded, no consent, rejected) and the popcount spread. Aggregates the
-    partner's encoder wrote for the unit to read; no row and no value."""
+    """What the console shows of an upload, from its header.
+
+    Records per feature, the input's counts (encoded, no consent, rejected) and the
+    popcount spread: aggregates the partner's encoder wrote for the unit to read; no row
+    and no value.
+    """
     summary = header.input_summary
     return {
         "features": {f.name: f.present for f in header.features},
@@ -113,17 +108,13 @@ _KIND_HELP = (
 )
 
 
-def _kind(session: Any, party: Party, header: PlkHeader, kind: Kind | None) -> Kind:
+def _kind(session: Session, party: Party, header: PlkHeader, kind: Kind | None) -> Kind:
     """The upload's kind, checked against the party's earlier uploads; pins its record key.
 
     Without a kind an upload is a delta: it adds and updates, and withdraws nothing, as
     every upload did before snapshots existed, so a partner who does not say loses nothing.
     """
-    earlier = session.scalar(
-        select(func.count()).select_from(Upload).where(
-            Upload.party_id == party.id, Upload.kind != "withdrawal"
-        )
-    )  # fmt: skip
+    earlier = repository.count_deliveries(session, party.id)
     if kind is None:
         kind = "delta" if earlier else "snapshot"
     if kind == "delta" and not earlier:
@@ -143,16 +134,11 @@ def _kind(session: Any, party: Party, header: PlkHeader, kind: Kind | None) -> K
         raise _refuse(409, "the record keys were made with a different record key from your "
                            "earlier uploads' (another partner's file, or a new record key): "
                            "every record would count as new", "record key")  # fmt: skip
-    if check is not None:
-        # Each partner's record key is its own: another party's means another party's file.
-        taken = session.scalar(
-            select(Party.id).where(Party.project_id == party.project_id, Party.id != party.id,
-                                   Party.record_key_check == check)
-        )  # fmt: skip
-        if taken is not None:
-            raise _refuse(409, "the record keys were made with another party's record key: this "
-                               "is another partner's file, or two partners share a record key "
-                               "(each must create its own)", "record key")  # fmt: skip
+    # Each partner's record key is its own: another party's means another party's file.
+    if check is not None and repository.party_with_record_key(session, party, check) is not None:
+        raise _refuse(409, "the record keys were made with another party's record key: this "
+                           "is another partner's file, or two partners share a record key "
+                           "(each must create its own)", "record key")  # fmt: skip
     return kind
 
 
@@ -162,7 +148,7 @@ def _finish_file(fh: BinaryIO, tail: bytes) -> None:
     os.fsync(fh.fileno())
 
 
-async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
+async def _receive(request: Request, unit: deps.UnitState) -> tuple[Path, int, str]:
     """Stream the body to a temporary file; returns its path, size and SHA-256."""
     limit = unit.settings.max_upload_bytes
     declared = request.headers.get("content-length")
@@ -209,6 +195,7 @@ async def _receive(request: Request, unit: UnitState) -> tuple[Path, int, str]:
 async def create_upload(
     project_id: str,
     request: Request,
+    unit: UnitDep,
     caller: CallerDep,
     kind: Annotated[Kind | None, Query(description=_KIND_HELP)] = None,
 ) -> UploadOut:  # fmt: skip
@@ -216,11 +203,10 @@ async def create_upload(
 
     Send ``X-Content-SHA256`` (hex) to have the transfer itself checked too.
     """
-    require_member(caller, project_id)
+    deps.require_member(caller, project_id)
     if caller.is_admin:
-        raise Refusal(403, "uploads come from parties; use a party token",
+        raise deps.Refusal(403, "uploads come from parties; use a party token",
                       action="upload.refused", check="parties only")  # fmt: skip
-    unit = unit_state(request)
     tmp, size, sha = await _receive(request, unit)
     try:
         claimed = request.headers.get(_DIGEST_HEADER)
@@ -232,16 +218,16 @@ async def create_upload(
         tmp.unlink(missing_ok=True)
 
 
-def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: int,
+def _accept(unit: deps.UnitState, project_id: str, caller: deps.Caller, tmp: Path, size: int,
             kind: Kind | None) -> UploadOut:  # fmt: skip
     """Validate the received file and, if it passes, store and record it in one step."""
     with unit.sessions() as session:
-        project = get_project(session, project_id)
+        project = deps.get_project(session, project_id)
         session.expunge(project)  # keep its attributes readable after the rollback
         session.rollback()  # end the read: validation may take a while, hold no lock
         header, keys = _check(tmp, project)
         try:
-            project = get_project(session, project_id, for_update=True)
+            project = deps.get_project(session, project_id, for_update=True)
             # Checked again under the lock: a concurrent first upload may have pinned it.
             pinned = project.key_check_value is None
             if pinned:
@@ -249,15 +235,11 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
             elif header.key_check_value != project.key_check_value:
                 raise _refuse(409, "encoded with a different secret than the project's "
                                    "(the key check values differ)", "secret")  # fmt: skip
-            party = session.get(Party, caller.party_id, with_for_update=True)
+            assert caller.party_id is not None  # a party's token: the operator was refused
+            party = repository.find_party(session, caller.party_id, for_update=True)
             assert party is not None  # the caller's token names it
             kind = _kind(session, party, header, kind)
-            duplicate = session.scalar(
-                select(Upload.id).where(
-                    Upload.party_id == caller.party_id,
-                    Upload.content_digest == header.content_digest,
-                )
-            )
+            duplicate = repository.duplicate_upload(session, party.id, header.content_digest)
             if duplicate is not None:
                 raise _refuse(
                     409,
@@ -265,16 +247,12 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
                     "duplicate",
                     duplicate_of=duplicate,
                 )
-            seq = (session.scalar(
-                select(func.max(Upload.seq)).where(Upload.project_id == project_id)
-            ) or 0) + 1  # fmt: skip
-            upload = Upload(
-                id=secrets.token_hex(8), project_id=project_id, party_id=caller.party_id,
-                seq=seq, kind=kind, record_count=header.record_count,
+            seq = repository.next_upload_seq(session, project_id)
+            upload = repository.add_upload(
+                session, party, seq, kind, record_count=header.record_count,
                 content_digest=header.content_digest, size_bytes=size,
-                created_at=now(), profile_json=json.dumps(upload_profile(header)),
+                profile_json=json.dumps(upload_profile(header)),
             )  # fmt: skip
-            session.add(upload)
             audit.append(
                 session, unit.audit_key, actor=caller.actor, action="upload.accepted",
                 project_id=project_id,
@@ -309,16 +287,9 @@ def _accept(unit: UnitState, project_id: str, caller: Caller, tmp: Path, size: i
 @router.get("", response_model=list[UploadOut])
 def list_uploads(project_id: str, session: SessionDep, caller: CallerDep) -> list[UploadOut]:
     """The project's uploads (operator), or the caller's own (party)."""
-    require_member(caller, project_id)
-    get_project(session, project_id)
-    query = (
-        select(Upload, Party.name)
-        .join(Party, Upload.party_id == Party.id)
-        .where(Upload.project_id == project_id)
-        .order_by(Upload.seq)
-    )
-    if not caller.is_admin:
-        query = query.where(Upload.party_id == caller.party_id)
+    deps.require_member(caller, project_id)
+    deps.get_project(session, project_id)
+    own = None if caller.is_admin else caller.party_id
     return [
         UploadOut(
             id=u.id,
@@ -330,5 +301,5 @@ def list_uploads(project_id: str, session: SessionDep, caller: CallerDep) -> lis
             created_at=u.created_at,
             linked_run_id=u.linked_run_id,
         )
-        for u, name in session.execute(query).all()
+        for u, name in repository.uploads_with_party(session, project_id, own)
     ]

@@ -15,37 +15,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import secrets
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from numpy.typing import NDArray
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from linkage_unit import audit
-from linkage_unit.api.deps import (
-    CallerDep,
-    Refusal,
-    SessionDep,
-    get_project,
-    require_member,
-    state,
-)
+from linkage_unit import audit, repository
+from linkage_unit.api import deps
+from linkage_unit.api.deps import CallerDep, SessionDep, UnitDep
 from linkage_unit.api.models import WithdrawalCreate, WithdrawalOut
-from linkage_unit.database import Party, Run, Upload, now
 from linkage_unit.storage import Storage, save_keys
 
-__all__ = ["known_record_keys", "router"]
+__all__ = ["create_withdrawal", "known_record_keys", "router"]
 
 router = APIRouter(prefix="/projects/{project_id}/withdrawals", tags=["withdrawals"])
 
 _SHOWN = 20  # unknown positions listed in a refusal
 
 
-def _refuse(code: int, message: str, check: str, **facts: Any) -> Refusal:
-    return Refusal(code, f"withdrawal refused: {message}", action="withdrawal.refused",
+def _refuse(code: int, message: str, check: str, **facts: Any) -> deps.Refusal:
+    return deps.Refusal(code, f"withdrawal refused: {message}", action="withdrawal.refused",
                    check=check, **facts)  # fmt: skip
 
 
@@ -56,9 +47,7 @@ def known_record_keys(session: Session, storage: Storage, project_id: str, party
     Snapshots not yet linked may withdraw more at the next run; such a key still counts
     as known here (the run reports it as unknown if it is gone by then).
     """
-    uploads = session.scalars(
-        select(Upload).where(Upload.project_id == project_id, Upload.party_id == party_id)
-    ).all()
+    uploads = repository.uploads(session, project_id, party_id)
     held: list[NDArray[np.str_]] = []
     leaving: list[NDArray[np.str_]] = []
     for upload in uploads:
@@ -80,15 +69,15 @@ def known_record_keys(session: Session, storage: Storage, project_id: str, party
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WithdrawalOut)
-def create_withdrawal(project_id: str, body: WithdrawalCreate, request: Request,
+def create_withdrawal(project_id: str, body: WithdrawalCreate, unit: UnitDep,
                       session: SessionDep, caller: CallerDep) -> WithdrawalOut:  # fmt: skip
     """Withdraw your records named by their record keys; a run is queued to apply it."""
-    require_member(caller, project_id)
+    deps.require_member(caller, project_id)
     if caller.is_admin:
         raise _refuse(403, "withdrawals come from parties; use a party token", "parties only")
-    unit = state(request)
-    project = get_project(session, project_id, for_update=True)
-    party = session.get(Party, caller.party_id)
+    project = deps.get_project(session, project_id, for_update=True)
+    assert caller.party_id is not None  # a party's token: the operator was refused
+    party = repository.find_party(session, caller.party_id)
     assert party is not None
     if party.record_key_check is None:
         raise _refuse(409, "your uploads carry no record keys, so no record of yours can be "
@@ -111,33 +100,19 @@ def create_withdrawal(project_id: str, body: WithdrawalCreate, request: Request,
             "unknown keys",
             unknown=len(unknown),
         )
-    seq = (session.scalar(
-        select(func.max(Upload.seq)).where(Upload.project_id == project.id)
-    ) or 0) + 1  # fmt: skip
+    seq = repository.next_upload_seq(session, project.id)
     blob = wanted.tobytes()
-    upload = Upload(
-        id=secrets.token_hex(8), project_id=project.id, party_id=party.id, seq=seq,
-        kind="withdrawal", record_count=len(wanted),
-        content_digest="sha256:" + hashlib.sha256(blob).hexdigest(), size_bytes=len(blob),
-        created_at=now(),
-    )  # fmt: skip
-    session.add(upload)
-    # A withdrawal must not wait for the operator: queue a run unless one is waiting.
-    queued = session.scalar(
-        select(Run.id).where(Run.project_id == project.id, Run.status == "queued")
+    upload = repository.add_upload(
+        session,
+        party,
+        seq,
+        "withdrawal",
+        record_count=len(wanted),
+        content_digest="sha256:" + hashlib.sha256(blob).hexdigest(),
+        size_bytes=len(blob),
     )
-    taken = queued is not None and session.scalar(  # the waiting run takes it too
-        update(Run).where(Run.id == queued, Run.status == "queued").values(through_seq=seq)
-        .returning(Run.id)
-    ) is not None  # fmt: skip
-    run_id = queued
-    if not taken:
-        run = Run(
-            id=secrets.token_hex(8), project_id=project.id, status="queued", stage="queued",
-            progress=0.0, attempts=0, through_seq=seq, created_at=now(),
-        )  # fmt: skip
-        session.add(run)
-        run_id = run.id
+    # A withdrawal must not wait for the operator: queue a run unless one is waiting.
+    run_id = repository.queue_withdrawal_run(session, project.id, seq)
     audit.append(session, unit.audit_key, actor=caller.actor, action="withdrawal.accepted",
                  project_id=project.id,
                  detail={"upload": upload.id, "seq": seq, "records": len(wanted) - len(unknown),

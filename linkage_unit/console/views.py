@@ -25,9 +25,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
 
 from linkage_unit import audit as audit_log
+from linkage_unit import repository
 from linkage_unit.api import releases
 from linkage_unit.api.deps import (
     Caller,
@@ -42,10 +42,35 @@ from linkage_unit.api.deps import (
 )
 from linkage_unit.api.refusals import record_refusal
 from linkage_unit.console import charts, sessions
-from linkage_unit.database import AuditEntry, Party, Project, Run, Upload
+from linkage_unit.database import Project, Run
 from linkage_unit.policy import SharingPolicy
 
-__all__ = ["PREFIX", "SECURITY_HEADERS", "NotSignedIn", "page", "router", "templates"]
+__all__ = [
+    "PREFIX",
+    "SECURITY_HEADERS",
+    "ConsoleCaller",
+    "NotSignedIn",
+    "audit_page",
+    "audit_verify",
+    "download_counts",
+    "download_flags",
+    "download_mapping",
+    "home",
+    "login",
+    "login_form",
+    "logout",
+    "page",
+    "party_counts",
+    "party_page",
+    "project_page",
+    "releases_page",
+    "router",
+    "run_page",
+    "run_status",
+    "runs_page",
+    "templates",
+    "uploads_page",
+]
 
 #: Where the console lives.
 PREFIX: Final = "/console"
@@ -80,8 +105,10 @@ class NotSignedIn(Exception):
 
 
 def _console_caller(request: Request, session: SessionDep) -> Caller:
-    """The signed-in caller (cookie), or one that sends a token (``Authorization: Bearer``,
-    as scripts and benchmarks do)."""
+    """The signed-in caller (cookie), or one that sends a token.
+
+    Scripts and benchmarks send ``Authorization: Bearer`` instead of signing in.
+    """
     unit = state(request)
     caller: Caller | None = None
     cookie = request.cookies.get(sessions.COOKIE)
@@ -113,6 +140,12 @@ def _own_party(caller: Caller, project_id: str, name: str) -> None:
 
 
 def _project(session: SessionDep, project_id: str) -> Project:
+    return get_project(session, project_id)
+
+
+def _operator_project(caller: Caller, session: SessionDep, project_id: str) -> Project:
+    """The project, for the operator's pages (a party is refused, and audited)."""
+    require_admin(caller)
     return get_project(session, project_id)
 
 
@@ -158,25 +191,11 @@ def _features(project: Project) -> list[str]:
     return [str(f["identifier"]) for f in schema.get("features", []) if not f.get("ignored", False)]
 
 
-def _party_names(session: SessionDep, project_id: str) -> list[str]:
-    return list(session.scalars(
-        select(Party.name).where(Party.project_id == project_id).order_by(Party.position)
-    ))  # fmt: skip
-
-
 def _upload_rows(session: SessionDep, project: Project, party_id: int | None = None
                  ) -> list[dict[str, Any]]:  # fmt: skip
-    query = (
-        select(Upload, Party.name)
-        .join(Party, Upload.party_id == Party.id)
-        .where(Upload.project_id == project.id)
-        .order_by(Upload.seq)
-    )
-    if party_id is not None:
-        query = query.where(Upload.party_id == party_id)
     features = _features(project)
     rows = []
-    for upload, name in session.execute(query).all():
+    for upload, name in repository.uploads_with_party(session, project.id, party_id):
         profile = json.loads(upload.profile_json) if upload.profile_json else None
         coverage: list[float | None] = []
         summary = None
@@ -212,9 +231,12 @@ def _safe_next(target: str | None) -> str:
 
 
 def _same_origin(request: Request) -> None:
-    """A form posted from another site's page is refused (login cross-site request forgery:
-    signing a victim in as the attacker's party). Browsers say where a request comes from
-    in ``Sec-Fetch-Site`` (and ``Origin``); a request without either is not a browser's."""
+    """Refuse a form posted from another site's page.
+
+    That is login cross-site request forgery: signing a victim in as the attacker's party.
+    Browsers say where a request comes from in ``Sec-Fetch-Site`` (and ``Origin``); a
+    request without either is not a browser's.
+    """
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.url.netloc}"
@@ -275,17 +297,11 @@ def home(request: Request, session: SessionDep, caller: ConsoleCaller) -> Respon
             f"{PREFIX}/projects/{caller.project_id}/parties/{quote(str(caller.party_name))}",
             status_code=303, headers=SECURITY_HEADERS,
         )  # fmt: skip
-    projects = session.scalars(select(Project).order_by(Project.expires_at)).all()
-    records = {pid: int(n) for pid, n in session.execute(
-        select(Upload.project_id, func.sum(Upload.record_count))
-        .where(Upload.kind != "withdrawal").group_by(Upload.project_id)
-    )}  # fmt: skip
-    parties = {pid: int(n) for pid, n in session.execute(
-        select(Party.project_id, func.count(Party.id)).group_by(Party.project_id)
-    )}  # fmt: skip
+    records = repository.deliveries_total(session)
+    parties = repository.party_counts(session)
     rows = []
-    for p in projects:
-        current = session.get(Run, p.current_run_id) if p.current_run_id else None
+    for p in repository.projects(session, order_by="expires_at"):
+        current = repository.find_run(session, p.id, p.current_run_id) if p.current_run_id else None
         rows.append({"project": p, "records": records.get(p.id, 0),
                      "parties": parties.get(p.id, 0), "current": current,
                      "days_left": (p.expires_at - time.time()) / _DAY})  # fmt: skip
@@ -296,10 +312,9 @@ def home(request: Request, session: SessionDep, caller: ConsoleCaller) -> Respon
 def project_page(project_id: str, request: Request, session: SessionDep,
                  caller: ConsoleCaller) -> Response:  # fmt: skip
     """A project: its parties, settings, sharing policy, schema and state."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     policy = SharingPolicy.model_validate_json(project.policy_json)
-    names = _party_names(session, project.id)
+    names = repository.party_names(session, project.id)
     uploads = _upload_rows(session, project)
     by_party = {
         name: {
@@ -310,7 +325,10 @@ def project_page(project_id: str, request: Request, session: SessionDep,
         }
         for name in names
     }  # fmt: skip
-    current = session.get(Run, project.current_run_id) if project.current_run_id else None
+    current = (
+        repository.find_run(session, project.id, project.current_run_id)
+        if project.current_run_id else None
+    )  # fmt: skip
     return page(request, "project.html", {
         "project": project, "parties": by_party, "policy": policy,
         "features": _features(project), "current": current,
@@ -322,8 +340,7 @@ def project_page(project_id: str, request: Request, session: SessionDep,
 def uploads_page(project_id: str, request: Request, session: SessionDep,
                  caller: ConsoleCaller) -> Response:  # fmt: skip
     """Every upload: kind, records, field coverage per feature, what the encoder rejected."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     return page(request, "uploads.html", {
         "project": project, "features": _features(project),
         "rows": _upload_rows(session, project),
@@ -334,11 +351,8 @@ def uploads_page(project_id: str, request: Request, session: SessionDep,
 def runs_page(project_id: str, request: Request, session: SessionDep,
               caller: ConsoleCaller) -> Response:  # fmt: skip
     """Every run with its state, and what each batch changed over time."""
-    require_admin(caller)
-    project = _project(session, project_id)
-    runs = session.scalars(
-        select(Run).where(Run.project_id == project.id).order_by(Run.created_at)
-    ).all()
+    project = _operator_project(caller, session, project_id)
+    runs = repository.runs(session, project.id)
     rows = [_run_row(r) for r in runs]
     done = [r for r in runs if r.status == "done" and r.summary_json]
     chart = None
@@ -355,8 +369,8 @@ def runs_page(project_id: str, request: Request, session: SessionDep,
 def _get_run(session: SessionDep, project: Project, run_id: str) -> Run:
     if not is_unit_id(run_id):
         raise HTTPException(404, "no such run in this project (IDs are 16 hex digits)")
-    run = session.get(Run, run_id)
-    if run is None or run.project_id != project.id:
+    run = repository.find_run(session, project.id, run_id)
+    if run is None:
         raise HTTPException(404, "no such run in this project")
     return run
 
@@ -365,8 +379,7 @@ def _get_run(session: SessionDep, project: Project, run_id: str) -> Run:
 def run_page(project_id: str, run_id: str, request: Request, session: SessionDep,
              caller: ConsoleCaller) -> Response:  # fmt: skip
     """One run: its summary, score histogram, estimated precision/recall, entity sizes."""
-    require_admin(caller)
-    project = _project(session, project_id)
+    project = _operator_project(caller, session, project_id)
     run = _get_run(session, project, run_id)
     row = _run_row(run)
     histogram = curve = sizes = None
@@ -381,12 +394,9 @@ def run_page(project_id: str, run_id: str, request: Request, session: SessionDep
         if diagnostics.get("curve"):
             curve = drawn.get("curve") or charts.precision_recall(diagnostics["curve"], threshold)
         else:  # a fixed or pinned threshold: the run that estimated it has the curve
-            estimated_by = session.scalars(
-                select(Run).where(Run.project_id == project.id, Run.status == "done",
-                                  Run.created_at < run.created_at,
-                                  Run.threshold_method.like("auto%"))
-                .order_by(Run.created_at.desc()).limit(1)
-            ).first()  # fmt: skip
+            estimated = repository.done_runs(session, project.id, before=run.created_at,
+                                             auto=True)  # fmt: skip
+            estimated_by = estimated[-1] if estimated else None
     if row["summary"].get("entity_sizes"):
         sizes = drawn.get("sizes") or charts.entity_sizes(row["summary"]["entity_sizes"])
     return page(request, "run.html", {
@@ -399,8 +409,7 @@ def run_page(project_id: str, run_id: str, request: Request, session: SessionDep
 def run_status(project_id: str, run_id: str, session: SessionDep,
                caller: ConsoleCaller) -> JSONResponse:  # fmt: skip
     """A run's state for the page's live progress (polled while it is queued or running)."""
-    require_admin(caller)
-    run = _get_run(session, _project(session, project_id), run_id)
+    run = _get_run(session, _operator_project(caller, session, project_id), run_id)
     return JSONResponse({
         "status": run.status, "stage": run.stage, "progress": run.progress,
         "duration": _duration(run.started_at, run.finished_at),
@@ -411,14 +420,9 @@ def run_status(project_id: str, run_id: str, session: SessionDep,
 def releases_page(project_id: str, request: Request, session: SessionDep,
                   caller: ConsoleCaller) -> Response:  # fmt: skip
     """Releases made and refused in the project, from the audit log."""
-    require_admin(caller)
-    project = _project(session, project_id)
-    entries = session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.project_id == project.id, AuditEntry.action.like("release.%"))
-        .order_by(AuditEntry.seq.desc())
-        .limit(_AUDIT_PAGE)
-    ).all()
+    project = _operator_project(caller, session, project_id)
+    entries = repository.audit_entries(session, project_id=project.id, action_prefix="release.",
+                                       newest_first=True, limit=_AUDIT_PAGE)  # fmt: skip
     rows = [audit_log.entry_dict(e) for e in entries]
     made = sum(1 for r in rows if r["action"] != "release.refused")
     return page(request, "releases.html", {"project": project, "rows": rows, "made": made,
@@ -432,10 +436,9 @@ def audit_page(request: Request, session: SessionDep, caller: ConsoleCaller,
     require_admin(caller)
     unit = state(request)
     report = audit_log.verify(session, unit.audit_key, unit.data_dir)
-    query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(_AUDIT_PAGE)
-    if before is not None:
-        query = query.where(AuditEntry.seq < before)
-    rows = [audit_log.entry_dict(e) for e in session.scalars(query)]
+    entries = repository.audit_entries(session, before=before, newest_first=True,
+                                       limit=_AUDIT_PAGE)  # fmt: skip
+    rows = [audit_log.entry_dict(e) for e in entries]
     older = rows[-1]["seq"] if rows and rows[-1]["seq"] > 1 else None
     return page(request, "audit.html", {"report": report, "rows": rows, "older": older})
 
@@ -460,17 +463,12 @@ def party_page(project_id: str, name: str, request: Request, session: SessionDep
     """A partner's view: its uploads and their state, and what it may fetch."""
     _own_party(caller, project_id, name)
     project = _project(session, project_id)
-    party = session.scalar(select(Party).where(Party.project_id == project.id,
-                                               Party.name == name))  # fmt: skip
+    party = repository.party_by_name(session, project.id, name)
     if party is None:
         raise HTTPException(404, "no such party in this project")
     policy = SharingPolicy.model_validate_json(project.policy_json)
     grants = sorted(policy.grants_for(name))
-    withdrawing = session.scalar(
-        select(func.count(Upload.id)).where(Upload.project_id == project.id,
-                                            Upload.kind == "withdrawal",
-                                            Upload.linked_run_id.is_(None))
-    )  # fmt: skip
+    withdrawing = repository.pending_withdrawal(session, project.id) is not None
     rows = _upload_rows(session, project, party.id)
     deliveries = [r for r in rows if r["upload"].kind != "withdrawal"]
     flags = [g.split(":", 1)[1] for g in grants if g.startswith("flags:")]
@@ -481,7 +479,7 @@ def party_page(project_id: str, name: str, request: Request, session: SessionDep
         + [f"flags:{other}" for other in flags],
         "can_fetch": (not caller.is_admin and project.current_run_id is not None
                       and not withdrawing and any(r["upload"].linked_run_id for r in deliveries)),
-        "withdrawing": bool(withdrawing), "unit_url": str(request.base_url).rstrip("/"),
+        "withdrawing": withdrawing, "unit_url": str(request.base_url).rstrip("/"),
     })  # fmt: skip
 
 
@@ -490,7 +488,7 @@ def party_counts(project_id: str, name: str, request: Request, session: SessionD
                  caller: ConsoleCaller) -> Response:  # fmt: skip
     """The overlap counts released to the party (a release: checked and audited)."""
     _own_party(caller, project_id, name)
-    counts = releases.counts(project_id, request, session, caller)
+    counts = releases.counts(project_id, state(request), session, caller)
     return page(request, "counts.html", {"project": _project(session, project_id),
                                          "party": name, "counts": counts})  # fmt: skip
 
@@ -500,7 +498,7 @@ def download_counts(project_id: str, name: str, request: Request, session: Sessi
                     caller: ConsoleCaller) -> Response:  # fmt: skip
     """The counts as ``pacelink results --release counts`` writes them."""
     _own_party(caller, project_id, name)
-    counts = releases.counts(project_id, request, session, caller)
+    counts = releases.counts(project_id, state(request), session, caller)
     body = json.dumps(counts.model_dump(mode="json"), indent=2) + "\n"
     return Response(body, media_type="application/json", headers={
         **SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="counts.json"',
@@ -511,10 +509,12 @@ def download_counts(project_id: str, name: str, request: Request, session: Sessi
 def download_mapping(project_id: str, name: str, request: Request, session: SessionDep,
                      caller: ConsoleCaller,
                      upload: str | None = Query(default=None)) -> Response:  # fmt: skip
-    """The party's rows and their linkage IDs (``upload_id,row,linkage_id``), as the API
-    releases them; the page joins them to local IDs in the browser."""
+    """The party's rows and their linkage IDs (``upload_id,row,linkage_id``).
+
+    As the API releases them; the page joins them to local IDs in the browser.
+    """
     _own_party(caller, project_id, name)
-    response = releases.mapping(project_id, request, session, caller, upload)
+    response = releases.mapping(project_id, state(request), session, caller, upload)
     response.headers.update(SECURITY_HEADERS)
     response.headers["Content-Disposition"] = 'attachment; filename="mapping-rows.csv"'
     return response
@@ -526,7 +526,7 @@ def download_flags(project_id: str, name: str, other: str, request: Request,
                    upload: str | None = Query(default=None)) -> Response:  # fmt: skip
     """Whether each of the party's rows is also held by ``other`` (``upload_id,row,flag``)."""
     _own_party(caller, project_id, name)
-    response = releases.flags(project_id, other, request, session, caller, upload)
+    response = releases.flags(project_id, other, state(request), session, caller, upload)
     response.headers.update(SECURITY_HEADERS)
     response.headers["Content-Disposition"] = 'attachment; filename="flags-rows.csv"'
     return response

@@ -10,14 +10,9 @@ A run's changes are its project's unlinked uploads in upload order: snapshots an
 encodings, and withdrawals (record keys to remove); :func:`linkage_unit.matching.incremental.
 link_changes` applies them, the same function every other path links with.
 
-Outputs in the run folder::
-
-    index/             the entity index after the run (linkage_unit.matching.EntityIndex)
-    ids/<upload>.npy   the linkage ID of every row of every delivery of the project ("" for
-                       a record withdrawn since: it is in no release)
-    counts.json        entities per set of parties (as bit masks), before suppression, held
-                       steady between runs (see :func:`steady_counts`)
-    scores.json        histogram of candidate scores and the pairs near the threshold
+It writes the run folder's outputs as :class:`linkage_unit.storage.RunFolder` names them:
+the entity index, every delivery's linkage IDs, the overlap counts (held steady between
+runs, see :func:`steady_counts`) and the scores for the operator's review.
 
 Once the run is recorded as done, :func:`settle` removes what the unit no longer needs:
 the ``.plk`` files of linked uploads (their encodings live on in the index only), linked
@@ -50,7 +45,7 @@ from linkage_unit.matching.incremental import (
 )
 from linkage_unit.matching.solving import Duplicates
 from linkage_unit.matching.threshold import Threshold, ThresholdEstimate, estimated_curve
-from linkage_unit.storage import save_keys
+from linkage_unit.storage import RunFolder, save_keys
 
 __all__ = [
     "NEAR",
@@ -101,7 +96,8 @@ class RunInputs:
     # Kept out of reprs: with the salt, anyone holding an index could issue its IDs.
     salt: bytes = field(repr=False)
     parties: tuple[str, ...]
-    base_index: Path | None
+    #: The last completed run, whose entity index this run extends (None: the first run).
+    base_run: RunFolder | None
     new_batches: tuple[Batch, ...]
     all_batches: tuple[Batch, ...]
     threshold: Threshold
@@ -141,8 +137,10 @@ def _change(batch: Batch) -> Change:
 
 
 def row_keys(encodings: Encodings) -> NDArray[np.str_]:
-    """The key of every row of an encoding file, as the entity index knows its records:
-    the partner's record pseudonyms, or for files without them a hash of each encoding."""
+    """The key of every row of an encoding file, as the entity index knows its records.
+
+    The partner's record pseudonyms, or for files without them a hash of each encoding.
+    """
     if encodings.record_keys is not None:
         return np.asarray(encodings.record_keys)
     return content_keys(np.ascontiguousarray(encodings.bits))
@@ -158,11 +156,11 @@ def _keys(batch: Batch) -> NDArray[np.str_]:
         raise RunError(f"the keys of upload {batch.upload_id} cannot be read") from exc
 
 
-def _previous_counts(base: Path | None) -> dict[int, int] | None:
+def _previous_counts(base: RunFolder | None) -> dict[int, int] | None:
     if base is None:
         return None
     try:
-        raw = json.loads((base / "counts.json").read_text())
+        raw = json.loads(base.counts.read_text())
     except FileNotFoundError:  # a run folder from before counts were kept steady
         return None
     return {int(m): int(c) for m, c in raw.items()}
@@ -200,27 +198,27 @@ def steady_counts(
     return steady
 
 
-def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
-    """Run the linkage; write the outputs into ``out_dir`` (replaced if it exists).
+def execute(inputs: RunInputs, out: RunFolder, progress: Progress) -> RunOutcome:
+    """Run the linkage; write the outputs into ``out`` (replaced if it exists).
 
     Raises:
         RunError: With a message fit for the operator.
     """
     started = time.perf_counter()
-    if out_dir.exists():  # left by an attempt that was interrupted
-        shutil.rmtree(out_dir)
-    out_dir.mkdir()
+    if out.path.exists():  # left by an attempt that was interrupted
+        shutil.rmtree(out.path)
+    out.path.mkdir()
     progress("loading", 0.02)
     index = (
-        EntityIndex.load(inputs.base_index / "index")
-        if inputs.base_index is not None
+        EntityIndex.load(inputs.base_run.index)
+        if inputs.base_run is not None
         else EntityIndex.empty(inputs.salt)
     )
     changes = [_change(batch) for batch in inputs.new_batches]
     settings = LinkSettings(
         threshold=inputs.threshold, duplicates=inputs.duplicates,
         duplicates_threshold=inputs.duplicates_threshold, scheduler=inputs.scheduler,
-        scratch=out_dir / "scratch" if inputs.scheduler else None,
+        scratch=out.scratch if inputs.scheduler else None,
     )  # fmt: skip
 
     shown_stage, shown_at = "", 0.0
@@ -238,27 +236,26 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
         outcome = link_changes(index, changes, settings, progress=linking)
     except ValueError as exc:  # checked on upload; a bad file is the unit's problem
         raise RunError(f"the uploads cannot be linked: {exc}") from exc
-    shutil.rmtree(out_dir / "scratch", ignore_errors=True)
+    shutil.rmtree(out.scratch, ignore_errors=True)
     index = outcome.index
     threshold = outcome.threshold
     progress("saving the entity index", 0.85)
-    index.save(out_dir / "index")
-    ids_dir = out_dir / "ids"
-    ids_dir.mkdir()
+    index.save(out.index)
+    out.ids_dir.mkdir()
     for batch in inputs.all_batches:
         if batch.kind == "withdrawal":
             continue
         ids = index.lookup(batch.party, _keys(batch))
-        np.save(ids_dir / f"{batch.upload_id}.npy", ids, allow_pickle=False)
+        np.save(out.ids(batch.upload_id), ids, allow_pickle=False)
     progress("counting overlaps", 0.95)
     masks = np.zeros(len(index.entity_id), dtype=np.int64)
     np.bitwise_or.at(masks, index.entity, np.left_shift(1, index.party))
     live = masks[masks > 0]
     values, counts = np.unique(live, return_counts=True)
     exact = {int(m): int(c) for m, c in zip(values, counts, strict=True)}
-    previous = _previous_counts(inputs.base_index)
+    previous = _previous_counts(inputs.base_run)
     steady = steady_counts(exact, previous, inputs.counts_steady_within)
-    (out_dir / "counts.json").write_text(json.dumps({str(m): c for m, c in steady.items()}))
+    out.counts.write_text(json.dumps({str(m): c for m, c in steady.items()}))
     a, b, s = outcome.pairs
     floor = max(threshold - NEAR, 0.01)
     edges = np.round(np.arange(floor, 1.0 + _BIN_WIDTH, _BIN_WIDTH), 6)
@@ -282,7 +279,7 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
             for c in close.tolist()
         ],
     }
-    (out_dir / "scores.json").write_text(json.dumps(scores))
+    out.scores.write_text(json.dumps(scores))
     sizes = np.bincount(index.entity, minlength=len(index.entity_id))
     size_values, size_counts = np.unique(sizes[sizes > 0], return_counts=True)
     unknown = sum(len(v) for v in outcome.unknown_withdrawals.values())
@@ -326,9 +323,11 @@ def execute(inputs: RunInputs, out_dir: Path, progress: Progress) -> RunOutcome:
 def _diagnostics(
     scores: NDArray[np.float64], threshold: float, estimate: ThresholdEstimate | None
 ) -> dict[str, Any]:
-    """Every scored pair between parties as a histogram, and the label-free precision and
-    recall the fit predicts at each threshold (the curve ``auto`` chose from), for the
-    operator's charts. Aggregates only: no pair is named."""
+    """The operator's charts' data: every scored pair between parties, and the fit's curve.
+
+    A histogram of the scores, and the label-free precision and recall the fit predicts
+    at each threshold (the curve ``auto`` chose from). Aggregates only: no pair is named.
+    """
     lowest = float(scores.min()) if len(scores) else threshold
     start = max(math.floor(min(lowest, threshold - NEAR) / _BIN_WIDTH) * _BIN_WIDTH, 0.0)
     # Ends at 1.0: np.histogram's last bin is closed, so a score of exactly 1 counts.
@@ -350,7 +349,7 @@ def _diagnostics(
     return out
 
 
-def settle(run_dir: Path, batches: Sequence[Batch]) -> None:
+def settle(run: RunFolder, batches: Sequence[Batch]) -> None:
     """After a run is recorded as done: keep of its uploads only what releases need.
 
     Idempotent (a crash half-way is finished by the next run's settle). Key files are
@@ -360,7 +359,7 @@ def settle(run_dir: Path, batches: Sequence[Batch]) -> None:
         if batch.kind == "withdrawal":
             batch.path.unlink(missing_ok=True)
             continue
-        ids_file = run_dir / "ids" / f"{batch.upload_id}.npy"
+        ids_file = run.ids(batch.upload_id)
         if batch.keys_path is None or not ids_file.exists():
             continue
         keys = _keys(batch)

@@ -22,13 +22,12 @@ import secrets
 import shutil
 import socket
 import threading
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import CursorResult, Result, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from linkage_unit import audit
-from linkage_unit.database import Party, Project, Run, Upload, make_engine, migrate, now
+from linkage_unit import audit, repository
+from linkage_unit.database import Project, Run, Upload, make_engine, migrate, now
 from linkage_unit.database import session_factory as _session_factory
 from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, RunOutcome, execute, settle
 from linkage_unit.matching.threshold import Threshold
@@ -44,11 +43,6 @@ log = logging.getLogger("pacelink.worker")
 _MAX_ATTEMPTS: Final = 5
 
 
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE matched (the compare-and-set's outcome)."""
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
 class ClaimLost(Exception):
     """Another worker took the run over (this one was presumed dead)."""
 
@@ -57,6 +51,7 @@ class Worker:
     """A worker loop bound to one data folder and database."""
 
     def __init__(self, settings: UnitSettings, name: str | None = None) -> None:
+        """Bind to the settings' data folder and database (nothing is opened yet)."""
         self.settings = settings
         self.storage = Storage(settings.data_dir)
         self.engine = make_engine(settings.url())
@@ -77,13 +72,7 @@ class Worker:
         """Claim the oldest runnable run; returns ``(run_id, claim)`` or None."""
         stale = now() - self.settings.stale_after_seconds
         with self.sessions() as session:
-            rows = session.execute(
-                select(
-                    Run.id, Run.project_id, Run.status, Run.claim, Run.heartbeat_at, Run.attempts
-                )
-                .where(or_(Run.status == "queued", Run.status == "running"))
-                .order_by(Run.created_at, Run.id)
-            ).all()
+            rows = repository.runnable_runs(session)
         busy: set[str] = set()
         for run_id, project_id, status, old_claim, heartbeat, attempts in rows:
             if project_id in busy:
@@ -98,24 +87,13 @@ class Worker:
                 continue
             token = secrets.token_hex(16)
             with self.sessions.begin() as session:
-                claimed = _rowcount(
-                    session.execute(
-                        update(Run)
-                        .where(Run.id == run_id, Run.status == status)
-                        .where(Run.claim.is_(None) if old_claim is None else Run.claim == old_claim)
-                        .values(
-                            status="running",
-                            claim=token,
-                            worker=self.name,
-                            heartbeat_at=now(),
-                            attempts=Run.attempts + 1,
-                            started_at=now(),
-                            stage="starting",
-                            progress=0.0,
-                        )
-                    )
-                )
-            if claimed == 1:
+                claimed = repository.update_claimed_run(
+                    session, run_id, old_claim, status=status,
+                    values={"status": "running", "claim": token, "worker": self.name,
+                            "heartbeat_at": now(), "attempts": Run.attempts + 1,
+                            "started_at": now(), "stage": "starting", "progress": 0.0},
+                )  # fmt: skip
+            if claimed:
                 log.info("claimed run %s (%s)", run_id, "retry" if status == "running" else "new")
                 return run_id, token
         return None
@@ -134,12 +112,8 @@ class Worker:
 
     def _update(self, run_id: str, claim: str, **values: Any) -> None:
         with self.sessions.begin() as session:
-            n = _rowcount(
-                session.execute(
-                    update(Run).where(Run.id == run_id, Run.claim == claim).values(**values)
-                )
-            )
-        if n != 1:
+            held = repository.update_claimed_run(session, run_id, claim, values=values)
+        if not held:
             raise ClaimLost(run_id)
 
     # ------------------------------------------------------------------ executing
@@ -153,15 +127,9 @@ class Worker:
                      self.storage.keys_path(project_id, upload.id))  # fmt: skip
 
     def _inputs(self, run: Run, project: Project, session: Session) -> RunInputs:
-        parties = session.scalars(
-            select(Party).where(Party.project_id == project.id).order_by(Party.position)
-        ).all()
+        parties = repository.parties(session, project.id)
         position = {p.id: p.position for p in parties}
-        uploads = session.scalars(
-            select(Upload)
-            .where(Upload.project_id == project.id, Upload.seq <= run.through_seq)
-            .order_by(Upload.seq)
-        ).all()
+        uploads = repository.uploads_through(session, project.id, run.through_seq)
         base_run = project.current_run_id
         batches = [self._batch(project.id, u, position[u.party_id]) for u in uploads]
         linked_before = {u.id for u in uploads if u.linked_run_id is not None}
@@ -169,7 +137,7 @@ class Worker:
         return RunInputs(
             salt=self.storage.salt(project.id),
             parties=tuple(p.name for p in parties),
-            base_index=self.storage.run_dir(project.id, base_run) if base_run else None,
+            base_run=self.storage.run_folder(project.id, base_run) if base_run else None,
             new_batches=tuple(b for b in batches if b.upload_id not in linked_before),
             all_batches=tuple(batches),
             threshold=requested.resolve(pinned=project.threshold_pinned),
@@ -214,7 +182,7 @@ class Worker:
                 return
             inputs = self._inputs(run, project, session)
             project_id, attempts = project.id, run.attempts
-        out_dir = self.storage.run_dir(project_id, run_id)
+        out = self.storage.run_folder(project_id, run_id)
 
         def progress(stage: str, fraction: float) -> None:
             if lost.is_set():
@@ -222,16 +190,16 @@ class Worker:
             self._update(run_id, claim, stage=stage, progress=fraction, heartbeat_at=now())
 
         try:
-            outcome = execute(inputs, out_dir, progress)
+            outcome = execute(inputs, out, progress)
         except ClaimLost:
             raise
         except Exception as exc:
-            if not out_dir.parent.exists():  # the project was deleted under the run
+            if not out.path.parent.exists():  # the project was deleted under the run
                 log.info("run %s: its project was deleted", run_id)
                 return
             message = str(exc) if isinstance(exc, RunError) else "internal error"
             log.exception("run %s failed (attempt %d)", run_id, attempts)
-            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.rmtree(out.path, ignore_errors=True)
             self._finish(run_id, claim, project_id, failed=message)
             return
         charts = self._charts(project_id, run_id, outcome)
@@ -247,10 +215,7 @@ class Worker:
             from linkage_unit.console.charts import CHANGES, draw_run, run_label  # noqa: PLC0415
 
             with self.sessions() as session:
-                earlier = session.scalars(
-                    select(Run).where(Run.project_id == project_id, Run.status == "done",
-                                      Run.id != run_id).order_by(Run.created_at)
-                ).all()  # fmt: skip
+                earlier = [r for r in repository.done_runs(session, project_id) if r.id != run_id]
                 summaries = [(r.id, json.loads(r.summary_json or "{}")) for r in earlier]
             summaries.append((run_id, outcome.summary))
             history = [
@@ -287,10 +252,7 @@ class Worker:
             run.summary_json = json.dumps(outcome.summary)
             run.diagnostics_json = json.dumps({**outcome.diagnostics, "charts": charts or {}})
             new_ids = [b.upload_id for b in inputs.new_batches]
-            if new_ids:
-                session.execute(
-                    update(Upload).where(Upload.id.in_(new_ids)).values(linked_run_id=run_id)
-                )
+            repository.mark_linked(session, new_ids, run_id)
             project.current_run_id = run_id
             if outcome.pin_threshold and project.threshold_pinned is None:
                 project.threshold_pinned = outcome.threshold
@@ -313,7 +275,7 @@ class Worker:
         # Older runs' folders are superseded; the current one stays. Then the linked
         # uploads give up what only the index needs now (withdrawn records included).
         self.storage.prune_runs(project_id, keep={run_id})
-        settle(self.storage.run_dir(project_id, run_id), inputs.all_batches)
+        settle(self.storage.run_folder(project_id, run_id), inputs.all_batches)
 
     # ------------------------------------------------------------------ loop
 

@@ -68,6 +68,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from encoder.atomic import atomic_write
 from linkage_unit.matching.agglomeration import (
     greedy_union,
     labels_by_first_appearance,
@@ -647,20 +648,15 @@ class EntityIndex:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _fsync_dir(root)
-        pointer = root / f".{_CURRENT}.tmp-{secrets.token_hex(6)}"
-        try:
-            _write_synced(pointer, name + "\n")
-            os.replace(pointer, root / _CURRENT)
-        except BaseException:
-            pointer.unlink(missing_ok=True)
-            raise
+        with atomic_write(root / _CURRENT) as pointer:
+            pointer.write(name + "\n")
         _fsync_dir(root)
         for stale in root.iterdir():
             if stale.name == name:
                 continue
             if stale.is_dir() and stale.name.startswith(("v", ".tmp-")):
                 shutil.rmtree(stale, ignore_errors=True)
-            elif stale.name.startswith(f".{_CURRENT}.tmp-"):
+            elif stale.name.startswith(f".{_CURRENT}."):  # a pointer a crash left behind
                 stale.unlink(missing_ok=True)
         return final
 

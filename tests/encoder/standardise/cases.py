@@ -35,7 +35,11 @@ REASONS = frozenset(
 )
 
 # Written out again, not imported: a token dropped from the rule must fail a test.
-NULL_TOKENS = ["not known", "not stated", *"null none n/a na nan - -- ? unknown".split()]
+NULL_TOKENS = [
+    "not known",
+    "not stated",
+    *["null", "none", "n/a", "na", "nan", "-", "--", "?", "unknown"],
+]
 
 # Every standardiser, plus date with an explicit format, which has its own code path.
 ALL_FUNCTIONS: dict[str, Standardiser] = {

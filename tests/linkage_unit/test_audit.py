@@ -26,7 +26,7 @@ from encoder.cli import app, load_plugins
 from linkage_unit.client import UnitClient
 from linkage_unit.database import AuditEntry, AuditState, make_engine
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import Encoded, fresh_postgres_database, project_body
+from tests.linkage_unit.conftest import Encoded, fresh_postgres_database, project_body
 
 runner = CliRunner()
 

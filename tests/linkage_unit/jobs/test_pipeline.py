@@ -13,7 +13,7 @@ from encoder.schema import parse_schema
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
 from linkage_unit.jobs.pipeline import steady_counts
-from tests.linkage_unit.service.conftest import Encoded, project_body
+from tests.linkage_unit.conftest import Encoded, project_body
 
 _MASKS = st.dictionaries(st.integers(1, 7), st.integers(1, 200), max_size=7)
 

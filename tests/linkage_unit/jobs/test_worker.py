@@ -32,7 +32,7 @@ from encoder.schema import load_schema
 from linkage_unit.client import UnitClient
 from linkage_unit.database import AuditEntry, Run, make_engine
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import project_body
+from tests.linkage_unit.conftest import project_body
 
 HEARTBEAT: Final = 0.2
 # Short, so the test is quick; the retake is checked against it (never earlier).

@@ -1,4 +1,4 @@
-"""Fixtures of the service tests: a unit on SQLite or PostgreSQL, and partners' encodings.
+"""Fixtures of the unit's tests: a unit on SQLite or PostgreSQL, and partners' encodings.
 
 PostgreSQL tests use the server on 127.0.0.1:5432 (started by `.ci/run`); each test gets
 a database of its own, dropped afterwards. If the server is not running they fail: a
@@ -26,6 +26,7 @@ import pytest
 from encoder.encode import EncodeOptions, encode_file
 from encoder.keys import Secret, generate_secret
 from encoder.schema import load_schema, parse_schema
+from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -176,3 +177,47 @@ def plk_with(header: dict[str, Any], bits: bytes, **changes: Any) -> bytes:
     """A `.plk` file whose header has `changes` applied."""
     doc = {**header, **changes}
     return build_plk(json.dumps(doc).encode(), bits, int(header["data_offset"]))
+
+
+# Steps of the partner and operator flow, over real HTTP.
+
+
+def release_rows(text: str) -> list[tuple[str, int, str]]:
+    """The rows of a mapping or flags release: ``(upload_id, row, value)``."""
+    reader = csv.reader(io.StringIO(text))
+    assert next(reader) in (["upload_id", "row", "linkage_id"], ["upload_id", "row", "flag"])
+    return [(u, int(r), v) for u, r, v in reader]
+
+
+def local_ids(path: Path) -> list[str]:
+    """The local IDs of a key map, in row order."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [r["local_id"] for r in csv.DictReader(fh)]
+
+
+def setup_project(
+    unit: EmbeddedUnit, encoded: Encoded, **overrides: Any
+) -> tuple[str, dict[str, str]]:
+    """Create a project of the three demo partners; returns its ID and the party tokens."""
+    with UnitClient(unit.url, unit.admin_token) as admin:
+        created = admin.create_project(project_body(encoded.schema, **overrides))
+    return created["project_id"], created["parties"]
+
+
+def upload_all(unit: EmbeddedUnit, project: str, tokens: dict[str, str],
+               encoded: Encoded) -> dict[str, str]:  # fmt: skip
+    """Every partner uploads its encodings; returns the upload IDs by partner."""
+    uploads = {}
+    for name in PARTNERS:
+        with UnitClient(unit.url, tokens[name]) as party:
+            uploads[name] = party.upload(project, encoded.partners[name].plk)["id"]
+    return uploads
+
+
+def run_to_end(
+    unit: EmbeddedUnit, project: str, threshold: float | str | None = None
+) -> dict[str, Any]:
+    """Queue a run and wait until it is done or failed; returns the run."""
+    with UnitClient(unit.url, unit.admin_token) as admin:
+        run = admin.start_run(project, threshold)
+        return admin.wait(project, run["id"], poll=0.05, timeout=120)

@@ -19,7 +19,7 @@ import pytest
 
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import Encoded, plk_parts, plk_with, project_body
+from tests.linkage_unit.conftest import Encoded, plk_parts, plk_with, project_body
 
 Call = tuple[str, str, str | None, dict[str, Any]]
 

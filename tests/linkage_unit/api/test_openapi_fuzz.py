@@ -33,7 +33,7 @@ from schemathesis.checks import not_a_server_error
 
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import PARTNERS, Encoded, project_body
+from tests.linkage_unit.conftest import PARTNERS, Encoded, project_body
 
 # Cases per operation, generation mode and target: 17 operations give about 280
 # requests per caller, 5-10 s on the shared 2-core machines.

@@ -23,7 +23,7 @@ from encoder.keys import RecordKey, generate_record_key, write_record_key
 from encoder.schema import parse_schema
 from linkage_unit.client import UnitClient, UnitError
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import PARTNERS, Encoded, project_body
+from tests.linkage_unit.conftest import PARTNERS, Encoded, project_body
 
 FIELDS = ("local_id", "given_name", "surname", "date_of_birth", "sex", "postcode",
           "address_line", "ni_number", "consent")  # fmt: skip

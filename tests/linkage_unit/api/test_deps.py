@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import PARTNERS, Encoded, project_body
+from tests.linkage_unit.conftest import PARTNERS, Encoded, project_body
 
 Check = Callable[[httpx.Response], None]
 #: A well-formed withdrawal body (so that the route's checks, not validation, answer).

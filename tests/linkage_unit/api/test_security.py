@@ -20,7 +20,7 @@ import pytest
 
 from linkage_unit.client import UnitClient
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import (
+from tests.linkage_unit.conftest import (
     PLK_PREFIX,
     Encoded,
     build_plk,

@@ -22,7 +22,7 @@ from encoder.fileformat import read_encodings
 from linkage_unit.client import UnitClient, UnitError
 from linkage_unit.database import AuditEntry, Party, Project, Run, Upload, make_engine, now
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import Encoded, project_body
+from tests.linkage_unit.conftest import Encoded, project_body
 
 
 def _needles(plk: Path) -> list[bytes]:

@@ -36,7 +36,7 @@ from encoder.standardise import STANDARDISERS
 from linkage_unit.client import UnitClient
 from linkage_unit.demo import POLICY
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import PARTNERS, Encoded, project_body
+from tests.linkage_unit.conftest import PARTNERS, Encoded, project_body
 
 # Identifier columns of the partner CSVs and the standardiser the encoder applies to each.
 # `sex` and `consent` are left out: "Male" or "Y" identifies no one and is not what the

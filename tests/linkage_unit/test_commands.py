@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from encoder.cli import app, load_plugins
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.service.conftest import PARTNERS, Encoded
+from tests.linkage_unit.conftest import PARTNERS, Encoded
 
 load_plugins()
 runner = CliRunner()
