@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from encoder.atomic import move_into_place, temporary_beside
 from encoder.fileheader import (
     DATA_OFFSET,
     FORMAT_NAME,
@@ -176,10 +177,7 @@ class EncodingWriter:
 
     def __enter__(self) -> EncodingWriter:
         """Create the temporary file, with space for the header."""
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._tmp = Path(tmp)
+        fd, self._tmp = temporary_beside(self.path)
         self._fh = os.fdopen(fd, "wb")
         self._fh.write(b"\0" * DATA_OFFSET)
         return self
@@ -249,7 +247,7 @@ class EncodingWriter:
         os.fsync(self._fh.fileno())
         self._fh.close()
         assert self._tmp is not None
-        os.replace(self._tmp, self.path)
+        move_into_place(self._tmp, self.path)
         self._tmp = None
         self.header = header
         return header

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from encoder.atomic import move_into_place, temporary_beside
 from encoder.fileformat import EncodingWriter, HeaderFacts, PlkHeader
 from encoder.keymap import KeyMapWriter, spreadsheet_safe
 from encoder.keys import PSEUDONYM_BYTES
@@ -103,18 +103,13 @@ class FileOutputs(Outputs):
 
     def __enter__(self) -> FileOutputs:
         """Create the temporary files."""
-        folder = self.out.parent
-        key_fd, key_tmp = tempfile.mkstemp(
-            prefix=f".{self.keys_path.name}.", suffix=".tmp", dir=folder
-        )
-        os.fchmod(key_fd, 0o600)  # the key map links encodings back to people: owner only
-        self._tmp.append(Path(key_tmp))
+        # Owner-only files: the key map links encodings back to people.
+        key_fd, key_tmp = temporary_beside(self.keys_path)
+        self._tmp.append(key_tmp)
         key_fh = os.fdopen(key_fd, "wb")
         self._files.append(key_fh)
-        rej_fd, rej_tmp = tempfile.mkstemp(
-            prefix=f".{self.rejects_path.name}.", suffix=".tmp", dir=folder
-        )
-        self._tmp.append(Path(rej_tmp))
+        rej_fd, rej_tmp = temporary_beside(self.rejects_path)
+        self._tmp.append(rej_tmp)
         rej_fh = os.fdopen(rej_fd, "w", newline="", encoding="utf-8")
         self._files.append(rej_fh)
         self._writer.__enter__()
@@ -145,8 +140,8 @@ class FileOutputs(Outputs):
         for fh in self._files:
             fh.close()
         key_tmp, rej_tmp = self._tmp
-        os.replace(key_tmp, self.keys_path)
-        os.replace(rej_tmp, self.rejects_path)
+        move_into_place(key_tmp, self.keys_path)
+        move_into_place(rej_tmp, self.rejects_path)
         self._done = True
         return header
 
