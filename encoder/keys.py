@@ -94,6 +94,7 @@ class Secret:
     value: str = field(repr=False)
 
     def __repr__(self) -> str:
+        """Redacted: a secret never reaches a log or a traceback."""
         return "Secret('**********')"
 
     __str__ = __repr__
@@ -182,8 +183,10 @@ def load_secret(secret_file: Path | None = None, *, prompt: bool = True) -> Secr
 
 
 def _refuse_record_key(text: str, source: str) -> None:
-    """A record key given as the partnership secret would pass as a strong secret and give
-    encodings no other partner can match: refuse it by its marker."""
+    """Refuse a record key given as the partnership secret, by its marker.
+
+    It would pass as a strong secret and give encodings no other partner can match.
+    """
     if text.strip().startswith(RECORD_KEY_MARKER):
         raise SecretError(
             f"{source} holds a pacelink record key (your own key for record pseudonyms, for "
@@ -193,12 +196,13 @@ def _refuse_record_key(text: str, source: str) -> None:
 
 
 def check_private_file(path: Path, mode: int, what: str) -> None:
-    """Refuse a file of secrets (the partnership secret, a party token) that group or others
-    may read or write, as ssh refuses such a private key.
+    """Refuse a file of secrets that group or others may read or write.
 
+    The partnership secret and party tokens are refused as ssh refuses such a private key.
     POSIX only: Windows protects files by access lists, which these bits do not describe.
 
     Args:
+        path: The file, as messages name it.
         mode: The file's `st_mode`, from the descriptor that will be read (no race).
         what: How the message names the file, e.g. "secret file".
 
@@ -293,10 +297,12 @@ class RecordKey:
     value: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
+        """Refuse a key of the wrong length."""
         if len(self.value) != RECORD_KEY_BYTES:
             raise SecretError(f"a record key has {RECORD_KEY_BYTES} bytes")
 
     def __repr__(self) -> str:
+        """The check value only: the key itself never reaches a log."""
         return f"RecordKey(check_value={self.check_value!r})"
 
     __str__ = __repr__

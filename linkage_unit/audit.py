@@ -126,8 +126,11 @@ def append(
     """Add an entry in the caller's transaction (it lands only if the caller commits).
 
     Args:
+        session: The caller's session.
+        key: The unit's audit key, which chains the entries' hashes.
         actor: Who: ``admin``, ``party:<name>``, ``worker`` or ``system``.
         action: What, e.g. ``release.mapping``.
+        project_id: The project the action concerns, if any.
         detail: JSON-serialisable facts (counts, IDs of uploads and runs; never
             identifiers).
         policy: The sharing-policy rule the action was allowed under.

@@ -119,6 +119,9 @@ def run_demo(workdir: Path | None, console: Console, *, keep_running: bool = Fal
     """Run the demo, printing as it goes; returns the measured quality.
 
     Args:
+        workdir: Where the partners' files and the unit's data go; None for a temporary
+            folder, removed afterwards.
+        console: Where to print.
         keep_running: Afterwards, keep the unit up for its web console until interrupted
             (Ctrl-C) or until ``stop`` is set, and print how to sign in.
         stop: Ends ``keep_running`` (tests set it; a person presses Ctrl-C).

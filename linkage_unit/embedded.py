@@ -38,6 +38,7 @@ class EmbeddedUnit:
         self, data_dir: Path, *, database_url: str | None = None, admin_token: str | None = None,
         worker: bool = True, **settings: float,
     ) -> None:  # fmt: skip
+        """Prepare the unit's settings; `with` starts it."""
         self.admin_token = admin_token or secrets.token_hex(32)
         self.settings = UnitSettings(
             data_dir=data_dir, database_url=database_url,
@@ -51,6 +52,7 @@ class EmbeddedUnit:
         self.url = ""
 
     def __enter__(self) -> EmbeddedUnit:
+        """Start the server (and the worker) on a free loopback port."""
         app = create_app(self.settings)
         self.app = app
         self._state = app.state.unit
@@ -85,6 +87,7 @@ class EmbeddedUnit:
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:  # fmt: skip
+        """Stop the server and the worker, and wait for them."""
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True

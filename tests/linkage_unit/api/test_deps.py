@@ -26,8 +26,10 @@ def _status(*codes: int) -> Check:
 
 
 def api_routes(app: FastAPI) -> list[APIRoute]:
-    """Every endpoint of ``app``, also those of included routers (which FastAPI >= 0.165
-    lists as one wrapper route each)."""
+    """Every endpoint of ``app``, also those of included routers.
+
+    FastAPI >= 0.165 lists an included router as one wrapper route.
+    """
     out: list[APIRoute] = []
     for route in app.routes:
         inner = getattr(route, "original_router", None)

@@ -207,8 +207,10 @@ def test_every_refusal_is_audited_once(unit: EmbeddedUnit, encoded: Encoded) -> 
 
 @pytest.fixture
 def quick_window_unit(unit_with: Callable[..., EmbeddedUnit]) -> EmbeddedUnit:
-    """A unit that writes an entry for unauthenticated refusals at most every 4 s (twenty
-    refused requests take well under a second, on a loaded machine up to two)."""
+    """A unit that writes an entry for unauthenticated refusals at most every 4 s.
+
+    Twenty refused requests take well under a second, on a loaded machine up to two.
+    """
     return unit_with(anonymous_audit_seconds=4.0)
 
 

@@ -116,7 +116,7 @@ def _wait_queued(unit: EmbeddedUnit, project: str, run_id: str) -> dict[str, Any
 
 
 def _ids(unit: EmbeddedUnit, token: str, project: str, upload: str, plk: Path) -> dict[str, str]:
-    """local ID -> linkage ID of one upload, joined to its key map as the partner does."""
+    """Local ID -> linkage ID of one upload, joined to its key map as the partner does."""
     with plk.with_suffix(".keys.csv").open(newline="", encoding="utf-8") as fh:
         local = [r["local_id"] for r in csv.DictReader(fh)]
     with UnitClient(unit.url, token) as party:
