@@ -11,7 +11,6 @@ import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -145,16 +144,11 @@ class FileOutputs(Outputs):
         self._done = True
         return header
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         """Remove whatever a run that did not finish left behind."""
         for fh in self._files:
             fh.close()
-        self._writer.__exit__(exc_type, exc, tb)
+        self._writer.__exit__(*exc_info)
         if self._done:
             return
         for path in self._tmp:

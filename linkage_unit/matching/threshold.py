@@ -404,6 +404,16 @@ def _default(
 
 
 @njit(cache=True)
+def _offer(best: Any, second: Any, r: int, v: float) -> None:  # pragma: no cover - compiled
+    # Record r's best and second-best score so far, given one more score v.
+    if v > best[r]:
+        second[r] = best[r]
+        best[r] = v
+    elif v > second[r]:
+        second[r] = v
+
+
+@njit(cache=True)
 def _runner_ups(
     i: Any, j: Any, s: Any, n_a: int, n_b: int, floor: float
 ) -> Any:  # pragma: no cover - compiled
@@ -413,21 +423,9 @@ def _runner_ups(
     best_b = np.full(n_b, -1.0)
     second_b = np.full(n_b, -1.0)
     for k in range(i.shape[0]):
-        v = s[k]
-        if v < floor:
-            continue
-        r = i[k]
-        if v > best_a[r]:
-            second_a[r] = best_a[r]
-            best_a[r] = v
-        elif v > second_a[r]:
-            second_a[r] = v
-        c = j[k]
-        if v > best_b[c]:
-            second_b[c] = best_b[c]
-            best_b[c] = v
-        elif v > second_b[c]:
-            second_b[c] = v
+        if s[k] >= floor:
+            _offer(best_a, second_a, i[k], s[k])
+            _offer(best_b, second_b, j[k], s[k])
     both = np.concatenate((second_a, second_b))
     return both[both >= 0.0]
 
