@@ -44,6 +44,7 @@ __all__ = [
     "make_filters",
     "pacelink_threads",
     "run_size",
+    "to_bitarrays",
 ]
 
 TARGET_RATIO = 10.0
@@ -80,8 +81,11 @@ def make_filters(
     return a, b
 
 
-def _bitarrays(rows: NDArray[np.uint8]) -> list[Any]:
-    """Rows as clkhash-style bitarrays (big-endian bit order), anonlink's input type."""
+def to_bitarrays(rows: NDArray[np.uint8]) -> list[Any]:
+    """Rows as clkhash-style bitarrays (big-endian bit order), anonlink's input type.
+
+    Our rows are exactly their bytes; the tests hand anonlink its oracle inputs this way too.
+    """
     from bitarray import bitarray
 
     out = []
@@ -103,8 +107,8 @@ def _anonlink_worker(
     """One anonlink process: its rows of A against all of B, timed after a common start."""
     from anonlink.similarities import dice_coefficient_accelerated
 
-    filters_a = _bitarrays(a)
-    filters_b = _bitarrays(b)
+    filters_a = to_bitarrays(a)
+    filters_b = to_bitarrays(b)
     barrier.wait()
     started = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
     sims, (i, j) = dice_coefficient_accelerated([filters_a, filters_b], threshold)
@@ -147,7 +151,7 @@ def anonlink_one_process(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: 
     """Seconds anonlink takes in this process (single-threaded C++), inputs converted first."""
     from anonlink.similarities import dice_coefficient_accelerated
 
-    filters = [_bitarrays(a), _bitarrays(b)]
+    filters = [to_bitarrays(a), to_bitarrays(b)]
     started = time.perf_counter()
     dice_coefficient_accelerated(filters, threshold)
     return time.perf_counter() - started

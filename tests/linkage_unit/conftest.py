@@ -221,3 +221,20 @@ def run_to_end(
     with UnitClient(unit.url, unit.admin_token) as admin:
         run = admin.start_run(project, threshold)
         return admin.wait(project, run["id"], poll=0.05, timeout=120)
+
+
+def linked_project(
+    unit: EmbeddedUnit, encoded: Encoded, **overrides: Any
+) -> tuple[str, dict[str, str]]:
+    """A project of the three partners, each having uploaded, linked by a completed run."""
+    with UnitClient(unit.url, unit.admin_token) as admin:
+        created = admin.create_project(project_body(encoded.schema, threshold=0.8, **overrides))
+        project_id, tokens = created["project_id"], created["parties"]
+        for name, partner in encoded.partners.items():
+            with UnitClient(unit.url, tokens[name]) as party:
+                party.upload(project_id, partner.plk)
+        run = admin.wait(project_id, admin.start_run(project_id)["id"], poll=0.05, timeout=180)
+        assert run["status"] == "done", run
+        with UnitClient(unit.url, tokens["council"]) as party:
+            party.mapping(project_id)  # a release, so the project has entries of every kind
+    return project_id, tokens

@@ -26,7 +26,11 @@ from encoder.cli import app, load_plugins
 from linkage_unit.client import UnitClient
 from linkage_unit.database import AuditEntry, AuditState, make_engine
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.conftest import Encoded, fresh_postgres_database, project_body
+from tests.linkage_unit.conftest import (
+    Encoded,
+    fresh_postgres_database,
+    linked_project,
+)
 
 runner = CliRunner()
 
@@ -69,15 +73,8 @@ def audited(
         UnitClient(unit.url, unit.admin_token) as admin,
     ):
         # A fixed threshold keeps the run short; the log is what matters here.
-        created = admin.create_project(project_body(encoded.schema, threshold=0.8))
-        project_id, tokens = created["project_id"], created["parties"]
-        for name, partner in encoded.partners.items():
-            with UnitClient(unit.url, tokens[name]) as party:
-                party.upload(project_id, partner.plk)
-        run = admin.wait(project_id, admin.start_run(project_id)["id"], poll=0.05, timeout=180)
-        assert run["status"] == "done", run
+        project_id, tokens = linked_project(unit, encoded)
         with UnitClient(unit.url, tokens["council"]) as party:
-            party.mapping(project_id)
             party.counts(project_id)
         admin.scores(project_id)
         entries = admin.audit()

@@ -22,7 +22,7 @@ from encoder.fileformat import read_encodings
 from linkage_unit.client import UnitClient, UnitError
 from linkage_unit.database import AuditEntry, Party, Project, Run, Upload, make_engine, now
 from linkage_unit.embedded import EmbeddedUnit
-from tests.linkage_unit.conftest import Encoded, project_body
+from tests.linkage_unit.conftest import Encoded, linked_project, project_body
 
 
 def _needles(plk: Path) -> list[bytes]:
@@ -48,23 +48,6 @@ def _holders(data_dir: Path, needles: list[bytes]) -> set[Path]:
             if any(needle in content for needle in needles):
                 found.add(path.relative_to(data_dir))
     return found
-
-
-def _linked_project(
-    unit: EmbeddedUnit, encoded: Encoded, **overrides: Any
-) -> tuple[str, dict[str, str]]:
-    """A project of the three partners, each having uploaded, linked by a completed run."""
-    with UnitClient(unit.url, unit.admin_token) as admin:
-        created = admin.create_project(project_body(encoded.schema, threshold=0.8, **overrides))
-        project_id, tokens = created["project_id"], created["parties"]
-        for name, partner in encoded.partners.items():
-            with UnitClient(unit.url, tokens[name]) as party:
-                party.upload(project_id, partner.plk)
-        run = admin.wait(project_id, admin.start_run(project_id)["id"], poll=0.05, timeout=180)
-        assert run["status"] == "done", run
-        with UnitClient(unit.url, tokens["council"]) as party:
-            party.mapping(project_id)  # a release, so the project has entries of every kind
-    return project_id, tokens
 
 
 def _exists(admin: UnitClient, project_id: str) -> bool:
@@ -125,7 +108,7 @@ def test_expired_project_is_purged_by_the_worker(
     with EmbeddedUnit(data_dir, database_url=database_url, heartbeat_seconds=0.2,
                       stale_after_seconds=10.0, poll_seconds=0.05,
                       retention_check_seconds=0.2) as unit:  # fmt: skip
-        doomed, tokens = _linked_project(unit, encoded, retention_days=1)
+        doomed, tokens = linked_project(unit, encoded, retention_days=1)
         needles = [n for p in encoded.partners.values() for n in _needles(p.plk)]
         # Another project, not expired, with encodings of its own: it must survive.
         with UnitClient(unit.url, unit.admin_token) as admin:
@@ -176,7 +159,7 @@ def test_operator_deletion_erases_encodings_and_keeps_the_audit(
     unit: EmbeddedUnit, encoded: Encoded, engine: Engine
 ) -> None:
     data_dir = unit.settings.data_dir
-    project_id, _ = _linked_project(unit, encoded)
+    project_id, _ = linked_project(unit, encoded)
     needles = [n for p in encoded.partners.values() for n in _needles(p.plk)]
     held = _holders(data_dir, needles)  # the scan finds them while they should be there
     assert {p.parts[:3] for p in held} == {("projects", project_id, "runs")}, held

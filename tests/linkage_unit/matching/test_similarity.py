@@ -8,12 +8,12 @@ import numba
 import numpy as np
 import pytest
 from anonlink.similarities import dice_coefficient_accelerated
-from bitarray import bitarray
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import ArrayLike, NDArray
 
 import linkage_unit.matching
+from benchmarks.compare_speed import to_bitarrays
 from linkage_unit.matching import dice_candidates
 from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import (
@@ -25,16 +25,6 @@ SEED = 20261122
 
 
 # ----------------------------------------------------------------------------- oracles
-
-
-def to_bitarrays(bits: NDArray[np.uint8]) -> list[bitarray]:
-    """Rows as clkhash-style bitarrays: our rows are exactly their bytes."""
-    out = []
-    for row in bits:
-        ba = bitarray(endian="big")
-        ba.frombytes(row.tobytes())
-        out.append(ba)
-    return out
 
 
 def by_pair(i: ArrayLike, j: ArrayLike, s: ArrayLike) -> Candidates:

@@ -8,11 +8,11 @@ import itertools
 import anonlink
 import numpy as np
 import pytest
-from bitarray import bitarray
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from benchmarks.compare_speed import to_bitarrays
 from linkage_unit.matching.candidates import Candidates
 from linkage_unit.matching.similarity import dice_candidates
 from linkage_unit.matching.solving import Groups, cluster, greedy_solve_two
@@ -91,14 +91,6 @@ def test_greedy_two_end_to_end_against_anonlink() -> None:
     # 16-bit filters: very few distinct Dice values, so ties everywhere.
     a = rng.integers(0, 256, size=(150, 2), dtype=np.uint8)
     b = rng.integers(0, 256, size=(140, 2), dtype=np.uint8)
-
-    def to_bitarrays(x: NDArray[np.uint8]) -> list[bitarray]:
-        out = []
-        for row in x:
-            ba = bitarray()
-            ba.frombytes(row.tobytes())
-            out.append(ba)
-        return out
 
     ref_cands = anonlink.candidate_generation.find_candidate_pairs(
         [to_bitarrays(a), to_bitarrays(b)], anonlink.similarities.dice_coefficient, 0.6
