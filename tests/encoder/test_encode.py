@@ -59,6 +59,21 @@ def _encode(tmp_path: Path, src: Path, name: str = "out", **opts: Any) -> Any:
     return encode_file(src, schema, Secret(TEST_SECRET), tmp_path / f"{name}.plk", options)
 
 
+def _encode_rows(rows: list[list[str]]) -> Any:
+    """`rows` encoded in memory, as `_encode` encodes them from a file."""
+    frame = pd.DataFrame(rows, columns=HEADER)
+    options = EncodeOptions(id_column="client_ref", consent_column="consent")
+    return encode_dataframe(frame, load_schema("pace-default"), Secret(TEST_SECRET), options)
+
+
+def _refusal(out: Path, src: Path, name: str) -> str:
+    """The message of the EncodeError that encoding `src` into a new folder `out` raises."""
+    out.mkdir()
+    with pytest.raises(EncodeError) as info:
+        _encode(out, src, name)
+    return str(info.value)
+
+
 def _reference_bits(rows: list[list[str]]) -> np.ndarray:
     """Clkhash on the standardised values: the oracle for what pacelink must produce."""
     schema = load_schema("pace-default")
@@ -271,13 +286,7 @@ def test_column_mapping_and_row_number_ids(tmp_path: Path) -> None:
 
 def test_encode_dataframe_matches_file(tmp_path: Path) -> None:
     base = _encode(tmp_path, _write_csv(tmp_path / "a.csv", ROWS))
-    frame = pd.DataFrame(ROWS, columns=HEADER)
-    enc = encode_dataframe(
-        frame,
-        load_schema("pace-default"),
-        Secret(TEST_SECRET),
-        EncodeOptions(id_column="client_ref", consent_column="consent"),
-    )
+    enc = _encode_rows(ROWS)
     from_file = read_encodings(base.output)
     assert np.array_equal(enc.bits, from_file.bits)
     assert enc.report is not None and enc.report.reconciles() and enc.report.encoded == 4
@@ -367,10 +376,7 @@ def test_too_many_rejections_fail_and_leave_nothing(tmp_path: Path) -> None:
     rows = [*_swapped(40), ["N1", "Bo", "Ng", "x", "M", "y", "N"]]
     src = _write_csv(tmp_path / "swap.csv", rows)
     out = tmp_path / "out"
-    out.mkdir()
-    with pytest.raises(EncodeError) as info:
-        _encode(out, src, "s")
-    message = str(info.value)
+    message = _refusal(out, src, "s")
     assert "39 of 40 records with consent were rejected (98%), more than --max-reject-rate " in (
         message
     )
@@ -398,13 +404,7 @@ def test_reject_rate_limit_is_inclusive_and_validated(tmp_path: Path) -> None:
 
 
 def test_in_memory_encodings_carry_the_input_summary_and_reject_limit() -> None:
-    frame = pd.DataFrame(ROWS, columns=HEADER)
-    enc = encode_dataframe(
-        frame,
-        load_schema("pace-default"),
-        Secret(TEST_SECRET),
-        EncodeOptions(id_column="client_ref", consent_column="consent"),
-    )
+    enc = _encode_rows(ROWS)
     assert enc.header["input_summary"] == {"records_in": 8, "excluded_no_consent": 1,
                                            "rejected": 3}  # fmt: skip
     swapped = pd.DataFrame(_swapped(10), columns=HEADER)
@@ -418,14 +418,10 @@ def test_all_duplicate_ids_are_listed_before_any_encoding(tmp_path: Path) -> Non
             for i in range(30)]  # fmt: skip
     rows.append(["ID9999", "Bo", "Ng", "01/01/1980", "M", "G2 4JR", "N"])
     rows.append(["ID9999", "Cy", "Li", "01/01/1980", "M", "G2 4JR", "no"])  # no consent: ignored
-    src = _write_csv(tmp_path / "dupes.csv", rows)
     out = tmp_path / "out"
-    out.mkdir()
     # Every record has an impossible date too: the duplicate check comes first, before any
     # record is encoded (or the reject rate could be counted).
-    with pytest.raises(EncodeError) as info:
-        _encode(out, src, "d")
-    message = str(info.value)
+    message = _refusal(out, _write_csv(tmp_path / "dupes.csv", rows), "d")
     assert "local IDs must be unique (column 'client_ref'), but 7 IDs appear more than once " in (
         message
     )

@@ -40,12 +40,17 @@ def _truth(scores: NDArray[np.float64], is_match: NDArray[np.bool_], t: float) -
     return precision, recall, 2 * tp / (tp + fp + int(is_match.sum()))
 
 
+def _components(
+    rng: np.random.Generator, non: tuple[int, float, float], match: tuple[int, float, float]
+) -> tuple[Any, Any]:
+    """Scores of (count, logit mean, sd) non-matches then matches, and which are matches."""
+    scores = np.concatenate([_logit_normal(rng, *non), _logit_normal(rng, *match)])
+    return scores, np.concatenate([np.zeros(non[0], bool), np.ones(match[0], bool)])
+
+
 def _mixture(n0: int, n1: int, seed: int = SEED) -> tuple[Any, Any]:
     rng = np.random.default_rng(seed)
-    non = _logit_normal(rng, n0, math.log(0.62 / 0.38), 0.25)
-    match = _logit_normal(rng, n1, math.log(0.93 / 0.07), 0.6)
-    scores = np.concatenate([non, match])
-    return scores, np.concatenate([np.zeros(n0, bool), np.ones(n1, bool)])
+    return _components(rng, (n0, math.log(0.62 / 0.38), 0.25), (n1, math.log(0.93 / 0.07), 0.6))
 
 
 @pytest.mark.parametrize(("n0", "n1"), [(20_000, 2_000), (5_000, 5_000), (30_000, 300)])
@@ -181,10 +186,9 @@ def test_anchored_fit_moves_the_nonmatch_location_to_the_solved_scores() -> None
     # solved scores place the component: a location fixed at the runner-ups' would put
     # the threshold well above the best one here.
     rng = np.random.default_rng(SEED)
-    non = _logit_normal(rng, 4_000, math.log(0.58 / 0.42), 0.3)
-    match = _logit_normal(rng, 8_000, math.log(0.95 / 0.05), 0.9)
-    scores = np.concatenate([non, match])
-    is_match = np.concatenate([np.zeros(4_000, bool), np.ones(8_000, bool)])
+    scores, is_match = _components(
+        rng, (4_000, math.log(0.58 / 0.42), 0.3), (8_000, math.log(0.95 / 0.05), 0.9)
+    )
     runner_ups = _logit_normal(rng, 10_000, math.log(0.68 / 0.32), 0.3)
     est = estimate_threshold(scores, nonmatch_scores=runner_ups)
     assert est.method == "mixture-anchored"
@@ -201,10 +205,9 @@ def test_runner_ups_with_within_file_duplicates_keep_the_nonmatch_spread() -> No
     # 0.8-1.2 %) multiply the standard deviation of the logit runner-ups; the spread is
     # taken from their upper quantile instead, so the threshold stays near the best one.
     rng = np.random.default_rng(SEED)
-    non = _logit_normal(rng, 5_000, math.log(0.62 / 0.38), 0.17)
-    match = _logit_normal(rng, 5_000, math.log(0.95 / 0.05), 1.5)
-    scores = np.concatenate([non, match])
-    is_match = np.concatenate([np.zeros(5_000, bool), np.ones(5_000, bool)])
+    scores, is_match = _components(
+        rng, (5_000, math.log(0.62 / 0.38), 0.17), (5_000, math.log(0.95 / 0.05), 1.5)
+    )
     clean = _logit_normal(rng, 14_800, math.log(0.62 / 0.38), 0.17)
     duplicates = _logit_normal(rng, 200, math.log(0.95 / 0.05), 1.5)
     runner_ups = np.concatenate([clean, duplicates])
