@@ -11,6 +11,9 @@ What pages show: names the operator gave (project, parties, purpose), IDs the un
 (projects, uploads, runs), counts, times and aggregates (histograms, coverage). Never an
 encoding, a record key, a linkage ID, a local ID, a token or the project's salt; the
 near-threshold pairs (as linkage IDs) stay with ``pacelink unit scores``, which audits.
+
+Slightly over 500 lines: one short function per page, all behind the checks above, which a
+split by audience would have to share or repeat.
 """
 
 from __future__ import annotations
