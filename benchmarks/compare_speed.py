@@ -32,6 +32,8 @@ import time
 from typing import Any
 
 import numpy as np
+from anonlink.similarities import dice_coefficient_accelerated
+from bitarray import bitarray
 from numpy.typing import NDArray
 
 from benchmarks.harness import RESULTS, machine
@@ -82,8 +84,6 @@ def make_filters(
 
 def _bitarrays(rows: NDArray[np.uint8]) -> list[Any]:
     """Rows as clkhash-style bitarrays (big-endian bit order), anonlink's input type."""
-    from bitarray import bitarray
-
     out = []
     for row in rows:
         ba = bitarray(endian="big")
@@ -101,8 +101,6 @@ def _anonlink_worker(
     queue: Any,
 ) -> None:
     """One anonlink process: its rows of A against all of B, timed after a common start."""
-    from anonlink.similarities import dice_coefficient_accelerated
-
     filters_a = _bitarrays(a)
     filters_b = _bitarrays(b)
     barrier.wait()
@@ -145,8 +143,6 @@ def anonlink_two_processes(
 
 def anonlink_one_process(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) -> float:
     """Seconds anonlink takes in this process (single-threaded C++), inputs converted first."""
-    from anonlink.similarities import dice_coefficient_accelerated
-
     filters = [_bitarrays(a), _bitarrays(b)]
     started = time.perf_counter()
     dice_coefficient_accelerated(filters, threshold)
