@@ -32,6 +32,8 @@ import time
 from typing import Any
 
 import numpy as np
+from anonlink.similarities import dice_coefficient_accelerated
+from bitarray import bitarray
 from numpy.typing import NDArray
 
 from benchmarks.harness import RESULTS, machine
@@ -86,8 +88,6 @@ def to_bitarrays(rows: NDArray[np.uint8]) -> list[Any]:
 
     Our rows are exactly their bytes; the tests hand anonlink its oracle inputs this way too.
     """
-    from bitarray import bitarray
-
     out = []
     for row in rows:
         ba = bitarray(endian="big")
@@ -105,8 +105,6 @@ def _anonlink_worker(
     queue: Any,
 ) -> None:
     """One anonlink process: its rows of A against all of B, timed after a common start."""
-    from anonlink.similarities import dice_coefficient_accelerated
-
     filters_a = to_bitarrays(a)
     filters_b = to_bitarrays(b)
     barrier.wait()
@@ -149,8 +147,6 @@ def anonlink_two_processes(
 
 def anonlink_one_process(a: NDArray[np.uint8], b: NDArray[np.uint8], threshold: float) -> float:
     """Seconds anonlink takes in this process (single-threaded C++), inputs converted first."""
-    from anonlink.similarities import dice_coefficient_accelerated
-
     filters = [to_bitarrays(a), to_bitarrays(b)]
     started = time.perf_counter()
     dice_coefficient_accelerated(filters, threshold)

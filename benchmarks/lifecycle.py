@@ -77,13 +77,24 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+from typer.testing import CliRunner
 
 from benchmarks.harness import RESULTS, WORK, machine
+from benchmarks.quality import Dataset, party_of, run_splink
+from benchmarks.service_load import serve_unit
 from benchmarks.synthetic import (
     TRUTH_COLUMN,
     Lifecycle,
     make_lifecycle,
+    to_pace_columns,
+    write_lifecycle,
 )
+from encoder.cli import app, load_plugins
+from encoder.fileformat import read_encodings
+from encoder.keymap import canonical_local_id, read_key_map
+from encoder.keys import generate_secret, load_record_key
+from linkage_unit.client import UnitClient
+from linkage_unit.matching.evaluation import evaluate
 
 __all__ = [
     "TARGET_F1_DROP",
@@ -176,10 +187,6 @@ class _Pacelink:
 
     @staticmethod
     def _in_process(argv: list[str], admin_token: str | None) -> tuple[int, str]:
-        from typer.testing import CliRunner
-
-        from encoder.cli import app, load_plugins
-
         load_plugins()  # what `main` does first: the unit's commands join the application
         result = CliRunner().invoke(
             app, argv, env={"PACELINK_ADMIN_TOKEN": admin_token, "COLUMNS": "200"}
@@ -197,24 +204,17 @@ class _Pacelink:
 
 def _key_map(plk: Path) -> list[str]:
     """Local IDs by encoding row, from the key map `pacelink encode` wrote beside the file."""
-    from encoder.keymap import read_key_map
-
     return read_key_map(plk.with_name(plk.stem + ".keys.csv"))
 
 
 def _rows_of(plk: Path) -> dict[str, bytes]:
     """Each local ID's encoding (its row's packed bytes) in one `.plk` file."""
-    from encoder.fileformat import read_encodings
-
     bits = np.asarray(read_encodings(plk).bits)
     return {local_id: bits[row].tobytes() for row, local_id in enumerate(_key_map(plk))}
 
 
 def _pseudonyms(record_key: Path, local_ids: Iterable[str]) -> dict[str, str]:
     """The pseudonym (32 hex digits) the encoder writes for each local ID under a record key."""
-    from encoder.keymap import canonical_local_id
-    from encoder.keys import load_record_key
-
     ids = list(local_ids)
     made = load_record_key(record_key).pseudonyms([canonical_local_id(i) for i in ids])
     return dict(zip(ids, (str(v) for v in made.tolist()), strict=True))
@@ -318,8 +318,6 @@ def _labels(
 
 
 def _quality(records: pd.DataFrame) -> dict[str, float | int]:
-    from linkage_unit.matching.evaluation import evaluate
-
     labels = records["linkage_id"].to_numpy(dtype=object).copy()
     missing = labels == ""
     # A record without a linkage ID (rejected by the encoder) is linked to nothing.
@@ -364,8 +362,6 @@ def _stability(
 
 def _splink(current: dict[str, pd.DataFrame], lifecycle: Lifecycle) -> dict[str, Any]:
     """Splink on the plain text of the current records, as the quality benchmark runs it."""
-    from benchmarks.quality import Dataset, party_of, run_splink
-
     parties = tuple(party_of(current[s.name], s) for s in lifecycle.partners)
     result = run_splink(Dataset("lifecycle", "current records", parties, {}))
     at_half = result["at_0_5"]
@@ -384,8 +380,6 @@ def _from_scratch(
     secret: Path, threshold: float, duplicates: str,
 ) -> dict[str, float | int]:  # fmt: skip
     """The control: the current records encoded afresh and linked offline in one go."""
-    from benchmarks.synthetic import to_pace_columns
-
     folder.mkdir()
     plks = []
     for spec in lifecycle.partners:
@@ -423,8 +417,6 @@ def _write_token(path: Path, token: str) -> None:
 
 def _latest_run(unit_url: str, admin_token: str, project: str) -> dict[str, Any]:
     """The latest run as the operator sees it (`pacelink unit status` shows the same)."""
-    from linkage_unit.client import UnitClient
-
     with UnitClient(unit_url, admin_token) as admin:
         runs = admin.runs(project)
     latest: dict[str, Any] = runs[0]
@@ -459,10 +451,6 @@ def run_lifecycle(
     Raises:
         ProductError: A product command failed (the message names the command).
     """
-    from benchmarks.service_load import serve_unit
-    from benchmarks.synthetic import write_lifecycle
-    from encoder.keys import generate_secret
-
     admin_token = generate_secret().value
     files = write_lifecycle(lifecycle, workdir / "data")
     operator = workdir / "operator"

@@ -14,7 +14,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks import quality
 from benchmarks.harness import REPO, RESULTS
+from benchmarks.lifecycle import markdown as lifecycle_markdown
+from benchmarks.privacy.__main__ import table as privacy_table
 from encoder.schema import load_schema
 
 __all__ = ["build", "main"]
@@ -222,10 +225,11 @@ def _service_load(r: dict[str, Any]) -> list[str]:
 
 def _quality_plots(name: str, r: dict[str, Any]) -> list[str]:
     """Draw one scenario's two figures into docs/img; the Markdown lines showing them."""
-    import matplotlib
+    # matplotlib takes ~0.3 s to import, and Agg must be chosen before pyplot is imported.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     IMG.mkdir(parents=True, exist_ok=True)
     pl = r["pacelink"]
@@ -278,8 +282,6 @@ def _quality_plots(name: str, r: dict[str, Any]) -> list[str]:
 
 
 def _quality(r: dict[str, Any]) -> list[str]:
-    from benchmarks.quality import table
-
     scenarios = r["scenarios"]
     lines = [
         f"Command: `{r['command'].strip()}` ({r['seconds'] / 60:.1f} minutes). Method and "
@@ -310,7 +312,7 @@ def _quality(r: dict[str, Any]) -> list[str]:
                 f"{pl['density']:.0%} of bits set; auto: {pl['auto_method']}"
             )
         lines.append(f"- **{name}**: {s['description']} ({records} records{extra}).")
-    lines += ["", *table(scenarios), ""]
+    lines += ["", *quality.table(scenarios), ""]
     if "febrl4" in scenarios and "published_clkhash_anonlink" in scenarios["febrl4"]:
         pub = scenarios["febrl4"]["published_clkhash_anonlink"]
         lines += [
@@ -374,14 +376,12 @@ def _quality(r: dict[str, Any]) -> list[str]:
 
 
 def _lifecycle(r: dict[str, Any]) -> list[str]:
-    from benchmarks.lifecycle import markdown
-
-    lines = markdown(r)
+    lines = lifecycle_markdown(r)
     forbid = RESULTS / "lifecycle-forbid.json"
     if forbid.exists():
         lines += ["", "The same lifecycle with `duplicates: forbid` (one record per party per "
                   "entity):", ""]  # fmt: skip
-        lines += markdown(json.loads(forbid.read_text(encoding="utf-8")))
+        lines += lifecycle_markdown(json.loads(forbid.read_text(encoding="utf-8")))
     return lines
 
 
@@ -415,15 +415,13 @@ def _console_load(r: dict[str, Any]) -> list[str]:
 
 
 def _privacy(r: dict[str, Any]) -> list[str]:
-    from benchmarks.privacy.__main__ import table
-
     return [
         f"Machine: {_machine(r['machine'])}. Attacks on encodings of synthetic UK records "
         "(re-identified: share of the encoded records, register overlap 100 %) and each "
         "encoding's pacelink F1 at `--threshold auto`; method, validation and the choice of "
         "the hardened default in [privacy.md](privacy.md).",
         "",
-        *table(r),
+        *privacy_table(r),
     ]
 
 

@@ -207,7 +207,8 @@ def parties(
 
 
 def _dask_seconds(a_path: Path, b_path: Path, workers: int) -> tuple[float, int]:
-    from distributed import Client, LocalCluster
+    # distributed takes ~0.2 s to import; only the --spine run's Dask comparison needs it.
+    from distributed import Client, LocalCluster  # noqa: PLC0415
 
     # Both are untyped in distributed.
     new_cluster: Callable[..., LocalCluster] = LocalCluster

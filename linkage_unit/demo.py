@@ -33,6 +33,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from encoder.encode import EncodeOptions, encode_file
+from encoder.fileformat import read_header
 from encoder.keymap import read_key_map
 from encoder.keys import (
     RecordKey,
@@ -43,8 +44,10 @@ from encoder.keys import (
 )
 from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
+from linkage_unit.database import Project, Upload, make_engine, session_factory
 from linkage_unit.embedded import EmbeddedUnit
 from linkage_unit.matching.evaluation import pairwise_metrics
+from linkage_unit.storage import Storage
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -345,9 +348,6 @@ def _release_rows(text: str) -> list[tuple[int, str]]:
 
 def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dict[Any, str]:
     """The council's linkage IDs, read the way the evaluator may: from the unit's files."""
-    from linkage_unit.database import Project, Upload, make_engine, session_factory
-    from linkage_unit.storage import Storage
-
     engine = make_engine(f"sqlite:///{data_dir / 'unit.db'}")
     try:
         with session_factory(engine)() as session:
@@ -365,6 +365,4 @@ def _council_ids(data_dir: Path, project: str, partners: dict[str, Path]) -> dic
 
 
 def _digest(path: Path) -> str:
-    from encoder.fileformat import read_header
-
     return read_header(path).content_digest

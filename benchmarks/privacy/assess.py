@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from benchmarks.privacy import ATTACKS
 from benchmarks.privacy.anchors import anchor_attack, known_pairs
 from benchmarks.privacy.population import AttackData, attack_data, reidentified
+from benchmarks.quality import Dataset, encode_parties, run_pacelink, synthetic_dataset
 from encoder.keys import Secret
 from encoder.schema import parse_schema
 
@@ -132,22 +133,16 @@ def linkage_quality(
     Pairwise F1 at ``--threshold auto`` of pacelink on synthetic partnerships encoded
     with the schema, as :mod:`benchmarks.quality` measures it.
     """
-    from benchmarks import quality
-
     say = progress or (lambda _line: None)
     out: dict[str, float] = {}
     secret = Secret(_QUALITY_SECRET)
     for name in scenarios:
-        base = quality.synthetic_dataset(name, people, seed)
-        dataset = quality.Dataset(
-            base.name, base.description, base.parties, copy.deepcopy(schema_doc)
-        )
+        base = synthetic_dataset(name, people, seed)
+        dataset = Dataset(base.name, base.description, base.parties, copy.deepcopy(schema_doc))
         say(f"quality: {name}, {people:,} people")
         with tempfile.TemporaryDirectory() as tmp:
-            encoded = quality.encode_parties(
-                dataset, parse_schema(dataset.schema), secret, Path(tmp)
-            )
-        result = quality.run_pacelink(dataset, encoded, curve=False)
+            encoded = encode_parties(dataset, parse_schema(dataset.schema), secret, Path(tmp))
+        result = run_pacelink(dataset, encoded, curve=False)
         out[name] = float(result["auto"]["f1"])
     return out
 
@@ -198,10 +193,11 @@ def assess(
 
 def plot_assessment(assessment: Assessment, path: Path) -> None:
     """Bar chart of the share re-identified by each attack, with the linkage F1 beside it."""
-    import matplotlib
+    # matplotlib takes ~0.3 s to import, and Agg must be chosen before pyplot is imported.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 1.4]}

@@ -61,16 +61,18 @@ def assess_command(
     re-identifies (one to one), and the pairwise F1 the schema gives on synthetic
     partnerships, beside today's unhardened default.
     """
-    # The harness (numpy, scipy, the synthetic generator) loads only when the command runs.
+    # The harness (numpy, scipy, the synthetic generator) loads only when the command runs,
+    # so that listing the plug-in works without the bench extra and this says what is missing.
     try:
-        from benchmarks.privacy.assess import assess, plot_assessment
-        from benchmarks.privacy.encodings import variant
+        from benchmarks.privacy.assess import assess, plot_assessment  # noqa: PLC0415
+        from benchmarks.privacy.encodings import variant  # noqa: PLC0415
     except ImportError as exc:  # the generator's faker and nicknames come with the extra
         fail(
             f"pacelink schema assess needs the benchmark extras (missing {exc.name}): "
             "pip install 'pacelink\\[bench]'"  # rich markup: an escaped bracket
         )
-    from encoder.schema import DEFAULT_SCHEMA_NAME, SchemaInvalid, load_schema
+    # clkhash (~0.1 s): `pacelink schema --help` loads this plug-in without it.
+    from encoder.schema import DEFAULT_SCHEMA_NAME, SchemaInvalid, load_schema  # noqa: PLC0415
 
     try:
         loaded = load_schema(schema_file)

@@ -7,7 +7,10 @@ import copy
 import time
 from typing import Any, Final
 
+import anonlink
 import numpy as np
+from clkhash import clk
+from clkhash.schema import from_json_dict
 
 from benchmarks.quality.datasets import BENCH_SECRET, Dataset, flat_records
 from benchmarks.quality.sweep import DICE_GRID, best_point
@@ -57,10 +60,6 @@ def _clkhash_schema(doc: dict[str, Any]) -> dict[str, Any]:
 
 def run_anonlink(dataset: Dataset) -> dict[str, Any]:
     """Link with clkhash encodings, anonlink candidates and greedy solving, along the grid."""
-    import anonlink
-    from clkhash import clk
-    from clkhash.schema import from_json_dict
-
     party, person, offsets = flat_records(dataset)
     floor = ANONLINK_FLOOR_FEBRL if dataset.name == "febrl4" else ANONLINK_FLOOR
     schema = from_json_dict(_clkhash_schema(dataset.schema))

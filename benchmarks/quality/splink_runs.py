@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,10 @@ __all__ = [
 
 
 def _splink_settings(dataset: Dataset) -> tuple[Any, list[Any], list[Any], list[Any]]:
-    import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
+    # Optional baseline: splink is in the bench extra only (the privacy assessment, which
+    # imports this package, does not need it).
+    import splink.comparison_library as cl  # noqa: PLC0415
+    from splink import SettingsCreator, block_on  # noqa: PLC0415
 
     comparisons: list[ComparisonCreator | dict[str, Any]]
     blocking: list[BlockingRuleCreator | dict[str, Any]]
@@ -81,8 +84,9 @@ def _splink_settings(dataset: Dataset) -> tuple[Any, list[Any], list[Any], list[
 
 
 def _components(n: int, u: I64, v: I64) -> I64:
-    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
-    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+    # scipy comes with the bench extra only (recordlinkage), as Splink does.
+    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]  # noqa: PLC0415
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]  # noqa: PLC0415
 
     graph = coo_matrix((np.ones(len(u), np.int8), (u, v)), shape=(n, n))
     labels: I64 = connected_components(graph, directed=False)[1].astype(np.int64)
@@ -91,9 +95,7 @@ def _components(n: int, u: I64, v: I64) -> I64:
 
 def run_splink(dataset: Dataset) -> dict[str, Any]:
     """Splink (DuckDB) on the plain text: trained without labels, clustered, along a grid."""
-    import logging
-
-    from splink import DuckDBAPI, Linker
+    from splink import DuckDBAPI, Linker  # noqa: PLC0415 - optional baseline, as above
 
     logging.getLogger("splink").setLevel(logging.ERROR)
     party, person, offsets = flat_records(dataset)
