@@ -167,6 +167,16 @@ def encode(
         list[str] | None,
         typer.Option("--column", help="FEATURE=COLUMN, where a column is named differently."),
     ] = None,
+    absent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--absent",
+            metavar="FEATURE",
+            help="A schema feature your records do not hold (repeatable): encoded as missing "
+            "in every record, recorded in the report and the .plk; pairs with your records "
+            "are then scored on the features you hold.",
+        ),
+    ] = None,
     consent_column: Annotated[
         str | None, typer.Option("--consent-column", help="Only records with consent are encoded.")
     ] = None,
@@ -255,6 +265,7 @@ def encode(
             chunk_rows=chunk_rows,
             max_reject_rate=max_reject_rate,
             record_key=record_key,
+            absent=frozenset(a.strip() for a in absent or ()),
         )
     )
     if report_path is not None and not report_path.parent.is_dir():
@@ -323,6 +334,8 @@ def encode(
         table.add_row(
             "decoys added", f"{report.decoys:,} (rows with an empty local_id in the key map)"
         )
+    if report.absent:
+        table.add_row("absent (missing in every record)", ", ".join(report.absent))
     table.add_row("record keys", _record_keys_text(report.record_key_check_value))
     table.add_row("throughput", f"{report.records_per_second:,.0f} records/s")
     table.add_row("to the linkage unit", str(report.output))
@@ -385,6 +398,10 @@ def inspect(
         table.add_row(
             "rejected", f"{summary['rejected']:,}{_rate(summary['rejected'], with_consent)}"
         )
+    # `absent` is written only for features the file does not hold (and never by older
+    # encoders): a feature without it is held.
+    absent = [f["name"] for f in header["features"] if f.get("absent", False)]
+    table.add_row("absent features", ", ".join(absent) if absent else "none")
     out.print(table)
     n = header["record_count"]
     cov = Table(title="field coverage", show_header=True)
@@ -392,6 +409,9 @@ def inspect(
     cov.add_column("present", justify="right")
     cov.add_column("share", justify="right")
     for f in header["features"]:
+        if f.get("absent", False):
+            cov.add_row(f["name"], "absent", "not held")
+            continue
         cov.add_row(f["name"], f"{f['present']:,}", f"{f['present'] / n:.1%}" if n else "-")
     out.print(cov)
     out.print("popcount histogram (set bits per record)")

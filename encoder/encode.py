@@ -21,6 +21,10 @@ withdrawal list could name it.
 A schema's hardening (`encoder.hardening`) is applied to each chunk's folded filters. Its
 decoys are made per chunk (`encoder.chunks`); their key-map rows have an empty local ID,
 and the `.plk` header counts them as records.
+
+A feature the partner declares absent (`EncodeOptions.absent`) is given a blank column, so
+it is encoded exactly as a blank value is (missing: no tokens, an empty record salt, absent
+from derived features); the report and the header record which features the file lacks.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from encoder.options import (
     DEFAULT_MAX_REJECT_RATE,
     EncodeError,
     EncodeOptions,
+    absent_features,
     check_date_format,
     resolve_columns,
 )
@@ -119,6 +124,7 @@ class _Run:
     reader: TableReader
     report: EncodeReport
     feature_columns: dict[str, str | None]
+    absent: frozenset[str]  # features the input does not hold (`absent_features`)
     present: Counter[str] = field(default_factory=Counter)  # real records with a value
     present_out: Counter[str] = field(default_factory=Counter)  # the same, decoys included
     as_missing: Counter[str] = field(default_factory=Counter)
@@ -167,6 +173,11 @@ class _Run:
             name: (chunk.columns[col] if col is not None else None)
             for name, col in self.feature_columns.items()
         }
+        if self.options.absent:
+            # Declared absent: a blank in every row, so the value is encoded exactly as a
+            # blank one is (whatever the schema's missing-value rule makes of it).
+            blank = pc.fill_null(pa.nulls(n, pa.string()), "")
+            columns.update(dict.fromkeys(self.options.absent, blank))
         return _Prepared(chunk.first_row, n, columns, active, ids, no_consent, id_rejects)
 
     def absorb(self, result: ChunkResult, chunk: _Prepared, outputs: Outputs) -> None:
@@ -258,6 +269,7 @@ class _Run:
             schema_fingerprint=self.schema.fingerprint,
             key_check_value=self.report.key_check_value,
             features=self.coverage(),
+            absent=self.absent,
             input_summary=self.summary(),
             record_key_check=self.report.record_key_check_value,
         )
@@ -268,9 +280,11 @@ class _Run:
         report.rejected_by_field = dict(self.rejected_by_field)
         report.rejected_reasons = dict(self.reasons.most_common())
         report.invalid_treated_as_missing = dict(self.as_missing)
+        report.absent = [f.name for f in self.schema.hashed_features if f.name in self.absent]
         report.features = {
             f.name: {
                 "column": self.feature_columns[f.name],
+                "absent": f.name in self.absent,
                 "present": self.present[f.name],
                 "coverage": (self.present[f.name] / report.encoded) if report.encoded else 0.0,
             }
@@ -302,7 +316,8 @@ def _new_run(
         record_keys=key is not None,
         record_key_check_value=None if key is None else key.check_value,
     )
-    run = _Run(schema, options, reader, report, feature_columns)
+    absent = absent_features(schema, feature_columns, options)
+    run = _Run(schema, options, reader, report, feature_columns, absent)
     if options.id_column is not None:
         check_unique_ids(
             reader, options.id_column, options.consent_column, run.consented, options.chunk_rows

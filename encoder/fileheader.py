@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from encoder.keys import PSEUDONYM_ALGORITHM, PSEUDONYM_BYTES
 
@@ -65,12 +72,34 @@ class PopcountStats(BaseModel):
 
 
 class FeatureCoverage(BaseModel):
-    """How many encoded records had a value for a feature."""
+    """How many encoded records had a value for a feature, and whether the file holds it at all."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     present: int = Field(ge=0)
+    absent: bool = Field(
+        default=False,
+        description="The partner's file does not hold the feature (declared with --absent, an "
+        "optional column it lacks, or a derived feature whose sources are all absent): it is "
+        "missing in every record, so pairs with this file are scored on the features it "
+        "holds. Written only when true; files from older encoders never have it.",
+    )
+
+    @model_validator(mode="after")
+    def _absent_has_no_values(self) -> FeatureCoverage:
+        if self.absent and self.present:
+            raise ValueError(f"feature {self.name} is absent but {self.present} records have it")
+        return self
+
+    # Only absent features carry the key: a file without any is written exactly as before,
+    # and readers that predate the key still read it.
+    @model_serializer(mode="wrap")
+    def _omit_held(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.absent:
+            data.pop("absent", None)
+        return data
 
 
 class InputSummary(BaseModel):
@@ -225,6 +254,7 @@ class HeaderFacts:
         schema_fingerprint: The linkage schema's fingerprint.
         key_check_value: The secret's key check value.
         features: (feature name, rows with a value) for each hashed feature.
+        absent: The features the file does not hold (`encoder.options.absent_features`).
         input_summary: The input's counts.
         record_key_check: `RecordKey.check_value` of the key that made the pseudonyms; None
             when the rows come without pseudonyms.
@@ -236,6 +266,7 @@ class HeaderFacts:
     features: Sequence[tuple[str, int]]
     input_summary: InputSummary | None = None
     record_key_check: str | None = None
+    absent: Set[str] = frozenset()
 
 
 def make_header(
@@ -268,7 +299,9 @@ def make_header(
         bit_length=bit_length,
         record_count=record_count,
         popcount=popcount,
-        features=[FeatureCoverage(name=n, present=p) for n, p in facts.features],
+        features=[
+            FeatureCoverage(name=n, present=p, absent=n in facts.absent) for n, p in facts.features
+        ],
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         content_digest=content_digest,
         data_offset=DATA_OFFSET,

@@ -21,6 +21,9 @@ class EncodeReport:
     `.plk` (and of the key map, with an empty local_id), made by the encoder, not input
     records, so not in `records_in`; the `.plk` holds `encoded + decoys` rows. This report
     stays with the partner: the `.plk` header does not tell decoys from records.
+    `absent` lists the features the input does not hold, in schema order: declared with
+    `--absent`, optional ones without a column, and derived ones whose sources are all
+    absent; each is encoded as missing in every record (`features[name]["absent"]`).
     """
 
     input: str
@@ -32,6 +35,7 @@ class EncodeReport:
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     invalid_treated_as_missing: dict[str, int] = field(default_factory=dict)
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    absent: list[str] = field(default_factory=list)
     schema_fingerprint: str = ""
     key_check_value: str = ""
     record_keys: bool = False

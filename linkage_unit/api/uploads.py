@@ -86,13 +86,15 @@ def _check(path: Path, project: Project) -> tuple[PlkHeader, NDArray[np.str_]]:
 def upload_profile(header: PlkHeader) -> dict[str, Any]:
     """What the console shows of an upload, from its header.
 
-    Records per feature, the input's counts (encoded, no consent, rejected) and the
-    popcount spread: aggregates the partner's encoder wrote for the unit to read; no row
-    and no value.
+    Records per feature, the features the file does not hold (`absent`: missing in every
+    record, so pairs with this party can only be scored on the others), the input's counts
+    (encoded, no consent, rejected) and the popcount spread: aggregates the partner's
+    encoder wrote for the unit to read; no row and no value.
     """
     summary = header.input_summary
     return {
         "features": {f.name: f.present for f in header.features},
+        "absent": [f.name for f in header.features if f.absent],
         "input_summary": None if summary is None else summary.model_dump(),
         "popcount": header.popcount.model_dump(include={"mean", "std", "min", "max"}),
         "record_keys": header.record_keys is not None,

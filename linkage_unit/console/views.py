@@ -203,8 +203,13 @@ def _upload_rows(session: SessionDep, project: Project, party_id: int | None = N
         coverage: list[float | None] = []
         summary = None
         if profile is not None and upload.record_count:
+            # None shows as "absent": a feature the file lacks, or declared absent (--absent;
+            # profiles kept before that have no "absent" list).
+            absent = set(profile.get("absent", ()))
             coverage = [
-                profile["features"][f] / upload.record_count if f in profile["features"] else None
+                profile["features"][f] / upload.record_count
+                if f in profile["features"] and f not in absent
+                else None
                 for f in features
             ]
             summary = profile.get("input_summary")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
+import re
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from encoder.encode import EncodeOptions, encode_file
+from encoder.schema import load_schema
 from linkage_unit.client import UnitClient, UnitError
+from linkage_unit.database import Upload
 from linkage_unit.embedded import EmbeddedUnit
 from tests.linkage_unit.conftest import (
     Encoded,
@@ -112,3 +121,36 @@ def test_reuploading_the_same_file_is_refused(unit: EmbeddedUnit, encoded: Encod
         council.upload(project, encoded.partners["council"].plk)
         with pytest.raises(UnitError, match="already uploaded"):
             council.upload(project, encoded.partners["council"].plk)
+
+
+def test_a_file_without_some_features_uploads_and_its_profile_says_so(
+    unit: EmbeddedUnit, encoded: Encoded, tmp_path: Path
+) -> None:
+    # The council's list without its sex column, declared absent (`--absent sex`).
+    text = encoded.partners["council"].csv.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    src = tmp_path / "council-no-sex.csv"
+    with src.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, [c for c in rows[0] if c != "sex"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    plk = tmp_path / "council-no-sex.plk"
+    options = EncodeOptions(id_column="local_id", absent=frozenset({"sex"}))
+    encode_file(src, load_schema("pace-default"), encoded.secret, plk, options)
+    project, tokens = setup_project(unit, encoded)
+    with UnitClient(unit.url, tokens["council"]) as council:
+        upload_id = council.upload(project, plk)["id"]
+    with unit.app.state.unit.sessions() as session:
+        stored = session.execute(select(Upload).where(Upload.id == upload_id)).scalar_one()
+        profile = json.loads(stored.profile_json)
+    assert "sex" in profile["absent"] and profile["features"]["sex"] == 0
+    assert "surname" not in profile["absent"] and profile["features"]["surname"] > 0
+    page = httpx.get(f"{unit.url}/console/projects/{project}/uploads",
+                     headers={"Authorization": f"Bearer {unit.admin_token}"})  # fmt: skip
+    assert page.status_code == 200
+    # The upload's row: its record count, then the coverage of each feature in schema order.
+    row = page.text.split(upload_id, 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+    coverage = dict(zip(profile["features"], cells[1:], strict=False))
+    assert coverage["sex"] == "absent"
+    assert coverage["surname"].endswith("%") and coverage["postcode"].endswith("%")
