@@ -184,6 +184,13 @@ class _Run:
         """Main-process part after encoding: write bits, key map and rejects, count."""
         n = result.valid.shape[0]
         report = self.report
+        declared = self.options.absent
+        if declared:
+            # A blank the schema calls invalid (no missingValue) but treats as missing: for a
+            # feature the partner does not hold that is no fault of a record, so not listed.
+            result.rejects = [line for line in result.rejects if line[1] not in declared]
+            for name in declared:
+                result.as_missing.pop(name, None)
         report.records_in += n
         report.excluded_no_consent += chunk.no_consent
         id_field = self.options.id_column or "local_id"

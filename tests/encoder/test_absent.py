@@ -214,6 +214,7 @@ def test_ignored_and_blank_rejecting_features_cannot_be_absent() -> None:
     lenient = _mini_schema(enum, onInvalid="missing")
     enc = encode_dataframe(frame, lenient, secret, EncodeOptions(absent=frozenset({"sex"})))
     assert enc.report.encoded == 2 and enc.report.absent == ["sex"]
+    assert enc.report.invalid_treated_as_missing == {}
     with_blank = encode_dataframe(frame.assign(sex=""), lenient, secret)
     assert np.array_equal(enc.bits, with_blank.bits)
 
