@@ -253,6 +253,16 @@ def _check_absent(
                 f"column; it is absent when its source{'s are' if len(sources) > 1 else ' is'} "
                 f"(declare --absent {' --absent '.join(sources)})"
             )
+        salt = schema.hardening.record_salt
+        if salt is not None and salt.feature == name:
+            # Every record would get the salt of a blank value, a permutation no record of a
+            # partner holding the feature gets: the file could never link with theirs.
+            raise EncodeError(
+                f"--absent {name}: the schema salts each record by its {name} "
+                "(hardening.recordSalt), so records without it cannot be compared with other "
+                f"partners' records; a partnership with partners who do not hold {name} needs a "
+                "schema without that salt (see docs/privacy.md)"
+            )
         if name in available:
             raise EncodeError(
                 f"{source}: --absent {name}, but the input has a column {name!r}: encode it "
