@@ -2,14 +2,16 @@
 
 The module is over 500 lines because about 170 of them are the reference tables the draws
 are weighted by (given names and surnames Faker lacks, postcode areas, streets, ages,
-household sizes, NI prefixes, nicknames); they belong with the draws that read them.
+household sizes, NI prefixes, nicknames); they belong with the draws that read them. A
+:class:`PopulationStyle` says which tables and distributions a population is drawn from; the
+held-out one is in :mod:`~benchmarks.synthetic.heldout`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,18 +25,24 @@ from nicknames import NickNamer
 from benchmarks.synthetic.streams import STREAM_POPULATION, random_stream
 
 __all__ = [
+    "AREAS",
     "MAX_AGE",
     "MIN_AGE",
     "PACE_FIELDS",
+    "POPULATION_ATTR",
     "REFERENCE_DATE",
+    "STANDARD",
     "TRUTH_COLUMN",
     "BoolArray",
     "FloatArray",
     "IntArray",
     "NameTables",
     "ObjArray",
+    "PopulationStyle",
     "generate_population",
     "name_tables",
+    "nickname_table",
+    "normalised",
 ]
 
 ObjArray = npt.NDArray[np.object_]
@@ -152,7 +160,7 @@ _IRISH_TAIL_WEIGHT: Final = 0.006  # per cent, for each of Faker en_IE's ~2,300 
 _DOUBLE_BARRELLED_SHARE: Final = 0.015
 
 # Postcode areas: (area, share of households, district numbers). Shares follow population.
-_AREAS: Final[tuple[tuple[str, float, tuple[int, ...]], ...]] = (
+AREAS: Final[tuple[tuple[str, float, tuple[int, ...]], ...]] = (
     ("G", 0.27, (*range(1, 6), *range(11, 16), *range(20, 24), *range(31, 35),
                  *range(40, 47), *range(51, 54), *range(60, 70), *range(71, 79),
                  *range(81, 85))),
@@ -249,11 +257,14 @@ class NameTables:
     surnames: ObjArray
     surname_p: FloatArray
     surname_cum: tuple[float, ...]
+    male_cum: tuple[float, ...]
+    female_cum: tuple[float, ...]
     # lower-case given name -> (replacement names, cumulative weights)
     nicknames: Mapping[str, tuple[tuple[str, ...], tuple[float, ...]]]
 
 
-def _normalised(weights: Sequence[float]) -> FloatArray:
+def normalised(weights: Sequence[float]) -> FloatArray:
+    """Weights scaled to sum to 1."""
     w = np.asarray(weights, dtype=np.float64)
     p: FloatArray = w / w.sum()
     return p
@@ -276,24 +287,26 @@ def name_tables() -> NameTables:
     surname_w.update({str(k): 0.5 * float(v) for k, v in _FakerPerson.last_names.items()})
     surname_w.update(_SCOTTISH_SURNAMES)
     surnames = list(surname_w)
-    surname_p = _normalised(list(surname_w.values()))
+    surname_p = normalised(list(surname_w.values()))
 
     return NameTables(
         male=np.array(male_names, dtype=object),
-        male_p=_normalised(male_w),
+        male_p=normalised(male_w),
         female=np.array(female_names, dtype=object),
-        female_p=_normalised(female_w),
+        female_p=normalised(female_w),
         surnames=np.array(surnames, dtype=object),
         surname_p=surname_p,
         surname_cum=tuple(np.cumsum(surname_p).tolist()),
-        nicknames=_nickname_table(
+        male_cum=tuple(np.cumsum(normalised(male_w)).tolist()),
+        female_cum=tuple(np.cumsum(normalised(female_w)).tolist()),
+        nicknames=nickname_table(
             dict(zip(male_names, male_w, strict=True)),
             dict(zip(female_names, female_w, strict=True)),
         ),
     )
 
 
-def _nickname_table(
+def nickname_table(
     male: Mapping[str, float], female: Mapping[str, float]
 ) -> dict[str, tuple[tuple[str, ...], tuple[float, ...]]]:
     """Replacement given names for each name: its usual nicknames and, for a short form, full names.
@@ -345,7 +358,34 @@ def _nickname_table(
     return table
 
 
-def generate_population(n: int, seed: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class PopulationStyle:
+    """What a population is drawn from: name tables and distributions, and its random stream.
+
+    Attributes:
+        name: ``standard`` or ``held-out``; kept in the population frame's ``attrs``
+            (:data:`POPULATION_ATTR`) so that the error models draw surnames and nicknames
+            from the same tables.
+        tables: The name tables (built once, cached).
+        double_barrelled_share: Share of people with a hyphenated surname.
+        age_bands: ``(first age, last age, relative weight)`` for every age of 16 to 66.
+        area_weights: Share of households by postcode area (areas of :data:`AREAS`).
+        stream: The label of its random stream (different styles: independent draws).
+    """
+
+    name: str
+    tables: Callable[[], NameTables]
+    double_barrelled_share: float
+    age_bands: tuple[tuple[int, int, float], ...]
+    area_weights: Mapping[str, float]
+    stream: int
+
+
+POPULATION_ATTR: Final = "population_style"
+"""Key of a population frame's ``attrs`` that names its :class:`PopulationStyle`."""
+
+
+def generate_population(n: int, seed: int, style: PopulationStyle | None = None) -> pd.DataFrame:
     """Draw a synthetic working-age population of Scotland.
 
     People live in households (1 to 6 people, most of them sharing the first member's surname)
@@ -359,6 +399,8 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
     Args:
         n: Number of people.
         seed: Random seed.
+        style: What to draw from (default :data:`STANDARD`; the held-out population's is
+            :data:`~benchmarks.synthetic.heldout.HELD_OUT`).
 
     Returns:
         One row per person, columns ``person_id`` (int64, 1 to ``n``), ``given_name``,
@@ -371,8 +413,9 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
     """
     if n < 0:
         raise ValueError("n must not be negative")
-    rng = random_stream(seed, STREAM_POPULATION)
-    tables = name_tables()
+    style = style or STANDARD
+    rng = random_stream(seed, style.stream)
+    tables = style.tables()
 
     sizes = _household_sizes(rng, n)
     household = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
@@ -385,15 +428,15 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
     female_given = tables.female[rng.choice(len(tables.female), size=n, p=tables.female_p)]
     given = np.where(female, female_given, male_given)
 
-    own_surname = _draw_surnames(rng, n, tables)
+    own_surname = _draw_surnames(rng, n, tables, style.double_barrelled_share)
     shares = rng.random(n) < _SHARE_HOUSEHOLD_SURNAME
     surname = np.where(is_head | ~shares, own_surname, own_surname[first_member[household]])
 
-    dob = _draw_dates_of_birth(rng, n)
-    hh_postcode, hh_address = _draw_addresses(rng, len(sizes))
+    dob = _draw_dates_of_birth(rng, n, style.age_bands)
+    hh_postcode, hh_address = _draw_addresses(rng, len(sizes), style.area_weights)
     ni = _draw_ni_numbers(rng, n)
 
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "person_id": np.arange(1, n + 1, dtype=np.int64),
             "given_name": given,
@@ -405,11 +448,13 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
             "ni_number": ni,
         }
     )
+    frame.attrs[POPULATION_ATTR] = style.name
+    return frame
 
 
 def _household_sizes(rng: np.random.Generator, n: int) -> IntArray:
     values = np.array([s for s, _ in _HOUSEHOLD_SIZES], dtype=np.int64)
-    p = _normalised([w for _, w in _HOUSEHOLD_SIZES])
+    p = normalised([w for _, w in _HOUSEHOLD_SIZES])
     sizes = rng.choice(values, size=n, p=p)
     if n == 0:
         return sizes
@@ -420,10 +465,12 @@ def _household_sizes(rng: np.random.Generator, n: int) -> IntArray:
     return sizes
 
 
-def _draw_surnames(rng: np.random.Generator, n: int, tables: NameTables) -> ObjArray:
+def _draw_surnames(
+    rng: np.random.Generator, n: int, tables: NameTables, double_share: float
+) -> ObjArray:
     idx = rng.choice(len(tables.surnames), size=n, p=tables.surname_p)
     surname: ObjArray = tables.surnames[idx]
-    double = np.flatnonzero(rng.random(n) < _DOUBLE_BARRELLED_SHARE)
+    double = np.flatnonzero(rng.random(n) < double_share)
     second = tables.surnames[rng.choice(len(tables.surnames), size=len(double), p=tables.surname_p)]
     for i, other in zip(double.tolist(), second.tolist(), strict=True):
         if other != surname[i]:
@@ -431,10 +478,12 @@ def _draw_surnames(rng: np.random.Generator, n: int, tables: NameTables) -> ObjA
     return surname
 
 
-def _draw_dates_of_birth(rng: np.random.Generator, n: int) -> ObjArray:
-    ages = np.array([a for lo, hi, _ in _AGE_BANDS for a in range(lo, hi + 1)], dtype=np.int64)
-    weights = [w for lo, hi, w in _AGE_BANDS for _ in range(lo, hi + 1)]
-    age = rng.choice(ages, size=n, p=_normalised(weights))
+def _draw_dates_of_birth(
+    rng: np.random.Generator, n: int, bands: Sequence[tuple[int, int, float]]
+) -> ObjArray:
+    ages = np.array([a for lo, hi, _ in bands for a in range(lo, hi + 1)], dtype=np.int64)
+    weights = [w for lo, hi, w in bands for _ in range(lo, hi + 1)]
+    age = rng.choice(ages, size=n, p=normalised(weights))
     # Age a on the reference date (1 January Y0): born from 2 January of Y0 - a - 1 to
     # 1 January of Y0 - a inclusive.
     year = REFERENCE_DATE.year - 1 - age
@@ -446,12 +495,14 @@ def _draw_dates_of_birth(rng: np.random.Generator, n: int) -> ObjArray:
     return iso
 
 
-def _area_tables() -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]:
+def _area_tables(
+    weights: Mapping[str, float],
+) -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]:
     outward: list[str] = []
     first: list[int] = []
     count: list[int] = []
     city: list[bool] = []
-    for area, _, districts in _AREAS:
+    for area, _, districts in AREAS:
         first.append(len(outward))
         count.append(len(districts))
         outward.extend(f"{area}{d}" for d in districts)
@@ -460,7 +511,7 @@ def _area_tables() -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]
         np.array(outward, dtype=object),
         np.array(first, dtype=np.int64),
         np.array(count, dtype=np.int64),
-        _normalised([w for _, w, _ in _AREAS]),
+        normalised([weights[a] for a, _, _ in AREAS]),
         np.array(city, dtype=bool),
     )
 
@@ -470,10 +521,12 @@ def _inward_code(code: int) -> str:
     return f"{1 + code // 400}{letters[(code // 20) % 20]}{letters[code % 20]}"
 
 
-def _draw_addresses(rng: np.random.Generator, h: int) -> tuple[ObjArray, ObjArray]:
+def _draw_addresses(
+    rng: np.random.Generator, h: int, weights: Mapping[str, float]
+) -> tuple[ObjArray, ObjArray]:
     """Postcode and first address line of ``h`` households."""
-    outward, first, count, area_p, city = _area_tables()
-    area_codes = np.array([a for a, _, _ in _AREAS])
+    outward, first, count, area_p, city = _area_tables(weights)
+    area_codes = np.array([a for a, _, _ in AREAS])
     area = rng.choice(len(first), size=h, p=area_p)
     district = first[area] + (rng.random(h) * count[area]).astype(np.int64)
     per_district = np.bincount(district, minlength=len(outward))
@@ -489,7 +542,7 @@ def _draw_addresses(rng: np.random.Generator, h: int) -> tuple[ObjArray, ObjArra
     n_units = int(unit_of.max()) + 1 if h else 0
     words = np.array(_STREET_WORDS, dtype=object)
     suffixes = np.array([s for s, _ in _STREET_SUFFIXES], dtype=object)
-    suffix_p = _normalised([w for _, w in _STREET_SUFFIXES])
+    suffix_p = normalised([w for _, w in _STREET_SUFFIXES])
     street: ObjArray = (
         words[rng.integers(0, len(words), size=n_units)]
         + " "
@@ -558,3 +611,14 @@ def _draw_ni_numbers(rng: np.random.Generator, n: int) -> ObjArray:
         ],
         dtype=object,
     )
+
+
+STANDARD: Final = PopulationStyle(
+    name="standard",
+    tables=name_tables,
+    double_barrelled_share=_DOUBLE_BARRELLED_SHARE,
+    age_bands=_AGE_BANDS,
+    area_weights={a: w for a, w, _ in AREAS},
+    stream=STREAM_POPULATION,
+)
+"""The population every benchmark was tuned on: Faker ``en_GB`` and Scottish names."""
