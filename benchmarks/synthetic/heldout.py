@@ -33,16 +33,8 @@ from faker.providers.person.en_GB import Provider as _FakerGB
 from faker.providers.person.en_NZ import Provider as _FakerNZ
 from faker.providers.person.en_US import Provider as _FakerUS
 
-from benchmarks.synthetic.population import (
-    AREAS,
-    POPULATION_ATTR,
-    STANDARD,
-    NameTables,
-    PopulationStyle,
-    name_tables,
-    nickname_table,
-    normalised,
-)
+from benchmarks.synthetic.names import NameTables, name_tables, nickname_table, normalised
+from benchmarks.synthetic.population import AREAS, POPULATION_ATTR, STANDARD, PopulationStyle
 from benchmarks.synthetic.streams import STREAM_HELD_OUT
 
 __all__ = [

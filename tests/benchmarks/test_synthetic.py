@@ -16,7 +16,7 @@ import pytest
 from faker.providers.person.en_GB import Provider as FakerPerson
 
 from benchmarks import synthetic as syn
-from benchmarks.synthetic import errors
+from benchmarks.synthetic import errors, names
 from benchmarks.synthetic import population as people
 
 N = 3000
@@ -83,8 +83,8 @@ def test_population_tiny(n: int) -> None:
 
 
 def test_sex_consistent_with_given_name(population: pd.DataFrame) -> None:
-    male = set(FakerPerson.first_names_male) | {n for n, _ in people._EXTRA_MALE}
-    female = set(FakerPerson.first_names_female) | {n for n, _ in people._EXTRA_FEMALE}
+    male = set(FakerPerson.first_names_male) | {n for n, _ in names._EXTRA_MALE}
+    female = set(FakerPerson.first_names_female) | {n for n, _ in names._EXTRA_FEMALE}
     assert not male & female
     consistent = np.where(
         population["sex"] == "M",
