@@ -16,7 +16,8 @@ says how a setting carries over to data it has not seen:
 * households weighted towards the rural and small-town postcode areas rather than Glasgow and
   Edinburgh;
 * its own random stream (:data:`~benchmarks.synthetic.streams.STREAM_HELD_OUT`): another
-  draw even for the same ``--seed``.
+  draw even for the same ``--seed``; a ``-held-out`` scenario also draws its extracts with
+  another seed (:data:`~benchmarks.synthetic.scenarios.HELD_OUT_SEED_OFFSET`).
 
 It is **held out: never used to choose a parameter**. Report on it; do not tune on it.
 """

@@ -28,6 +28,7 @@ from benchmarks.synthetic.streams import (
 )
 
 __all__ = [
+    "HELD_OUT_SEED_OFFSET",
     "HELD_OUT_SUFFIX",
     "INCREMENTAL_NEW_SHARE",
     "INCREMENTAL_UPDATE_SHARE",
@@ -117,6 +118,8 @@ class Scenario:
 
 HELD_OUT_SUFFIX: Final = "-held-out"
 """A scenario name with this suffix: the same partners on the held-out population."""
+HELD_OUT_SEED_OFFSET: Final = 1_000_003
+"""A held-out scenario draws its extracts (coverage, errors, arrivals) with ``seed`` + this."""
 
 _HETEROGENEOUS: Final = (
     "wide_skills_agency", "wide_benefits_dept", "council_no_sex", "union_learning",
@@ -172,7 +175,8 @@ def make_scenario(name: str, n_people: int, seed: int) -> Scenario:
     """Build a named scenario: a population and its partners' extracts.
 
     A name ending in :data:`HELD_OUT_SUFFIX` draws the population from
-    :data:`~benchmarks.synthetic.heldout.HELD_OUT`: held out, never used to choose a parameter.
+    :data:`~benchmarks.synthetic.heldout.HELD_OUT` (held out, never used to choose a parameter)
+    and the extracts with ``seed`` + :data:`HELD_OUT_SEED_OFFSET`.
 
     Args:
         name: One of :data:`SCENARIOS`.
@@ -190,6 +194,10 @@ def make_scenario(name: str, n_people: int, seed: int) -> Scenario:
     partners = _scenario_partners(name)
     held_out = name.endswith(HELD_OUT_SUFFIX)
     population = generate_population(n_people, seed, HELD_OUT if held_out else None)
+    if held_out:
+        # Who each partner holds and which records get which errors: other draws too, so
+        # that nothing but the seed the user gives is shared with the tuned scenarios.
+        seed += HELD_OUT_SEED_OFFSET
     variations: dict[str, list[pd.DataFrame]] = {s.name: [] for s in partners}
     if name.removesuffix(HELD_OUT_SUFFIX) == "incremental":
         late = _late_arrivals(len(population), seed)
