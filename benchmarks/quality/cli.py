@@ -16,8 +16,9 @@ from benchmarks.quality.datasets import (
     febrl4_dataset,
     synthetic_dataset,
 )
-from benchmarks.quality.results import run_dataset, table, targets
+from benchmarks.quality.results import run_dataset, table, targets, variation_table
 from benchmarks.quality.schema_choice import compare_schemas
+from benchmarks.synthetic import HELD_OUT_SUFFIX, SCENARIOS
 from encoder.keys import Secret
 from encoder.schema import parse_schema
 
@@ -41,7 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         default="two-party,five-party,incremental,febrl4",
-        help="comma-separated: two-party, five-party, incremental, febrl4",
+        help="comma-separated: febrl4 or synthetic scenarios ("
+        + ", ".join(n for n in SCENARIOS if n != "sample")
+        + ")",
+    )
+    parser.add_argument(
+        "--population",
+        choices=("standard", "held-out", "both"),
+        default="standard",
+        help="which population the synthetic scenarios are drawn from: held-out is never "
+        "used to choose a parameter (a scenario NAME becomes NAME-held-out); both runs each",
     )
     parser.add_argument("--tools", default="pacelink,anonlink,splink")
     parser.add_argument(
@@ -61,7 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare_schemas(args.people, args.seed, secret, log)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     results: dict[str, Any] = {}
+    names = []
     for name in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
+        if name != "febrl4" and name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}")
+        held = name.removesuffix(HELD_OUT_SUFFIX) + HELD_OUT_SUFFIX
+        if name == "febrl4" or name.endswith(HELD_OUT_SUFFIX):
+            names.append(name)
+            continue
+        if held not in SCENARIOS and args.population != "standard":
+            parser.error(f"{name} has no held-out variant; choose from {', '.join(SCENARIOS)}")
+        if args.population in ("standard", "both"):
+            names.append(name)
+        if args.population in ("held-out", "both"):
+            names.append(held)
+    for name in names:
         dataset = (
             febrl4_dataset()
             if name == "febrl4"
@@ -85,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quality.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     print("\n".join(table(results)))
+    print("\n".join(variation_table(results)))
     print(json.dumps(doc["targets"], indent=1))
     log(f"wrote {args.out / 'quality.json'}")
     return 0

@@ -11,7 +11,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmarks.harness import FEBRL4_SCHEMA_FILE, schema_document
-from benchmarks.synthetic import TRUTH_COLUMN, PartnerSpec, make_scenario, to_pace_columns
+from benchmarks.synthetic import (
+    SCENARIOS,
+    TRUTH_COLUMN,
+    PartnerSpec,
+    make_scenario,
+    to_pace_columns,
+)
 from encoder.schema import LinkageSchema, parse_schema
 
 __all__ = [
@@ -47,13 +53,20 @@ class Party:
             columns; no truth column).
         person: The true person of each row.
         clean: The same records in canonical formats (ISO dates, ``M``/``F``), trimmed and
-            case-folded: the plain text given to clkhash and Splink.
+            case-folded: the plain text given to clkhash and Splink. Every PACE column is
+            there; a column the partner lacks is all null (Splink: a null column;
+            clkhash: blank values).
+        absent: Person fields the partner's file lacks altogether (no column in ``frame``).
+        variations: Which variations each row got (boolean columns, one per kind of
+            :data:`~benchmarks.synthetic.VARIATION_KINDS`; same rows), where known.
     """
 
     name: str
     frame: pd.DataFrame
     person: I64
     clean: pd.DataFrame
+    absent: frozenset[str] = frozenset()
+    variations: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,48 +110,76 @@ def _clean_pace(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def party_of(frame: pd.DataFrame, spec: PartnerSpec) -> Party:
-    """A synthetic partner's extract as a file to link (PACE columns, truth, plain text)."""
+def party_of(
+    frame: pd.DataFrame, spec: PartnerSpec, variations: pd.DataFrame | None = None
+) -> Party:
+    """A synthetic partner's extract as a file to link (PACE columns, truth, plain text).
+
+    The partner's absent fields (``spec.absent``) have no column in ``frame``; ``clean``
+    has them, all null.
+    """
     pace = to_pace_columns(frame, spec)
     canonical = to_pace_columns(frame, spec, canonical_values=True)
     keep = ["local_id", "given_name", "surname", "date_of_birth", "sex", "postcode"]
     keep += ["address_line", "ni_number"]
+    flags = None
+    if variations is not None:
+        if not (variations["local_id"].to_numpy() == pace["local_id"].to_numpy()).all():
+            raise ValueError(f"{spec.name}: variation flags are not in the extract's row order")
+        flags = variations.drop(columns=["local_id", "person_id"]).reset_index(drop=True)
     return Party(
         name=spec.name,
-        frame=pace[keep],
+        frame=pace[[c for c in keep if c not in spec.absent]],
         person=pace[TRUTH_COLUMN].to_numpy(dtype=np.int64),
         clean=_clean_pace(canonical[keep]),
+        absent=spec.absent,
+        variations=flags,
     )
 
 
 def synthetic_dataset(name: str, people: int, seed: int) -> Dataset:
-    """One of the synthetic scenarios (``two-party``, ``five-party``, ``incremental``)."""
+    """One of the synthetic scenarios of :data:`~benchmarks.synthetic.SCENARIOS` (not sample)."""
     scenario = make_scenario(name, people, seed)
     descriptions = {
         "two-party": "skills agency and benefits department, 70% coverage each",
         "five-party": "skills agency, benefits and tax departments, council, college",
         "incremental": "skills agency, benefits department, council; two batches each",
     }
+    description = descriptions.get(name, SCENARIOS[name])
     if not scenario.incremental:
-        single = tuple(party_of(scenario.batches[s.name][0], s) for s in scenario.partners)
-        return Dataset(name, descriptions[name], single, schema_document())
+        single = tuple(
+            party_of(scenario.batches[s.name][0], s, scenario.variations[s.name][0])
+            for s in scenario.partners
+        )
+        return Dataset(name, description, single, schema_document())
     batches = tuple(
-        tuple(party_of(frame, s) for frame in scenario.batches[s.name]) for s in scenario.partners
+        tuple(
+            party_of(frame, s, flags)
+            for frame, flags in zip(
+                scenario.batches[s.name], scenario.variations[s.name], strict=True
+            )
+        )
+        for s in scenario.partners
     )
     # Linked as one run: batch 1 plus the new people of batch 2 (an updated record keeps
     # its local ID; it is the same record, delivered again).
     parties = []
     for spec, (first, second) in zip(scenario.partners, batches, strict=True):
         new = ~second.frame["local_id"].isin(first.frame["local_id"]).to_numpy()
+        flags = None
+        if first.variations is not None and second.variations is not None:
+            flags = pd.concat([first.variations, second.variations[new]], ignore_index=True)
         parties.append(
             Party(
                 name=spec.name,
                 frame=pd.concat([first.frame, second.frame[new]], ignore_index=True),
                 person=np.concatenate([first.person, second.person[new]]),
                 clean=pd.concat([first.clean, second.clean[new]], ignore_index=True),
+                absent=first.absent,
+                variations=flags,
             )
         )
-    return Dataset(name, descriptions[name], tuple(parties), schema_document(), batches)
+    return Dataset(name, description, tuple(parties), schema_document(), batches)
 
 
 def febrl4_dataset() -> Dataset:

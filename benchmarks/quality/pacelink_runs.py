@@ -13,6 +13,11 @@ from numpy.typing import NDArray
 
 from benchmarks.quality.datasets import F64, I64, U8, Dataset, flat_records
 from benchmarks.quality.sweep import DICE_GRID, best_point
+from benchmarks.quality.variations import (
+    by_variation_for_rows,
+    recall_by_variation,
+    variation_flags_of,
+)
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
 from encoder.keys import Secret
@@ -48,15 +53,33 @@ class Encoded:
     seconds: float
 
 
+def _encode_options(
+    frame: pd.DataFrame, missing: frozenset[str]
+) -> tuple[pd.DataFrame, EncodeOptions]:
+    """The file to encode and the options, for a partner whose file lacks ``missing`` fields.
+
+    pacelink refuses a file without a schema feature's column unless told it is absent.
+    """
+    # TODO(issue 13): pass absent= once EncodeOptions has it (encode --absent):
+    #     return frame, EncodeOptions(id_column="local_id", absent=missing)
+    # Until then, the fallback: blank columns for the missing features (as a partner without
+    # the option would have to deliver them), encoded as missing values.
+    filled = frame.copy()
+    for feature in sorted(missing):
+        filled[feature] = ""
+    return filled, EncodeOptions(id_column="local_id")
+
+
 def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work: Path) -> Encoded:
     """Encode every file with ``encode_file``, as a partner would."""
     started = time.perf_counter()
     bits, rows, rejected = [], [], 0
     for k, party in enumerate(dataset.parties):
         src = work / f"p{k}.csv"
-        party.frame.to_csv(src, index=False)
+        frame, options = _encode_options(party.frame, party.absent)
+        frame.to_csv(src, index=False)
         out = work / f"p{k}.plk"
-        report = encode_file(src, schema, secret, out, EncodeOptions(id_column="local_id"))
+        report = encode_file(src, schema, secret, out, options)
         rejected += report.rejected
         keys = pd.read_csv(out.with_name(out.stem + ".keys.csv"), dtype=str, keep_default_na=False)
         position = pd.Series(np.arange(len(party.frame)), index=party.frame["local_id"])
@@ -120,8 +143,11 @@ def run_pacelink(
     groups, summary = link_encodings(encoded.bits, "auto", duplicates=duplicates)
     seconds = time.perf_counter() - started
     auto_labels = _labels_from_groups(encoded, offsets, n, groups.entity, groups.party, groups.row)
-    auto = evaluate(party, person, auto_labels).as_dict()
+    auto: dict[str, Any] = {**evaluate(party, person, auto_labels).as_dict()}
     auto["threshold"] = summary.threshold
+    flags = variation_flags_of(dataset)
+    if flags is not None:
+        auto["by_variation"] = recall_by_variation(party, person, flags, auto_labels)
     out: dict[str, Any] = {
         "auto": auto,
         "auto_method": summary.threshold_method,
@@ -146,6 +172,7 @@ def run_pacelink(
             i, j, sc = candidate_pairs(bits, bits, DEFAULT_FLOOR, DEFAULT_BLOCKING)
             within[(p, p)] = Candidates(i[i < j], j[i < j], sc[i < j])
     rows = []
+    labelled = []
     for t in DICE_GRID:
         g = cluster(
             {k: _at_least(c, float(t)) for k, c in {**candidates, **within}.items()},
@@ -154,8 +181,11 @@ def run_pacelink(
         )
         labels = _labels_from_groups(encoded, offsets, n, g.entity, g.party, g.row)
         rows.append({"threshold": float(t), **evaluate(party, person, labels).as_dict()})
-    out["curve"] = rows
-    out["best"] = best_point(rows)
+        labelled.append((rows[-1], labels))
+    best = best_point(rows)
+    by_variation_for_rows(dataset, party, person, labelled, [best])
+    out["curve"] = [{k: v for k, v in r.items() if k != "by_variation"} for r in rows]
+    out["best"] = best
     out["candidates"] = sum(int(c[0].size) for c in candidates.values())
     out["histogram"] = _histograms(encoded, candidates, dataset)
     return out

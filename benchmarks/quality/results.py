@@ -21,6 +21,7 @@ __all__ = [
     "run_dataset",
     "table",
     "targets",
+    "variation_table",
 ]
 
 #: Published figures of the clkhash/anonlink FEBRL4 tutorial (threshold 0.8).
@@ -92,6 +93,44 @@ def table(results: dict[str, Any]) -> list[str]:
             sp = r["splink"]
             row(name, "Splink p >= 0.5", sp["at_0_5"], "0.5")
             row(name, "Splink best", sp["best"], f"{sp['best']['threshold']:g}")
+    return lines
+
+
+def variation_table(results: dict[str, Any]) -> list[str]:
+    """Recall by variation as Markdown lines: one row per scenario and variation kind.
+
+    Columns: the true pairs involving the variation, then the recall of pacelink at ``auto``
+    (duplicates forbidden, and linked), clkhash + anonlink at its best fixed threshold and
+    Splink at 0.5 and at its best probability. Empty if no scenario has the breakdown.
+    """
+    columns = (
+        ("pacelink", "auto", "pacelink auto"),
+        ("pacelink_linked", "auto", "pacelink auto, duplicates linked"),
+        ("anonlink", "best", "anonlink best"),
+        ("splink", "at_0_5", "Splink 0.5"),
+        ("splink", "best", "Splink best"),
+    )
+    lines: list[str] = []
+    for name, r in results.items():
+        present = [
+            (label, r[tool][point]["by_variation"])
+            for tool, point, label in columns
+            if tool in r and "by_variation" in r[tool].get(point, {})
+        ]
+        if not present:
+            continue
+        if not lines:
+            lines = [
+                "| scenario | variation | true pairs | " + " | ".join(c[2] for c in columns) + " |",
+                "|---|---|---:|" + "---:|" * len(columns),
+            ]
+        by_label = dict(present)
+        for kind, entry in present[0][1].items():
+            cells = []
+            for _, _, label in columns:
+                recall = by_label[label][kind]["recall"] if label in by_label else None
+                cells.append("-" if recall is None else f"{recall:.3f}")
+            lines.append(f"| {name} | {kind} | {entry['pairs']:,} | " + " | ".join(cells) + " |")
     return lines
 
 

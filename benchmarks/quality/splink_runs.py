@@ -12,6 +12,7 @@ import pandas as pd
 
 from benchmarks.quality.datasets import I64, Dataset, flat_records
 from benchmarks.quality.sweep import SPLINK_GRID, best_point
+from benchmarks.quality.variations import by_variation_for_rows
 from linkage_unit.matching.evaluation import evaluate
 
 if TYPE_CHECKING:
@@ -124,9 +125,18 @@ def run_splink(dataset: Dataset) -> dict[str, Any]:
     v = right + frame["unique_id_r"].to_numpy(np.int64)
     prob = frame["match_probability"].to_numpy(np.float64)
     rows = []
+    labelled = []
     for t in SPLINK_GRID:
         keep = prob >= t
         labels = _components(len(person), u[keep], v[keep])
         rows.append({"threshold": float(t), **evaluate(party, person, labels).as_dict()})
+        labelled.append((rows[-1], labels))
     at_half = next(r for r in rows if r["threshold"] == 0.5)
-    return {"curve": rows, "best": best_point(rows), "at_0_5": at_half, "seconds": seconds}
+    best = best_point(rows)
+    by_variation_for_rows(dataset, party, person, labelled, [best, at_half])
+    return {
+        "curve": [{k: v for k, v in r.items() if k != "by_variation"} for r in rows],
+        "best": best,
+        "at_0_5": at_half,
+        "seconds": seconds,
+    }

@@ -40,8 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.synthetic",
         description=(
             "Write a synthetic population's partner extracts (one CSV per partner, and per "
-            "batch for 'incremental') and truth.csv (partner, batch, file, local_id, "
-            "person_id). The bundled sample encoder/data/sample_partner.csv was made with: "
+            "batch for 'incremental'), truth.csv (partner, batch, file, local_id, "
+            "person_id) and variations.csv (the same keys, then one true/false column per "
+            "variation each record got: ground truth, never to be given to a linker). "
+            "Scenarios ending in -held-out use the held-out population (never used to choose "
+            "a parameter). The bundled sample encoder/data/sample_partner.csv was made with: "
             + SAMPLE_COMMAND
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     truth_parts = []
+    variation_parts = []
     for spec in scenario.partners:
         frames = scenario.batches[spec.name]
         for number, frame in enumerate(frames, start=1):
@@ -85,11 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     }
                 )
             )
-            written = to_pace_columns(frame, spec) if args.pace_columns else frame
+            flags = scenario.variations[spec.name][number - 1]
+            variation_parts.append(
+                pd.concat([truth_parts[-1][["partner", "batch", "file"]], flags], axis=1)
+            )
+            written = frame
+            if args.pace_columns:
+                # A partner's absent fields stay absent: no column, not a blank one.
+                written = to_pace_columns(frame, spec).drop(columns=sorted(spec.absent))
             if args.strip_truth:
                 written = written.drop(columns=[TRUTH_COLUMN])
             write_csv(written, out / file_name)
     write_csv(pd.concat(truth_parts, ignore_index=True), out / "truth.csv")
+    write_csv(pd.concat(variation_parts, ignore_index=True), out / "variations.csv")
     total = sum(len(p) for p in truth_parts)
     print(
         f"{args.scenario}: {len(scenario.population)} people, {len(truth_parts)} files, "

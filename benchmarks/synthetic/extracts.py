@@ -20,7 +20,7 @@ from benchmarks.synthetic.population import (
     ObjArray,
 )
 from benchmarks.synthetic.streams import STREAM_EXTRACT, random_stream, spawn_streams
-from benchmarks.synthetic.variation import ErrorProfile, perturb
+from benchmarks.synthetic.variation import VARIATION_KINDS, ErrorProfile, perturb
 
 __all__ = [
     "format_ids",
@@ -30,6 +30,7 @@ __all__ = [
     "render_records",
     "shuffled",
     "to_pace_columns",
+    "variation_flags",
     "with_duplicates",
     "write_csv",
 ]
@@ -78,14 +79,51 @@ def render_records(
     rng: np.random.Generator,
     *,
     profile: ErrorProfile | None = None,
+    variations: list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The partner's records of the given population rows, in population order."""
+    """The partner's records of the given population rows, in population order.
+
+    ``variations``, if given, receives the records' :func:`variation_flags` (same order).
+    """
     err_rng, consent_rng = spawn_streams(rng, 2)
     records = {f: population[f].to_numpy(dtype=object)[rows].copy() for f in PACE_FIELDS}
+    records["previous_surname"] = np.full(len(rows), None, dtype=object)
     female = records["sex"] == "F"
-    perturb(records, female, profile or spec.profile, err_rng, population)
+    applied: dict[str, npt.NDArray[np.bool_]] = {}
+    perturb(records, female, profile or spec.profile, err_rng, population, applied)
     person = population["person_id"].to_numpy(dtype=np.int64)[rows]
-    return layout_records(records, spec, local_ids, person, consent_rng)
+    frame = layout_records(records, spec, local_ids, person, consent_rng)
+    if variations is not None:
+        variations.append(variation_flags(applied, rows, local_ids, person))
+    return frame
+
+
+def variation_flags(
+    applied: Mapping[str, npt.NDArray[np.bool_]],
+    rows: IntArray,
+    local_ids: Sequence[str],
+    person: IntArray,
+) -> pd.DataFrame:
+    """Which variations each record got: ground truth kept outside the partner's file.
+
+    Args:
+        applied: What :func:`~benchmarks.synthetic.variation.perturb` recorded.
+        rows: The records' population rows (a row twice: the person is a duplicate).
+        local_ids: The records' local IDs.
+        person: The records' ``person_id``.
+
+    Returns:
+        Columns ``local_id``, ``person_id`` and one boolean column per
+        :data:`~benchmarks.synthetic.variation.VARIATION_KINDS` kind.
+    """
+    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    flags: dict[str, object] = {"local_id": np.array(local_ids, dtype=object), "person_id": person}
+    for kind in VARIATION_KINDS:
+        if kind == "duplicate":
+            flags[kind] = counts[inverse] > 1
+        else:
+            flags[kind] = np.asarray(applied.get(kind, np.zeros(len(rows), bool)), dtype=bool)
+    return pd.DataFrame(flags)
 
 
 def layout_records(
@@ -112,6 +150,11 @@ def layout_records(
     data: dict[str, object] = {cols.local_id: np.array(local_ids, dtype=object)}
     for f in spec.present_fields():
         data[cols.header(f)] = records[f]
+    if spec.has_previous_surname:
+        previous = records.get("previous_surname", np.full(len(person), None, dtype=object))
+        if spec.uppercase:
+            previous = np.array([v if v is None else v.upper() for v in previous], dtype=object)
+        data[cols.previous_surname] = previous
     if spec.consent_refusal_rate is not None:
         if consent_rng is None:
             raise ValueError(f"{spec.name} has a consent column: a consent_rng is needed")
@@ -131,7 +174,13 @@ def format_ids(prefix: str, numbers: IntArray, width: int) -> list[str]:
     return [f"{prefix}-{k:0{width}d}" for k in numbers.tolist()]
 
 
-def make_extract(population: pd.DataFrame, spec: PartnerSpec, seed: int) -> pd.DataFrame:
+def make_extract(
+    population: pd.DataFrame,
+    spec: PartnerSpec,
+    seed: int,
+    *,
+    variations: list[pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """Render one partner's file from the population.
 
     ``round(coverage * len(population))`` people are included; ``round(duplicate * that)`` of
@@ -143,6 +192,8 @@ def make_extract(population: pd.DataFrame, spec: PartnerSpec, seed: int) -> pd.D
         population: A population from :func:`generate_population`.
         spec: The partner.
         seed: Random seed (combined with the partner name, so partners differ).
+        variations: If given, receives one frame: the :func:`variation_flags` of the returned
+            rows, in the same order.
 
     Returns:
         The partner's columns (``columns.local_id`` first, then the present person fields in
@@ -155,7 +206,12 @@ def make_extract(population: pd.DataFrame, spec: PartnerSpec, seed: int) -> pd.D
     rows = with_duplicates(select, people.astype(np.int64), spec.profile.duplicate)
     numbers, width = id_numbers(ids, len(rows))
     local = format_ids(spec.id_prefix, ids.permutation(numbers), width)
-    return shuffled(render_records(population, spec, rows, local, render), order)
+    flags: list[pd.DataFrame] = []
+    frame = render_records(population, spec, rows, local, render, variations=flags)
+    permutation = order.permutation(len(frame))  # as shuffled() draws it
+    if variations is not None:
+        variations.append(flags[0].iloc[permutation].reset_index(drop=True))
+    return frame.iloc[permutation].reset_index(drop=True)
 
 
 def to_pace_columns(
@@ -190,6 +246,8 @@ def to_pace_columns(
         decode = {v: k for k, v in _SEX_CODES[spec.sex_coding].items()}
         sex = out["sex"].tolist()
         out["sex"] = _objects([None if v is None else decode.get(str(v)) for v in sex])
+    if spec.has_previous_surname and cols.previous_surname in extract.columns:
+        out["previous_surname"] = extract[cols.previous_surname].to_numpy(dtype=object)
     if spec.consent_refusal_rate is not None and cols.consent in extract.columns:
         out["consent"] = extract[cols.consent].to_numpy()
     if TRUTH_COLUMN in extract.columns:

@@ -43,6 +43,7 @@ class ColumnNames:
         address_line: First line of the address.
         ni_number: National Insurance number.
         consent: Consent to share (``Y``/``N``), where the partner records it.
+        previous_surname: The surname before a change, where the partner records it.
     """
 
     local_id: str = "local_id"
@@ -54,6 +55,16 @@ class ColumnNames:
     address_line: str = "address_line"
     ni_number: str = "ni_number"
     consent: str = "consent"
+    previous_surname: str = "previous_surname"
+
+    def __repr__(self) -> str:
+        """The headers, leaving out ``previous_surname`` (issue 13) at its default."""
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name != "previous_surname" or getattr(self, f.name) != f.default
+        ]
+        return f"ColumnNames({', '.join(shown)})"
 
     def header(self, field: str) -> str:
         """The partner's header of a canonical column.
@@ -88,6 +99,14 @@ class PartnerSpec:
         id_prefix: Prefix of its local IDs (``SDS`` gives ``SDS-000123``).
         consent_refusal_rate: Share of ``N`` in a consent column; ``None``: no such column.
         uppercase: Whether its system stores names, postcode and address in capitals.
+        absent: Person fields its file does not have at all (no column, not blank values):
+            e.g. ``{"sex"}`` for a council extract without sex, ``{"postcode"}`` for a
+            union-learning list. The ground truth still covers its records. Default: none.
+        has_previous_surname: Whether its file has a previous-surname column: the surname
+            before a change, where the generator changed it (empty otherwise). Default: no.
+
+    The last two are left out of ``repr`` at their defaults, so that the partners made before
+    they existed (and the fixed-seed digests of their files) are unchanged.
     """
 
     name: str
@@ -101,13 +120,32 @@ class PartnerSpec:
     id_prefix: str = "ID"
     consent_refusal_rate: float | None = None
     uppercase: bool = False
+    absent: frozenset[str] = frozenset()
+    has_previous_surname: bool = False
 
     def __post_init__(self) -> None:
-        """Check the coverage and the name."""
+        """Check the coverage, the name and the absent fields."""
         if not 0.0 <= self.coverage <= 1.0:
             raise ValueError(f"{self.name}: coverage {self.coverage} is not between 0 and 1")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"partner name {self.name!r} is not file-name safe")
+        unknown = sorted(set(self.absent) - set(PACE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"{self.name}: absent {', '.join(unknown)} not person fields "
+                f"({', '.join(PACE_FIELDS)})"
+            )
+        if {"given_name", "surname"} <= set(self.absent):
+            raise ValueError(f"{self.name}: a partner file needs at least one name column")
+
+    def __repr__(self) -> str:
+        """The fields, leaving out ``absent`` and ``has_previous_surname`` at their defaults."""
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name not in _WIDENED or getattr(self, f.name) != f.default
+        ]
+        return f"PartnerSpec({', '.join(shown)})"
 
     def present_fields(self) -> tuple[str, ...]:
         """The person fields that the partner's file has, in canonical order.
@@ -120,7 +158,20 @@ class PartnerSpec:
             for f in PACE_FIELDS
             if (f != "address_line" or self.has_address_line)
             and (f != "ni_number" or self.has_ni_number)
+            and f not in self.absent
         )
+
+    def missing_fields(self) -> frozenset[str]:
+        """The person fields that the partner's file lacks (no column at all).
+
+        Returns:
+            :data:`PACE_FIELDS` less :meth:`present_fields`.
+        """
+        return frozenset(PACE_FIELDS) - set(self.present_fields())
+
+
+# Fields added when the generator was widened (issue 13): repr shows them only when set.
+_WIDENED: Final = frozenset({"absent", "has_previous_surname"})
 
 
 def spec_named(partners: Sequence[PartnerSpec], name: str) -> PartnerSpec:
@@ -155,7 +206,11 @@ def partner_catalogue() -> dict[str, PartnerSpec]:
 
     Returns:
         Specifications by name: ``skills_agency``, ``benefits_dept``, ``tax_dept``,
-        ``council``, ``college`` and ``sample_partner`` (the bundled sample's layout).
+        ``council``, ``college`` and ``sample_partner`` (the bundled sample's layout); and
+        those of the heterogeneous partnership (issue 13): ``wide_skills_agency``,
+        ``wide_benefits_dept`` (with a previous-surname column), ``council_no_sex``,
+        ``union_learning`` (no postcode) and ``community_referrals`` (names, date of birth
+        and sex only).
     """
     entries: dict[str, dict[str, Any]] = json.loads(CATALOGUE_FILE.read_text(encoding="utf-8"))
     catalogue = {}
@@ -163,5 +218,7 @@ def partner_catalogue() -> dict[str, PartnerSpec]:
         fields = dict(entry)
         profile = _profile(fields.pop("profile"), fields.pop("profile_changes", {}))
         columns = ColumnNames(**fields.pop("columns"))
+        if "absent" in fields:
+            fields["absent"] = frozenset(fields["absent"])
         catalogue[name] = PartnerSpec(name=name, profile=profile, columns=columns, **fields)
     return catalogue

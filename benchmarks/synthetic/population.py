@@ -1,40 +1,44 @@
 """The synthetic working-age population of Scotland: people, households, names, addresses.
 
-The module is over 500 lines because about 170 of them are the reference tables the draws
-are weighted by (given names and surnames Faker lacks, postcode areas, streets, ages,
-household sizes, NI prefixes, nicknames); they belong with the draws that read them.
+About 100 lines are the reference tables the draws are weighted by (postcode areas, streets,
+ages, household sizes, NI prefixes); the name tables are in :mod:`~benchmarks.synthetic.names`.
+A :class:`PopulationStyle` says which tables and distributions a population is drawn from;
+the held-out one is in :mod:`~benchmarks.synthetic.heldout`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from faker.providers.person.en_GB import Provider as _FakerPerson
-from faker.providers.person.en_IE import Provider as _FakerIrishPerson
-from nicknames import NickNamer
 
+from benchmarks.synthetic.names import NameTables, name_tables, nickname_table, normalised
 from benchmarks.synthetic.streams import STREAM_POPULATION, random_stream
 
 __all__ = [
+    "AREAS",
     "MAX_AGE",
     "MIN_AGE",
     "PACE_FIELDS",
+    "POPULATION_ATTR",
     "REFERENCE_DATE",
+    "STANDARD",
     "TRUTH_COLUMN",
     "BoolArray",
     "FloatArray",
     "IntArray",
     "NameTables",
     "ObjArray",
+    "PopulationStyle",
     "generate_population",
     "name_tables",
+    "nickname_table",
+    "normalised",
 ]
 
 ObjArray = npt.NDArray[np.object_]
@@ -70,89 +74,10 @@ MAX_AGE: Final = 66
 # Reference tables
 # ---------------------------------------------------------------------------------------------
 
-# Given names that Faker's en_GB lists lack but that are common in Scotland, with weights on
-# the scale of the Zipf weights 1 / (rank + 5) given to Faker's (frequency-ordered) lists.
-_EXTRA_MALE: Final[tuple[tuple[str, float], ...]] = (
-    ("Euan", 0.012),
-    ("Fraser", 0.010),
-    ("Calum", 0.008),
-    ("Finlay", 0.008),
-    ("Alasdair", 0.005),
-    ("Angus", 0.005),
-    ("Hamish", 0.004),
-    ("Ruaridh", 0.003),
-    ("Murdo", 0.002),
-    ("Seán", 0.004),
-    ("Ciarán", 0.003),
-    ("Eoin", 0.003),
-    ("Rónán", 0.002),
-    ("José", 0.002),
-    ("André", 0.002),
-    ("Łukasz", 0.003),
-    ("Paweł", 0.003),
-    ("Piotr", 0.003),
-    ("Tomasz", 0.003),
-    ("Imran", 0.003),
-    ("Bilal", 0.002),
-)
-_EXTRA_FEMALE: Final[tuple[tuple[str, float], ...]] = (
-    ("Eilidh", 0.010),
-    ("Mhairi", 0.008),
-    ("Isla", 0.008),
-    ("Ailsa", 0.006),
-    ("Catriona", 0.006),
-    ("Morag", 0.004),
-    ("Kirsteen", 0.003),
-    ("Siobhán", 0.004),
-    ("Niamh", 0.004),
-    ("Sinéad", 0.003),
-    ("Róisín", 0.003),
-    ("Aoife", 0.003),
-    ("Zoë", 0.003),
-    ("Chloë", 0.002),
-    ("Renée", 0.002),
-    ("Agnieszka", 0.003),
-    ("Katarzyna", 0.003),
-    ("Małgorzata", 0.002),
-    ("Aisha", 0.003),
-    ("Fatima", 0.002),
-)
-
-# Common Scottish surnames with their approximate share of the population in per cent; they
-# override Faker's (England and Wales) weights, which are halved for the rest.
-_SCOTTISH_SURNAMES: Final[tuple[tuple[str, float], ...]] = (
-    ("Smith", 1.27), ("Brown", 0.94), ("Wilson", 0.89), ("Thomson", 0.78),
-    ("Robertson", 0.78), ("Campbell", 0.77), ("Stewart", 0.74), ("Anderson", 0.69),
-    ("MacDonald", 0.56), ("Scott", 0.55), ("Reid", 0.53), ("Murray", 0.52), ("Taylor", 0.51),
-    ("Clark", 0.48), ("Mitchell", 0.42), ("Ross", 0.41), ("Walker", 0.41), ("Paterson", 0.40),
-    ("Young", 0.39), ("Watson", 0.39), ("Morrison", 0.38), ("Miller", 0.37), ("Fraser", 0.37),
-    ("Davidson", 0.36), ("Gray", 0.35), ("McDonald", 0.35), ("Henderson", 0.35),
-    ("Johnston", 0.34), ("Hamilton", 0.33), ("Graham", 0.33), ("Kerr", 0.32),
-    ("Simpson", 0.32), ("Martin", 0.31), ("Ferguson", 0.31), ("Cameron", 0.30),
-    ("Duncan", 0.30), ("Hunter", 0.29), ("Kelly", 0.29), ("Bell", 0.29), ("Grant", 0.28),
-    ("Mackenzie", 0.28), ("Mackay", 0.28), ("Allan", 0.27), ("Black", 0.27),
-    ("MacLeod", 0.26), ("McLean", 0.26), ("Russell", 0.25), ("Gibson", 0.25),
-    ("Wallace", 0.25), ("Gordon", 0.24), ("Marshall", 0.24), ("Stevenson", 0.24),
-    ("Wood", 0.23), ("Sutherland", 0.23), ("Craig", 0.22), ("McKenzie", 0.22),
-    ("Kennedy", 0.22), ("Burns", 0.21), ("Muir", 0.20), ("Murphy", 0.20),
-    ("Johnstone", 0.19), ("Watt", 0.19), ("McMillan", 0.19), ("McIntosh", 0.18),
-    ("Milne", 0.18), ("Munro", 0.18), ("Ritchie", 0.18), ("Dickson", 0.18), ("Bruce", 0.17),
-    ("Crawford", 0.17), ("Docherty", 0.17), ("Millar", 0.17), ("Cunningham", 0.16),
-    ("Sinclair", 0.16), ("Williamson", 0.16), ("McGregor", 0.16), ("McKay", 0.16),
-    ("Boyle", 0.15), ("Fleming", 0.15), ("Christie", 0.15), ("Douglas", 0.15),
-    ("Donaldson", 0.15), ("MacLean", 0.14), ("Forbes", 0.14), ("McIntyre", 0.14),
-    ("Findlay", 0.14), ("Jamieson", 0.14), ("Aitken", 0.14), ("Reilly", 0.13),
-    ("Lindsay", 0.13), ("McCallum", 0.13), ("McLaughlin", 0.13), ("Quinn", 0.12),
-    ("Gallagher", 0.12), ("O'Donnell", 0.08), ("O'Neill", 0.08), ("Khan", 0.10),
-    ("Ahmed", 0.08), ("Ali", 0.07), ("Hussain", 0.07), ("Singh", 0.05), ("Iqbal", 0.03),
-    ("Nowak", 0.05), ("Wójcik", 0.03), ("Kowalczyk", 0.02), ("Woźniak", 0.02),
-    ("Mazur", 0.02), ("Krawczyk", 0.02),
-)  # fmt: skip
-_IRISH_TAIL_WEIGHT: Final = 0.006  # per cent, for each of Faker en_IE's ~2,300 surnames
 _DOUBLE_BARRELLED_SHARE: Final = 0.015
 
 # Postcode areas: (area, share of households, district numbers). Shares follow population.
-_AREAS: Final[tuple[tuple[str, float, tuple[int, ...]], ...]] = (
+AREAS: Final[tuple[tuple[str, float, tuple[int, ...]], ...]] = (
     ("G", 0.27, (*range(1, 6), *range(11, 16), *range(20, 24), *range(31, 35),
                  *range(40, 47), *range(51, 54), *range(60, 70), *range(71, 79),
                  *range(81, 85))),
@@ -219,133 +144,39 @@ _NI_PREFIXES: Final[tuple[str, ...]] = tuple(
     a + b for a in _NI_FIRST for b in _NI_SECOND if a + b not in _NI_RESERVED
 )
 
-# Diminutives common in the UK that do not share the formal name's first letters; the
-# nicknames package's other relations (e.g. Robert -> "dobbin") are too rare to use.
-_COMMON_NICKNAMES: Final = frozenset(
-    {
-        "bill", "billy", "bob", "bobby", "jim", "jimmy", "jack", "tony", "sandy", "drew",
-        "ted", "teddy", "ned", "hal", "harry", "betty", "bess", "liz", "lizzie", "libby",
-        "beth", "peggy", "meg", "trish", "tricia", "tina", "kit", "mandy", "sally", "molly",
-        "dick", "cathy", "kathy", "kate", "katy", "chrissy", "sue", "jo", "tom",
-        "tommy", "mike", "mick", "eddie", "becky", "becca", "maggie",
-    }
-)  # fmt: skip
-
-# QWERTY layout, for adjacent-key typos.
-
 # ---------------------------------------------------------------------------------------------
 # Population
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class NameTables:
-    """Weighted name lists the population is drawn from, and each given name's variants."""
+class PopulationStyle:
+    """What a population is drawn from: name tables and distributions, and its random stream.
 
-    male: ObjArray
-    male_p: FloatArray
-    female: ObjArray
-    female_p: FloatArray
-    surnames: ObjArray
-    surname_p: FloatArray
-    surname_cum: tuple[float, ...]
-    # lower-case given name -> (replacement names, cumulative weights)
-    nicknames: Mapping[str, tuple[tuple[str, ...], tuple[float, ...]]]
-
-
-def _normalised(weights: Sequence[float]) -> FloatArray:
-    w = np.asarray(weights, dtype=np.float64)
-    p: FloatArray = w / w.sum()
-    return p
-
-
-@functools.cache
-def name_tables() -> NameTables:
-    """The name tables (built once): Faker's lists and ours, weighted, and nicknames."""
-    male_names = [*_FakerPerson.first_names_male, *(n for n, _ in _EXTRA_MALE)]
-    male_w = [1.0 / (r + 5) for r in range(1, len(_FakerPerson.first_names_male) + 1)]
-    male_w += [w for _, w in _EXTRA_MALE]
-    female_names = [*_FakerPerson.first_names_female, *(n for n, _ in _EXTRA_FEMALE)]
-    female_w = [1.0 / (r + 5) for r in range(1, len(_FakerPerson.first_names_female) + 1)]
-    female_w += [w for _, w in _EXTRA_FEMALE]
-
-    # A long tail of Irish surnames (common in Scotland), then England and Wales, then Scotland.
-    surname_w: dict[str, float] = {
-        str(k): _IRISH_TAIL_WEIGHT for k in _FakerIrishPerson.last_names if " " not in k
-    }
-    surname_w.update({str(k): 0.5 * float(v) for k, v in _FakerPerson.last_names.items()})
-    surname_w.update(_SCOTTISH_SURNAMES)
-    surnames = list(surname_w)
-    surname_p = _normalised(list(surname_w.values()))
-
-    return NameTables(
-        male=np.array(male_names, dtype=object),
-        male_p=_normalised(male_w),
-        female=np.array(female_names, dtype=object),
-        female_p=_normalised(female_w),
-        surnames=np.array(surnames, dtype=object),
-        surname_p=surname_p,
-        surname_cum=tuple(np.cumsum(surname_p).tolist()),
-        nicknames=_nickname_table(
-            dict(zip(male_names, male_w, strict=True)),
-            dict(zip(female_names, female_w, strict=True)),
-        ),
-    )
-
-
-def _nickname_table(
-    male: Mapping[str, float], female: Mapping[str, float]
-) -> dict[str, tuple[tuple[str, ...], tuple[float, ...]]]:
-    """Replacement given names for each name: its usual nicknames and, for a short form, full names.
-
-    Nicknames come from the ``nicknames`` package. Common UK diminutives (Bill, Bob, Sandy) weigh
-    most, then those sharing the name's first three letters (Will, Rob, Dave), then other
-    variants sharing two (Clare for Claire, Jock); the package's rarer relations (Robert ->
-    "dobbin") and names of the other sex are left out. A short form of up to four letters (Sam,
-    Ben) may also become a longer full name of the same sex, with the same first two letters,
-    from the population's lists (Samuel, Benjamin), those together weighing 1.5.
+    Attributes:
+        name: ``standard`` or ``held-out``; kept in the population frame's ``attrs``
+            (:data:`POPULATION_ATTR`) so that the error models draw surnames and nicknames
+            from the same tables.
+        tables: The name tables (built once, cached).
+        double_barrelled_share: Share of people with a hyphenated surname.
+        age_bands: ``(first age, last age, relative weight)`` for every age of 16 to 66.
+        area_weights: Share of households by postcode area (areas of :data:`AREAS`).
+        stream: The label of its random stream (different styles: independent draws).
     """
-    namer = NickNamer()
-    table: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {}
-    for names, other in ((male, female), (female, male)):
-        by_lower = {n.lower(): n for n in names}
-        other_sex = {n.lower() for n in other}
-        for name in names:
-            low = name.lower()
-            cands: list[str] = []
-            weights: list[float] = []
-            for nick in sorted(namer.nicknames_of(low)):
-                if nick == low or not nick.isalpha() or nick in other_sex:
-                    continue
-                if nick in _COMMON_NICKNAMES:
-                    weight = 3.0
-                elif nick[:3] == low[:3] and len(nick) < len(low):
-                    weight = 1.0
-                elif nick[:2] == low[:2]:
-                    weight = 0.3
-                else:
-                    continue
-                cands.append(nick.capitalize())
-                weights.append(weight)
-            fulls = sorted(
-                by_lower[c]
-                for c in namer.canonicals_of(low)
-                if c in by_lower and c[:2] == low[:2] and len(low) <= 4 < len(c)
-            )
-            total = sum(names[f] for f in fulls)
-            for full in fulls:
-                cands.append(full)
-                weights.append(1.5 * names[full] / total)
-            if cands:
-                # A name can be both a nickname and a full name (Marie for Mary): merge them.
-                merged: dict[str, float] = {}
-                for cand, weight in zip(cands, weights, strict=True):
-                    merged[cand] = merged.get(cand, 0.0) + weight
-                table[low] = (tuple(merged), tuple(np.cumsum(list(merged.values())).tolist()))
-    return table
+
+    name: str
+    tables: Callable[[], NameTables]
+    double_barrelled_share: float
+    age_bands: tuple[tuple[int, int, float], ...]
+    area_weights: Mapping[str, float]
+    stream: int
 
 
-def generate_population(n: int, seed: int) -> pd.DataFrame:
+POPULATION_ATTR: Final = "population_style"
+"""Key of a population frame's ``attrs`` that names its :class:`PopulationStyle`."""
+
+
+def generate_population(n: int, seed: int, style: PopulationStyle | None = None) -> pd.DataFrame:
     """Draw a synthetic working-age population of Scotland.
 
     People live in households (1 to 6 people, most of them sharing the first member's surname)
@@ -359,6 +190,8 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
     Args:
         n: Number of people.
         seed: Random seed.
+        style: What to draw from (default :data:`STANDARD`; the held-out population's is
+            :data:`~benchmarks.synthetic.heldout.HELD_OUT`).
 
     Returns:
         One row per person, columns ``person_id`` (int64, 1 to ``n``), ``given_name``,
@@ -371,8 +204,9 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
     """
     if n < 0:
         raise ValueError("n must not be negative")
-    rng = random_stream(seed, STREAM_POPULATION)
-    tables = name_tables()
+    style = style or STANDARD
+    rng = random_stream(seed, style.stream)
+    tables = style.tables()
 
     sizes = _household_sizes(rng, n)
     household = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
@@ -385,15 +219,15 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
     female_given = tables.female[rng.choice(len(tables.female), size=n, p=tables.female_p)]
     given = np.where(female, female_given, male_given)
 
-    own_surname = _draw_surnames(rng, n, tables)
+    own_surname = _draw_surnames(rng, n, tables, style.double_barrelled_share)
     shares = rng.random(n) < _SHARE_HOUSEHOLD_SURNAME
     surname = np.where(is_head | ~shares, own_surname, own_surname[first_member[household]])
 
-    dob = _draw_dates_of_birth(rng, n)
-    hh_postcode, hh_address = _draw_addresses(rng, len(sizes))
+    dob = _draw_dates_of_birth(rng, n, style.age_bands)
+    hh_postcode, hh_address = _draw_addresses(rng, len(sizes), style.area_weights)
     ni = _draw_ni_numbers(rng, n)
 
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "person_id": np.arange(1, n + 1, dtype=np.int64),
             "given_name": given,
@@ -405,11 +239,13 @@ def generate_population(n: int, seed: int) -> pd.DataFrame:
             "ni_number": ni,
         }
     )
+    frame.attrs[POPULATION_ATTR] = style.name
+    return frame
 
 
 def _household_sizes(rng: np.random.Generator, n: int) -> IntArray:
     values = np.array([s for s, _ in _HOUSEHOLD_SIZES], dtype=np.int64)
-    p = _normalised([w for _, w in _HOUSEHOLD_SIZES])
+    p = normalised([w for _, w in _HOUSEHOLD_SIZES])
     sizes = rng.choice(values, size=n, p=p)
     if n == 0:
         return sizes
@@ -420,10 +256,12 @@ def _household_sizes(rng: np.random.Generator, n: int) -> IntArray:
     return sizes
 
 
-def _draw_surnames(rng: np.random.Generator, n: int, tables: NameTables) -> ObjArray:
+def _draw_surnames(
+    rng: np.random.Generator, n: int, tables: NameTables, double_share: float
+) -> ObjArray:
     idx = rng.choice(len(tables.surnames), size=n, p=tables.surname_p)
     surname: ObjArray = tables.surnames[idx]
-    double = np.flatnonzero(rng.random(n) < _DOUBLE_BARRELLED_SHARE)
+    double = np.flatnonzero(rng.random(n) < double_share)
     second = tables.surnames[rng.choice(len(tables.surnames), size=len(double), p=tables.surname_p)]
     for i, other in zip(double.tolist(), second.tolist(), strict=True):
         if other != surname[i]:
@@ -431,10 +269,12 @@ def _draw_surnames(rng: np.random.Generator, n: int, tables: NameTables) -> ObjA
     return surname
 
 
-def _draw_dates_of_birth(rng: np.random.Generator, n: int) -> ObjArray:
-    ages = np.array([a for lo, hi, _ in _AGE_BANDS for a in range(lo, hi + 1)], dtype=np.int64)
-    weights = [w for lo, hi, w in _AGE_BANDS for _ in range(lo, hi + 1)]
-    age = rng.choice(ages, size=n, p=_normalised(weights))
+def _draw_dates_of_birth(
+    rng: np.random.Generator, n: int, bands: Sequence[tuple[int, int, float]]
+) -> ObjArray:
+    ages = np.array([a for lo, hi, _ in bands for a in range(lo, hi + 1)], dtype=np.int64)
+    weights = [w for lo, hi, w in bands for _ in range(lo, hi + 1)]
+    age = rng.choice(ages, size=n, p=normalised(weights))
     # Age a on the reference date (1 January Y0): born from 2 January of Y0 - a - 1 to
     # 1 January of Y0 - a inclusive.
     year = REFERENCE_DATE.year - 1 - age
@@ -446,12 +286,14 @@ def _draw_dates_of_birth(rng: np.random.Generator, n: int) -> ObjArray:
     return iso
 
 
-def _area_tables() -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]:
+def _area_tables(
+    weights: Mapping[str, float],
+) -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]:
     outward: list[str] = []
     first: list[int] = []
     count: list[int] = []
     city: list[bool] = []
-    for area, _, districts in _AREAS:
+    for area, _, districts in AREAS:
         first.append(len(outward))
         count.append(len(districts))
         outward.extend(f"{area}{d}" for d in districts)
@@ -460,7 +302,7 @@ def _area_tables() -> tuple[ObjArray, IntArray, IntArray, FloatArray, BoolArray]
         np.array(outward, dtype=object),
         np.array(first, dtype=np.int64),
         np.array(count, dtype=np.int64),
-        _normalised([w for _, w, _ in _AREAS]),
+        normalised([weights[a] for a, _, _ in AREAS]),
         np.array(city, dtype=bool),
     )
 
@@ -470,10 +312,12 @@ def _inward_code(code: int) -> str:
     return f"{1 + code // 400}{letters[(code // 20) % 20]}{letters[code % 20]}"
 
 
-def _draw_addresses(rng: np.random.Generator, h: int) -> tuple[ObjArray, ObjArray]:
+def _draw_addresses(
+    rng: np.random.Generator, h: int, weights: Mapping[str, float]
+) -> tuple[ObjArray, ObjArray]:
     """Postcode and first address line of ``h`` households."""
-    outward, first, count, area_p, city = _area_tables()
-    area_codes = np.array([a for a, _, _ in _AREAS])
+    outward, first, count, area_p, city = _area_tables(weights)
+    area_codes = np.array([a for a, _, _ in AREAS])
     area = rng.choice(len(first), size=h, p=area_p)
     district = first[area] + (rng.random(h) * count[area]).astype(np.int64)
     per_district = np.bincount(district, minlength=len(outward))
@@ -489,7 +333,7 @@ def _draw_addresses(rng: np.random.Generator, h: int) -> tuple[ObjArray, ObjArra
     n_units = int(unit_of.max()) + 1 if h else 0
     words = np.array(_STREET_WORDS, dtype=object)
     suffixes = np.array([s for s, _ in _STREET_SUFFIXES], dtype=object)
-    suffix_p = _normalised([w for _, w in _STREET_SUFFIXES])
+    suffix_p = normalised([w for _, w in _STREET_SUFFIXES])
     street: ObjArray = (
         words[rng.integers(0, len(words), size=n_units)]
         + " "
@@ -558,3 +402,14 @@ def _draw_ni_numbers(rng: np.random.Generator, n: int) -> ObjArray:
         ],
         dtype=object,
     )
+
+
+STANDARD: Final = PopulationStyle(
+    name="standard",
+    tables=name_tables,
+    double_barrelled_share=_DOUBLE_BARRELLED_SHARE,
+    age_bands=_AGE_BANDS,
+    area_weights={a: w for a, w, _ in AREAS},
+    stream=STREAM_POPULATION,
+)
+"""The population every benchmark was tuned on: Faker ``en_GB`` and Scottish names."""

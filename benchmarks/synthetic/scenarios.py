@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -15,9 +15,9 @@ from benchmarks.synthetic.extracts import (
     id_numbers,
     make_extract,
     render_records,
-    shuffled,
     with_duplicates,
 )
+from benchmarks.synthetic.heldout import HELD_OUT
 from benchmarks.synthetic.partners import PartnerSpec, partner_catalogue, spec_named
 from benchmarks.synthetic.population import TRUTH_COLUMN, BoolArray, generate_population
 from benchmarks.synthetic.streams import (
@@ -28,6 +28,8 @@ from benchmarks.synthetic.streams import (
 )
 
 __all__ = [
+    "HELD_OUT_SEED_OFFSET",
+    "HELD_OUT_SUFFIX",
     "INCREMENTAL_NEW_SHARE",
     "INCREMENTAL_UPDATE_SHARE",
     "SCENARIOS",
@@ -50,12 +52,15 @@ class Scenario:
         population: The true population (see :func:`generate_population`).
         partners: The partners' specifications.
         batches: For each partner, its deliveries in order; one for a single-delivery scenario.
+        variations: For each partner and delivery, which variations each record got (see
+            :func:`~benchmarks.synthetic.extracts.variation_flags`; same row order).
     """
 
     name: str
     population: pd.DataFrame
     partners: tuple[PartnerSpec, ...]
     batches: dict[str, list[pd.DataFrame]]
+    variations: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
 
     @property
     def extracts(self) -> dict[str, pd.DataFrame]:
@@ -111,8 +116,22 @@ class Scenario:
         return pd.concat(parts, ignore_index=True)
 
 
+HELD_OUT_SUFFIX: Final = "-held-out"
+"""A scenario name with this suffix: the same partners on the held-out population."""
+HELD_OUT_SEED_OFFSET: Final = 1_000_003
+"""A held-out scenario draws its extracts (coverage, errors, arrivals) with ``seed`` + this."""
+
+_HETEROGENEOUS: Final = (
+    "wide_skills_agency", "wide_benefits_dept", "council_no_sex", "union_learning",
+    "community_referrals",
+)  # fmt: skip
+
+
 def _scenario_partners(name: str) -> tuple[PartnerSpec, ...]:
     cat = partner_catalogue()
+    name = name.removesuffix(HELD_OUT_SUFFIX)
+    if name == "heterogeneous":
+        return tuple(cat[p] for p in _HETEROGENEOUS)
     if name == "two-party":
         return (
             dataclasses.replace(cat["skills_agency"], coverage=0.7),
@@ -138,12 +157,26 @@ SCENARIOS: Final[Mapping[str, str]] = {
         f"updated records of {INCREMENTAL_UPDATE_SHARE:.0%} of batch 1 (same local ID)"
     ),
     "sample": "one partner holding everyone, PACE columns, consent column (the bundled sample)",
+    "heterogeneous": (
+        "five partners, three lacking columns: skills agency, benefits department (with a "
+        "previous-surname column), a council extract without sex, a union-learning list "
+        "without postcode, community referrals with names, date of birth and sex only; "
+        "widened variation rates (wide-typical / wide-messy) and within-partner duplicates"
+    ),
+    "heterogeneous-held-out": "heterogeneous, on the held-out population",
+    "two-party-held-out": "two-party, on the held-out population",
+    "five-party-held-out": "five-party, on the held-out population",
+    "incremental-held-out": "incremental, on the held-out population",
 }
 """Scenario names and what each holds."""
 
 
 def make_scenario(name: str, n_people: int, seed: int) -> Scenario:
     """Build a named scenario: a population and its partners' extracts.
+
+    A name ending in :data:`HELD_OUT_SUFFIX` draws the population from
+    :data:`~benchmarks.synthetic.heldout.HELD_OUT` (held out, never used to choose a parameter)
+    and the extracts with ``seed`` + :data:`HELD_OUT_SEED_OFFSET`.
 
     Args:
         name: One of :data:`SCENARIOS`.
@@ -156,14 +189,28 @@ def make_scenario(name: str, n_people: int, seed: int) -> Scenario:
     Raises:
         ValueError: Unknown scenario name.
     """
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
     partners = _scenario_partners(name)
-    population = generate_population(n_people, seed)
-    if name == "incremental":
+    held_out = name.endswith(HELD_OUT_SUFFIX)
+    population = generate_population(n_people, seed, HELD_OUT if held_out else None)
+    if held_out:
+        # Who each partner holds and which records get which errors: other draws too, so
+        # that nothing but the seed the user gives is shared with the tuned scenarios.
+        seed += HELD_OUT_SEED_OFFSET
+    variations: dict[str, list[pd.DataFrame]] = {s.name: [] for s in partners}
+    if name.removesuffix(HELD_OUT_SUFFIX) == "incremental":
         late = _late_arrivals(len(population), seed)
-        batches = {s.name: _incremental_batches(population, s, seed, late) for s in partners}
+        batches = {
+            s.name: _incremental_batches(population, s, seed, late, variations[s.name])
+            for s in partners
+        }
     else:
-        batches = {s.name: [make_extract(population, s, seed)] for s in partners}
-    return Scenario(name=name, population=population, partners=partners, batches=batches)
+        batches = {
+            s.name: [make_extract(population, s, seed, variations=variations[s.name])]
+            for s in partners
+        }
+    return Scenario(name, population, partners, batches, variations)
 
 
 def _late_arrivals(n: int, seed: int) -> BoolArray:
@@ -174,7 +221,11 @@ def _late_arrivals(n: int, seed: int) -> BoolArray:
 
 
 def _incremental_batches(
-    population: pd.DataFrame, spec: PartnerSpec, seed: int, late: BoolArray
+    population: pd.DataFrame,
+    spec: PartnerSpec,
+    seed: int,
+    late: BoolArray,
+    variations: list[pd.DataFrame],
 ) -> list[pd.DataFrame]:
     """Two deliveries: batch 1 (people already there), batch 2 (new people and updates).
 
@@ -204,11 +255,24 @@ def _incremental_batches(
         move=max(profile.move, 0.3),
         surname_change=max(profile.surname_change, 0.1),
     )
-    batch1 = render_records(population, spec, rows1, ids1, render1)
-    new_people = render_records(population, spec, rows2, ids2, render2)
+    flags: list[pd.DataFrame] = []
+    batch1 = render_records(population, spec, rows1, ids1, render1, variations=flags)
+    new_people = render_records(population, spec, rows2, ids2, render2, variations=flags)
     ids_updated = [ids1[i] for i in updated.tolist()]
     updates = render_records(
-        population, spec, rows1[updated], ids_updated, render3, profile=update_profile
+        population,
+        spec,
+        rows1[updated],
+        ids_updated,
+        render3,
+        profile=update_profile,
+        variations=flags,
     )
     batch2 = pd.concat([new_people, updates], ignore_index=True)
-    return [shuffled(batch1, order), shuffled(batch2, order)]
+    flags2 = pd.concat(flags[1:], ignore_index=True)
+    out = []
+    for frame, flag in ((batch1, flags[0]), (batch2, flags2)):
+        permutation = order.permutation(len(frame))  # as shuffled() draws it
+        variations.append(flag.iloc[permutation].reset_index(drop=True))
+        out.append(frame.iloc[permutation].reset_index(drop=True))
+    return out

@@ -10,6 +10,7 @@ import numpy as np
 __all__ = [
     "STREAM_ARRIVALS",
     "STREAM_EXTRACT",
+    "STREAM_HELD_OUT",
     "STREAM_INCREMENTAL",
     "STREAM_LIFECYCLE",
     "STREAM_POPULATION",
@@ -23,6 +24,7 @@ STREAM_EXTRACT: Final = 2
 STREAM_INCREMENTAL: Final = 3
 STREAM_ARRIVALS: Final = 4
 STREAM_LIFECYCLE: Final = 5
+STREAM_HELD_OUT: Final = 6  # the held-out population: a seed never used for tuning
 
 
 def random_stream(seed: int, stream: int, label: str = "") -> np.random.Generator:

@@ -1,25 +1,43 @@
-"""Error models: how often each kind of error appears, and the errors themselves."""
+"""Error models: how often each kind of error appears, which records get it, what was applied.
+
+The errors themselves (one value at a time) are in :mod:`~benchmarks.synthetic.errors`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import random
-import re
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.synthetic.errors import (
+    STREET_OF,
+    address_format,
+    dob_digit_typo,
+    dob_single_digit_error,
+    keyboard_typo,
+    name_case,
+    name_format,
+    ni_format,
+    ocr_confusion,
+    postcode_format,
+    strip_accents,
+    surname_part,
+    swap_day_and_month,
+    upper_or_lower,
+    with_middle_name,
+)
+from benchmarks.synthetic.heldout import tables_of
 from benchmarks.synthetic.population import (
     PACE_FIELDS,
     BoolArray,
     FloatArray,
     ObjArray,
-    name_tables,
 )
 
 __all__ = [
@@ -29,6 +47,9 @@ __all__ = [
     "PRESETS",
     "STREET_OF",
     "TYPICAL",
+    "VARIATION_KINDS",
+    "WIDE_MESSY",
+    "WIDE_TYPICAL",
     "ErrorProfile",
     "FieldRates",
     "check_rates",
@@ -38,28 +59,20 @@ __all__ = [
     "swap_day_and_month",
 ]
 
-# Street-name abbreviations a partner's system may use.
-_ABBREVIATIONS: Final[Mapping[str, str]] = {
-    "Street": "St", "Road": "Rd", "Avenue": "Ave", "Crescent": "Cres", "Drive": "Dr",
-    "Place": "Pl", "Terrace": "Terr", "Gardens": "Gdns", "Court": "Ct", "Lane": "Ln",
-    "Square": "Sq", "Grove": "Gr", "Close": "Cl",
-}  # fmt: skip
-
-_KEY_ROWS: Final = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
-_DIGIT_ROW: Final = "1234567890"
-
-# OCR confusions: (what is printed, what is read).
-_OCR_CONFUSIONS: Final[tuple[tuple[str, str], ...]] = (
-    ("rn", "m"), ("m", "rn"), ("cl", "d"), ("d", "cl"), ("vv", "w"), ("w", "vv"),
-    ("li", "h"), ("h", "li"), ("0", "O"), ("O", "0"), ("o", "0"), ("1", "l"), ("l", "1"),
-    ("1", "I"), ("I", "1"), ("I", "l"), ("l", "I"), ("5", "S"), ("S", "5"), ("s", "5"),
-    ("8", "B"), ("B", "8"), ("2", "Z"), ("Z", "2"), ("6", "G"), ("G", "6"), ("e", "c"),
-    ("c", "e"),
-)  # fmt: skip
-_ASCII_FOLD: Final[Mapping[int, str]] = str.maketrans(
-    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "Đ": "D"}
-)
-
+VARIATION_KINDS: Final[Mapping[str, str]] = {
+    "name_swap": "given name and surname swapped",
+    "dob_day_month_swap": "DOB day and month swapped",
+    "dob_digit": "DOB one digit wrong (misread, not a keyboard typo)",
+    "dob_typo": "DOB keyboard typo (one digit, a neighbouring key)",
+    "dob_missing": "DOB missing",
+    "surname_change": "surname changed (marriage, divorce)",
+    "surname_part": "double surname recorded as one part",
+    "nickname": "given name as a nickname or short form",
+    "middle_name": "middle name in the given-name field",
+    "move": "moved (other postcode and address)",
+    "duplicate": "person held twice by the same partner",
+}
+"""The variations recorded per record (ground truth kept outside the partner files)."""
 
 # Public configuration types
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +169,15 @@ class ErrorProfile:
         sex_miscoded: The sex recorded as the other one.
         duplicate: Share of the partner's people who appear twice (independent errors, a
             different local ID).
+        dob_digit: One digit of the date of birth wrong, replaced by any other digit (a
+            misread or misremembered date), distinct from the keyboard ``typo``; always a
+            valid date.
+        middle_name: A middle name written into the given-name field (``Mary Anne``, ``John
+            Paul``): the same middle name of the same sex for a person in every partner.
+        surname_part: A double surname (hyphenated or two words) recorded as one of its parts.
+
+    The last three default to 0 and are left out of ``repr`` at 0, so that the presets made
+    before they existed (and the fixed-seed digests of their output) are unchanged.
     """
 
     typo: FieldRates = FieldRates()
@@ -171,6 +193,9 @@ class ErrorProfile:
     format: FieldRates = FieldRates()
     sex_miscoded: float = 0.0
     duplicate: float = 0.0
+    dob_digit: float = 0.0
+    middle_name: float = 0.0
+    surname_part: float = 0.0
 
     def __post_init__(self) -> None:
         """Check that every scalar rate is a probability."""
@@ -178,6 +203,19 @@ class ErrorProfile:
             value = getattr(self, f.name)
             if isinstance(value, float | int) and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{f.name}: rate {value} is not between 0 and 1")
+
+    def __repr__(self) -> str:
+        """The fields, leaving out the widened rates (issue 13) while they are 0."""
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name not in _WIDENED or getattr(self, f.name) != f.default
+        ]
+        return f"ErrorProfile({', '.join(shown)})"
+
+
+# Rates added when the generator was widened (issue 13): repr shows them only when set.
+_WIDENED: Final = frozenset({"dob_digit", "middle_name", "surname_part"})
 
 
 CLEAN: Final = ErrorProfile()
@@ -232,11 +270,43 @@ MESSY: Final = ErrorProfile(
 )
 """Paper forms scanned and keyed, old records never updated (a council service)."""
 
+WIDE_TYPICAL: Final = dataclasses.replace(
+    TYPICAL,
+    nickname=0.08,
+    surname_change=0.08,
+    name_swap=0.02,
+    dob_day_month_swap=0.02,
+    missing=dataclasses.replace(TYPICAL.missing, date_of_birth=0.02),
+    duplicate=0.04,
+    dob_digit=0.02,
+    middle_name=0.05,
+    surname_part=0.3,
+)
+""":data:`TYPICAL` widened (issue 13): every variation the independent evaluation probed, at
+rates seen in case-management data: names swapped 2%, day/month swapped 2%, one DOB digit
+wrong 2% (plus the 1% keyboard typo), DOB missing 2%, surname changed 8% (women), nickname 8%,
+middle name in the given-name field 5%, a double surname cut to one part 30% (of double
+surnames), 4% of people held twice."""
+
+WIDE_MESSY: Final = dataclasses.replace(
+    MESSY,
+    name_swap=0.04,
+    dob_day_month_swap=0.04,
+    missing=dataclasses.replace(MESSY.missing, date_of_birth=0.05),
+    duplicate=0.08,
+    dob_digit=0.04,
+    middle_name=0.08,
+    surname_part=0.4,
+)
+""":data:`MESSY` widened in the same way, at about twice :data:`WIDE_TYPICAL`'s rates."""
+
 PRESETS: Final[Mapping[str, ErrorProfile]] = {
     "clean": CLEAN,
     "light": LIGHT,
     "typical": TYPICAL,
     "messy": MESSY,
+    "wide-typical": WIDE_TYPICAL,
+    "wide-messy": WIDE_MESSY,
 }
 """The preset error profiles by name."""
 
@@ -246,174 +316,41 @@ PRESETS: Final[Mapping[str, ErrorProfile]] = {
 # ---------------------------------------------------------------------------------------------
 
 
-def _adjacent_keys() -> dict[str, str]:
-    adj: dict[str, str] = {}
-    for r, row in enumerate(_KEY_ROWS):
-        for c, key in enumerate(row):
-            near = [row[c + d] for d in (-1, 1) if 0 <= c + d < len(row)]
-            if r > 0:
-                near += [_KEY_ROWS[r - 1][j] for j in (c, c + 1) if j < len(_KEY_ROWS[r - 1])]
-            if r + 1 < len(_KEY_ROWS):
-                below = _KEY_ROWS[r + 1]
-                near += [below[j] for j in (c - 1, c) if 0 <= j < len(below)]
-            adj[key] = "".join(near)
-    for c, key in enumerate(_DIGIT_ROW):
-        adj[key] = "".join(_DIGIT_ROW[c + d] for d in (-1, 1) if 0 <= c + d < len(_DIGIT_ROW))
-    return adj
-
-
-_ADJACENT: Final[Mapping[str, str]] = _adjacent_keys()
-
-
-def keyboard_typo(value: str, r: random.Random) -> str:
-    """Replace one letter or digit by a neighbouring key (keeping its case)."""
-    positions = [i for i, ch in enumerate(value) if ch.lower() in _ADJACENT]
-    if not positions:
-        return value
-    i = r.choice(positions)
-    ch = value[i]
-    new = r.choice(_ADJACENT[ch.lower()])
-    if ch.isupper():
-        new = new.upper()
-    return value[:i] + new + value[i + 1 :]
-
-
-def _ocr_confusion(value: str, r: random.Random) -> str:
-    """Apply one OCR confusion at a random place where one applies."""
-    spots: list[tuple[int, str, str]] = []
-    for src, dst in _OCR_CONFUSIONS:
-        i = value.find(src)
-        while i >= 0:
-            spots.append((i, src, dst))
-            i = value.find(src, i + 1)
-    if not spots:
-        return value
-    i, src, dst = r.choice(spots)
-    return value[:i] + dst + value[i + len(src) :]
-
-
-def _strip_accents(value: str) -> str:
-    if value.isascii():
-        return value
-    folded = unicodedata.normalize("NFKD", value.translate(_ASCII_FOLD))
-    return "".join(ch for ch in folded if not unicodedata.combining(ch))
-
-
-def dob_digit_typo(value: str, r: random.Random) -> str:
-    """Change one digit of an ISO date (year's last two, month or day) to a valid other date."""
-    for _ in range(10):
-        i = r.choice((2, 3, 5, 6, 8, 9))
-        digit = value[i]
-        new = r.choice(_ADJACENT[digit]) if r.random() < 0.5 else r.choice("0123456789")
-        candidate = value[:i] + new + value[i + 1 :]
-        if candidate == value:
-            continue
-        try:
-            dt.date.fromisoformat(candidate)
-        except ValueError:
-            continue
-        return candidate
-    return value
-
-
-def swap_day_and_month(value: str, r: random.Random) -> str:
-    """An ISO date with day and month swapped, where the day can be a month."""
-    del r
-    year, month, day = value[:4], value[5:7], value[8:10]
-    if int(day) <= 12 and day != month:
-        return f"{year}-{day}-{month}"
-    return value
-
-
-def _differing(value: str, options: Sequence[str], r: random.Random) -> str:
-    choices = [o for o in options if o != value]
-    return r.choice(choices) if choices else value
-
-
-def _name_case(value: str, r: random.Random) -> str:
-    roll = r.random()
-    if roll < 0.5:
-        first = value.upper()
-    elif roll < 0.8:
-        first = value.lower()
-    else:
-        first = value.capitalize()
-    if first != value:
-        return first
-    return _differing(value, (value.upper(), value.lower()), r)
-
-
-def _upper_or_lower(value: str, r: random.Random) -> str:
-    return _differing(value, (value.upper(), value.lower()), r)
-
-
-def _name_format(value: str, r: random.Random) -> str:
-    options: list[str] = []
-    if "'" in value:
-        options += [value.replace("'", ""), value.replace("'", " ")]
-    if "-" in value:
-        options += [value.replace("-", " "), value.replace("-", "")]
-    match = re.match(r"(Ma?c)([A-Z]\w+)$", value)
-    if match:
-        options.append(f"{match.group(1)} {match.group(2)}")
-    if not options:
-        # Nothing to vary but spacing: now and then a stray trailing space.
-        return value + " " if r.random() < 0.25 else value
-    return r.choice(options)
-
-
-def _postcode_format(value: str, r: random.Random) -> str:
-    compact = value.replace(" ", "")
-    if r.random() < 0.8:
-        return compact
-    return f"{compact[:-3]}  {compact[-3:]}"
-
-
-_ADDRESS_RE: Final = re.compile(r"^(?:(Flat [^,]+), )?(\d+) (.*)$")
-
-
-def _address_format(value: str, r: random.Random) -> str:
-    m = _ADDRESS_RE.match(value)
-    if not m:
-        return value + " "
-    flat, number, street = m.groups()
-    words = street.split(" ")
-    options = [f"{number}, {street}"]
-    if words[-1] in _ABBREVIATIONS:
-        abbreviated = " ".join([*words[:-1], _ABBREVIATIONS[words[-1]]])
-        options += [f"{number} {abbreviated}", f"{number} {abbreviated}."]
-    if flat:
-        # "Flat 2/1, 12 Rose Street" -> "2/1, 12 Rose Street", "Flat 2/1, 12, Rose Street", ...
-        options = [f"{flat}, {o}" for o in options]
-        options.append(f"{flat.removeprefix('Flat ')}, {number} {street}")
-    return r.choice(options)
-
-
-def _ni_format(value: str, r: random.Random) -> str:
-    roll = r.random()
-    if roll < 0.5:
-        return f"{value[:2]} {value[2:4]} {value[4:6]} {value[6:8]} {value[8:]}"
-    if roll < 0.8:
-        return value[:8]
-    return f"{value[:8]} {value[8:]}"
-
-
-STREET_OF: Final = re.compile(r"^(?:Flat [^,]+, )?\d+ ")
-
-
 def _apply(
     values: ObjArray,
     rng: np.random.Generator,
     rate: float | FloatArray,
     func: Callable[[str, random.Random], str],
-) -> None:
-    """Apply ``func`` to each (non-missing) value with probability ``rate``, in place."""
+) -> BoolArray:
+    """Apply ``func`` to each (non-missing) value with probability ``rate``, in place.
+
+    Returns:
+        Which values it changed.
+    """
     r = random.Random(int(rng.integers(0, 2**63)))
     hits = np.flatnonzero(rng.random(len(values)) < rate)
+    changed = np.zeros(len(values), dtype=bool)
     for i in hits.tolist():
         v = values[i]
         if v is not None:
             values[i] = func(v, r)
+            changed[i] = values[i] != v
+    return changed
+
+
+def _middle_names(
+    records: Mapping[str, ObjArray], female: BoolArray, population: pd.DataFrame
+) -> list[str]:
+    """Each record's person's middle name, drawn from their true values (same in every file)."""
+    tables = tables_of(population)
+    out = []
+    for g, s, d, f in zip(
+        records["given_name"], records["surname"], records["date_of_birth"], female, strict=True
+    ):
+        r = random.Random(zlib.crc32(f"{g}|{s}|{d}".encode()))
+        names, cum = (tables.female, tables.female_cum) if f else (tables.male, tables.male_cum)
+        out.append(str(r.choices(names.tolist(), cum_weights=cum)[0]))
+    return out
 
 
 def perturb(
@@ -422,11 +359,20 @@ def perturb(
     profile: ErrorProfile,
     rng: np.random.Generator,
     population: pd.DataFrame,
+    applied: dict[str, BoolArray] | None = None,
 ) -> None:
-    """Introduce the profile's errors into canonical records (ISO dates, M/F), in place."""
-    tables = name_tables()
+    """Introduce the profile's errors into canonical records (ISO dates, M/F), in place.
+
+    Where ``records`` has a ``previous_surname`` array, a changed surname's old value is put
+    there. ``applied``, if given, receives one boolean array per :data:`VARIATION_KINDS` kind
+    (but ``duplicate``, which the extract knows): which records got that variation. A widened
+    rate (``dob_digit``, ``middle_name``, ``surname_part``) draws no random numbers at 0.
+    """
+    tables = tables_of(population)
     m = len(female)
     given, surname = records["given_name"], records["surname"]
+    seen: dict[str, BoolArray] = {} if applied is None else applied
+    middle = _middle_names(records, female, population) if profile.middle_name > 0 else []
 
     # Life events: a surname change, a move.
     r = random.Random(int(rng.integers(0, 2**63)))
@@ -434,11 +380,16 @@ def perturb(
         rng.random(m) < np.where(female, profile.surname_change, profile.surname_change / 10)
     )
     new = r.choices(tables.surnames.tolist(), cum_weights=tables.surname_cum, k=len(change))
+    seen["surname_change"] = np.zeros(m, dtype=bool)
+    previous = records.get("previous_surname")
     for i, other in zip(change.tolist(), new, strict=True):
         old = surname[i]
         if other == old:
             continue
         surname[i] = f"{old}-{other}" if r.random() < 0.2 and "-" not in old else other
+        seen["surname_change"][i] = True
+        if previous is not None:
+            previous[i] = old
     r = random.Random(int(rng.integers(0, 2**63)))
     moves = np.flatnonzero(rng.random(m) < profile.move)
     pop_postcode = population["postcode"].to_numpy()
@@ -448,6 +399,8 @@ def perturb(
         records["postcode"][i] = pop_postcode[j]
         street = STREET_OF.sub("", str(pop_address[j]))
         records["address_line"][i] = f"{r.randint(1, 200)} {street}"
+    seen["move"] = np.zeros(m, dtype=bool)
+    seen["move"][moves] = True
 
     def nickname(value: str, r: random.Random) -> str:
         entry = tables.nicknames.get(value.lower())
@@ -455,36 +408,51 @@ def perturb(
             return value
         return r.choices(entry[0], cum_weights=entry[1])[0]
 
-    _apply(given, rng, profile.nickname, nickname)
+    seen["nickname"] = _apply(given, rng, profile.nickname, nickname)
+    seen["middle_name"] = np.zeros(m, dtype=bool)
+    if profile.middle_name > 0:
+        hit = np.flatnonzero(rng.random(m) < profile.middle_name)
+        for i in hit.tolist():
+            if given[i] is not None:
+                given[i] = with_middle_name(given[i], middle[i])
+                seen["middle_name"][i] = given[i].endswith(f" {middle[i]}")
+    seen["surname_part"] = np.zeros(m, dtype=bool)
+    if profile.surname_part > 0:
+        seen["surname_part"] = _apply(surname, rng, profile.surname_part, surname_part)
 
     swap = np.flatnonzero(rng.random(m) < profile.name_swap)
     given[swap], surname[swap] = surname[swap].copy(), given[swap].copy()
+    seen["name_swap"] = np.zeros(m, dtype=bool)
+    seen["name_swap"][swap] = (given[swap] != surname[swap]).astype(bool)
 
     dob = records["date_of_birth"]
-    _apply(dob, rng, profile.dob_day_month_swap, swap_day_and_month)
-    _apply(dob, rng, profile.typo.date_of_birth, dob_digit_typo)
+    seen["dob_day_month_swap"] = _apply(dob, rng, profile.dob_day_month_swap, swap_day_and_month)
+    seen["dob_digit"] = np.zeros(m, dtype=bool)
+    if profile.dob_digit > 0:
+        seen["dob_digit"] = _apply(dob, rng, profile.dob_digit, dob_single_digit_error)
+    seen["dob_typo"] = _apply(dob, rng, profile.typo.date_of_birth, dob_digit_typo)
 
     text = ("given_name", "surname", "postcode", "address_line", "ni_number")
     for f in text:
         _apply(records[f], rng, profile.typo.get(f), keyboard_typo)
     for f in text:
-        _apply(records[f], rng, profile.ocr.get(f), _ocr_confusion)
+        _apply(records[f], rng, profile.ocr.get(f), ocr_confusion)
     for f in ("given_name", "surname"):
-        _apply(records[f], rng, profile.accents, lambda v, _r: _strip_accents(v))
+        _apply(records[f], rng, profile.accents, lambda v, _r: strip_accents(v))
     formatters: dict[str, Callable[[str, random.Random], str]] = {
-        "given_name": _name_format,
-        "surname": _name_format,
-        "postcode": _postcode_format,
-        "address_line": _address_format,
-        "ni_number": _ni_format,
+        "given_name": name_format,
+        "surname": name_format,
+        "postcode": postcode_format,
+        "address_line": address_format,
+        "ni_number": ni_format,
     }
     for f, formatter in formatters.items():
         _apply(records[f], rng, profile.format.get(f), formatter)
     casers: dict[str, Callable[[str, random.Random], str]] = {
-        "given_name": _name_case,
-        "surname": _name_case,
+        "given_name": name_case,
+        "surname": name_case,
         "postcode": lambda v, _r: v.lower(),
-        "address_line": _upper_or_lower,
+        "address_line": upper_or_lower,
         "ni_number": lambda v, _r: v.lower(),
     }
     for f, caser in casers.items():
@@ -493,4 +461,6 @@ def perturb(
 
     for f in PACE_FIELDS:
         missing = rng.random(m) < profile.missing.get(f)
+        if f == "date_of_birth":
+            seen["dob_missing"] = missing & np.array([v is not None for v in records[f]])
         records[f][missing] = None

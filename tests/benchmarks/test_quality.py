@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from benchmarks import quality
 from benchmarks.harness import DEFAULT_SCHEMA_FILE
-from benchmarks.quality import anonlink_runs
+from benchmarks.quality import anonlink_runs, pacelink_runs
+from benchmarks.synthetic import VARIATION_KINDS
 from encoder.keys import Secret
 
 
@@ -58,3 +63,68 @@ def test_clkhash_baseline_gets_the_derived_columns() -> None:
         pair = sorted(p for p in (source["given_name"], source["surname"]) if p)
         assert value["names_any_order"] == " ".join(pair)
         assert value["whole_date_of_birth"] == source["date_of_birth"]
+
+
+# --- heterogeneous partners and recall by variation (issue 13) ---------------------------------
+
+
+def test_recall_by_variation_on_a_hand_made_case() -> None:
+    # Three files; person 1 in all three (3 true pairs), person 2 in files 0 and 1 (1 pair),
+    # person 3 twice in file 0 (a within-file pair: not counted) and once in file 2 (2 pairs).
+    party = np.array([0, 1, 2, 0, 1, 0, 0, 2])
+    person = np.array([1, 1, 1, 2, 2, 3, 3, 3])
+    # Predicted: person 1's file-2 record is missed; person 2 found; person 3's second
+    # file-0 record is separate from the other two.
+    labels = np.array([10, 10, 11, 20, 20, 30, 31, 30])
+    flags = pd.DataFrame(
+        {
+            "name_swap": [False, False, True, False, False, False, False, False],
+            "duplicate": [False, False, False, False, False, True, True, False],
+            "nickname": [False] * 8,
+        }
+    )
+    i, _ = quality.true_pairs(party, person)
+    assert len(i) == 3 + 1 + 2
+    got = quality.recall_by_variation(party, person, flags, labels)
+    # name_swap: pairs (0, 2) and (1, 2), both missed.
+    assert got["name_swap"] == {"pairs": 2, "recall": 0.0}
+    # duplicate: pairs (5, 7) found and (6, 7) missed.
+    assert got["duplicate"] == {"pairs": 2, "recall": 0.5}
+    assert got["nickname"] == {"pairs": 0, "recall": None}
+    # none: (0, 1) and (3, 4), both found.
+    assert got["none"] == {"pairs": 2, "recall": 1.0}
+    with pytest.raises(ValueError, match="labels"):
+        quality.recall_by_variation(party, person, flags, labels[:3])
+
+
+def test_encode_options_fallback_writes_blank_columns() -> None:
+    frame = pd.DataFrame({"local_id": ["a"], "given_name": ["Ann"], "surname": ["Lee"]})
+    filled, options = pacelink_runs._encode_options(frame, frozenset({"sex", "postcode"}))
+    assert list(filled.columns) == ["local_id", "given_name", "surname", "postcode", "sex"]
+    assert (filled[["postcode", "sex"]] == "").all().all()
+    assert "sex" not in frame.columns  # the party's own frame is left alone
+    assert options.id_column == "local_id"
+
+
+def test_heterogeneous_partners_lack_columns_and_recall_is_broken_down() -> None:
+    dataset = quality.synthetic_dataset("heterogeneous-held-out", 300, 3)
+    by_name = {p.name: p for p in dataset.parties}
+    council = by_name["council_no_sex"]
+    assert "sex" not in council.frame.columns and council.absent >= {"sex"}
+    assert council.clean["sex"].isna().all()  # Splink: a null column
+    rows = anonlink_runs._clkhash_rows(dataset, dataset.schema)
+    names = [f["identifier"] for f in dataset.schema["features"]]
+    k = [p.name for p in dataset.parties].index("community_referrals")
+    assert all(r[names.index("postcode")] == "" for r in rows[k])  # clkhash: blank values
+    result = quality.run_dataset(
+        dataset, Secret(quality.BENCH_SECRET), ["pacelink"], lambda _: None
+    )
+    breakdown = result["pacelink"]["auto"]["by_variation"]
+    assert set(breakdown) == {*VARIATION_KINDS, "none"}
+    assert breakdown["none"]["pairs"] > 0
+    assert 0.0 <= breakdown["none"]["recall"] <= 1.0
+    assert "by_variation" in result["pacelink"]["best"]
+    assert "by_variation" not in result["pacelink"]["curve"][0]
+    lines = quality.variation_table({"h": result})
+    assert len(lines) == 2 + len(VARIATION_KINDS) + 1
+    assert lines[2].startswith("| h | name_swap |")

@@ -16,8 +16,8 @@ import pytest
 from faker.providers.person.en_GB import Provider as FakerPerson
 
 from benchmarks import synthetic as syn
+from benchmarks.synthetic import errors, names
 from benchmarks.synthetic import population as people
-from benchmarks.synthetic import variation
 
 N = 3000
 SEED = 11
@@ -83,8 +83,8 @@ def test_population_tiny(n: int) -> None:
 
 
 def test_sex_consistent_with_given_name(population: pd.DataFrame) -> None:
-    male = set(FakerPerson.first_names_male) | {n for n, _ in people._EXTRA_MALE}
-    female = set(FakerPerson.first_names_female) | {n for n, _ in people._EXTRA_FEMALE}
+    male = set(FakerPerson.first_names_male) | {n for n, _ in names._EXTRA_MALE}
+    female = set(FakerPerson.first_names_female) | {n for n, _ in names._EXTRA_FEMALE}
     assert not male & female
     consistent = np.where(
         population["sex"] == "M",
@@ -107,7 +107,7 @@ def test_name_frequencies_are_skewed(population: pd.DataFrame) -> None:
 def test_postcodes_and_ni_numbers_valid(population: pd.DataFrame) -> None:
     assert population["postcode"].str.match(POSTCODE_RE).all()
     outward = population["postcode"].str.extract(r"^([A-Z]+)")[0]
-    assert set(outward) <= {a for a, _, _ in people._AREAS}
+    assert set(outward) <= {a for a, _, _ in people.AREAS}
     assert outward.value_counts().index[0] in {"G", "EH"}
     assert population["ni_number"].str.match(NI_RE).all()
     assert population["ni_number"].str[:8].is_unique
@@ -260,28 +260,28 @@ def test_keyboard_typo_is_adjacent_substitution(population: pd.DataFrame) -> Non
         diffs = [(a, b) for a, b in zip(got, true, strict=True) if a != b]
         assert len(diffs) == 1
         typed, meant = diffs[0]
-        assert typed.lower() in variation._ADJACENT[meant.lower()]
+        assert typed.lower() in errors._ADJACENT[meant.lower()]
 
 
 def test_format_and_case_variants() -> None:
     r = random.Random(0)
-    assert variation._postcode_format("EH1 1AA", random.Random(1)) in {"EH11AA", "EH1  1AA"}
-    assert {variation._name_format("O'Neill", r) for _ in range(50)} == {"ONeill", "O Neill"}
-    assert {variation._name_format("Smith-Jones", r) for _ in range(50)} == {
+    assert errors.postcode_format("EH1 1AA", random.Random(1)) in {"EH11AA", "EH1  1AA"}
+    assert {errors.name_format("O'Neill", r) for _ in range(50)} == {"ONeill", "O Neill"}
+    assert {errors.name_format("Smith-Jones", r) for _ in range(50)} == {
         "Smith Jones",
         "SmithJones",
     }
-    assert variation._name_format("McDonald", r) == "Mc Donald"
-    assert variation._strip_accents("Seán Łukasz Zoë") == "Sean Lukasz Zoe"
-    assert {variation._name_case("McDonald", r) for _ in range(100)} == {
+    assert errors.name_format("McDonald", r) == "Mc Donald"
+    assert errors.strip_accents("Seán Łukasz Zoë") == "Sean Lukasz Zoe"
+    assert {errors.name_case("McDonald", r) for _ in range(100)} == {
         "MCDONALD",
         "mcdonald",
         "Mcdonald",
     }
-    assert variation._ocr_confusion("Ian", r) in {"1an", "lan"}
-    assert variation.swap_day_and_month("1980-03-07", r) == "1980-07-03"
-    assert variation.swap_day_and_month("1980-03-17", r) == "1980-03-17"
-    assert variation._ni_format("AB123456C", r) in {"AB 12 34 56 C", "AB123456", "AB123456 C"}
+    assert errors.ocr_confusion("Ian", r) in {"1an", "lan"}
+    assert errors.swap_day_and_month("1980-03-07", r) == "1980-07-03"
+    assert errors.swap_day_and_month("1980-03-17", r) == "1980-03-17"
+    assert errors.ni_format("AB123456C", r) in {"AB 12 34 56 C", "AB123456", "AB123456 C"}
 
 
 def test_nicknames_and_name_swap(population: pd.DataFrame) -> None:
@@ -322,9 +322,9 @@ def test_move_changes_postcode_and_address(population: pd.DataFrame) -> None:
 
 
 def test_presets_ordered_by_messiness(population: pd.DataFrame) -> None:
-    assert set(syn.PRESETS) == {"clean", "light", "typical", "messy"}
+    assert set(syn.PRESETS) == {"clean", "light", "typical", "messy", "wide-typical", "wide-messy"}
     shares = []
-    for profile in (syn.CLEAN, syn.LIGHT, syn.TYPICAL, syn.MESSY):
+    for profile in (syn.CLEAN, syn.LIGHT, syn.TYPICAL, syn.WIDE_TYPICAL, syn.MESSY):
         spec = clean_spec(profile=profile, coverage=0.5)
         merged = with_truth(syn.make_extract(population, spec, SEED), population, spec)
         differs = np.zeros(len(merged), dtype=bool)
@@ -332,7 +332,7 @@ def test_presets_ordered_by_messiness(population: pd.DataFrame) -> None:
             differs |= (merged[field] != merged[f"{field}_true"]).to_numpy()
         shares.append(differs.mean())
     assert shares[0] == 0.0
-    assert shares[0] < shares[1] < shares[2] < shares[3]
+    assert shares[0] < shares[1] < shares[2] < shares[3] < shares[4]  # wide-typical: more
 
 
 def test_invalid_rates_rejected() -> None:
@@ -405,6 +405,7 @@ def test_cli_writes_files_and_truth(tmp_path: Path) -> None:
         "skills_agency_batch1.csv",
         "skills_agency_batch2.csv",
         "truth.csv",
+        "variations.csv",
     ]
     truth = pd.read_csv(tmp_path / "a" / "truth.csv", dtype=str)
     assert list(truth.columns) == ["partner", "batch", "file", "local_id", "person_id"]
@@ -597,7 +598,7 @@ def test_lifecycle_updates_change_what_they_say(lifecycle: syn.Lifecycle) -> Non
             assert field in ("given_name", "surname")
             wrong, right = str(old[field]), str(new[field])
             diff = [(a, c) for a, c in zip(wrong, right, strict=True) if a != c]
-            assert len(diff) == 1 and diff[0][0].lower() in variation._ADJACENT[diff[0][1].lower()]
+            assert len(diff) == 1 and diff[0][0].lower() in errors._ADJACENT[diff[0][1].lower()]
         else:
             assert u.kind == "dob_fix"
             assert new["date_of_birth"] == population.loc[u.person_id, "date_of_birth"]
