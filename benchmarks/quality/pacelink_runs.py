@@ -53,31 +53,15 @@ class Encoded:
     seconds: float
 
 
-def _encode_options(
-    frame: pd.DataFrame, missing: frozenset[str]
-) -> tuple[pd.DataFrame, EncodeOptions]:
-    """The file to encode and the options, for a partner whose file lacks ``missing`` fields.
-
-    pacelink refuses a file without a schema feature's column unless told it is absent.
-    """
-    # TODO(issue 13): pass absent= once EncodeOptions has it (encode --absent):
-    #     return frame, EncodeOptions(id_column="local_id", absent=missing)
-    # Until then, the fallback: blank columns for the missing features (as a partner without
-    # the option would have to deliver them), encoded as missing values.
-    filled = frame.copy()
-    for feature in sorted(missing):
-        filled[feature] = ""
-    return filled, EncodeOptions(id_column="local_id")
-
-
 def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work: Path) -> Encoded:
     """Encode every file with ``encode_file``, as a partner would."""
     started = time.perf_counter()
     bits, rows, rejected = [], [], 0
     for k, party in enumerate(dataset.parties):
         src = work / f"p{k}.csv"
-        frame, options = _encode_options(party.frame, party.absent)
-        frame.to_csv(src, index=False)
+        # A partner whose file lacks a field declares it, as `pacelink encode --absent` does.
+        options = EncodeOptions(id_column="local_id", absent=frozenset(party.absent))
+        party.frame.to_csv(src, index=False)
         out = work / f"p{k}.plk"
         report = encode_file(src, schema, secret, out, options)
         rejected += report.rejected
