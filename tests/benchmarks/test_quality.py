@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,9 @@ import pytest
 
 from benchmarks import quality
 from benchmarks.harness import DEFAULT_SCHEMA_FILE
-from benchmarks.quality import anonlink_runs, pacelink_runs
+from benchmarks.quality import anonlink_runs, datasets, pacelink_runs
 from benchmarks.synthetic import VARIATION_KINDS
+from encoder.fileformat import read_encodings
 from encoder.keys import Secret
 
 
@@ -97,13 +99,15 @@ def test_recall_by_variation_on_a_hand_made_case() -> None:
         quality.recall_by_variation(party, person, flags, labels[:3])
 
 
-def test_encode_options_fallback_writes_blank_columns() -> None:
-    frame = pd.DataFrame({"local_id": ["a"], "given_name": ["Ann"], "surname": ["Lee"]})
-    filled, options = pacelink_runs._encode_options(frame, frozenset({"sex", "postcode"}))
-    assert list(filled.columns) == ["local_id", "given_name", "surname", "postcode", "sex"]
-    assert (filled[["postcode", "sex"]] == "").all().all()
-    assert "sex" not in frame.columns  # the party's own frame is left alone
-    assert options.id_column == "local_id"
+def test_partners_lacking_a_column_declare_it_absent(tmp_path: Path) -> None:
+    dataset = quality.synthetic_dataset("heterogeneous-held-out", 200, 3)
+    schema = datasets.linkage_schema(dataset)
+    pacelink_runs.encode_parties(dataset, schema, Secret(quality.BENCH_SECRET), tmp_path)
+    for k, party in enumerate(dataset.parties):
+        header = read_encodings(tmp_path / f"p{k}.plk").header
+        absent = {f["name"] for f in header["features"] if f.get("absent")}
+        assert set(party.absent) <= absent, party.name
+    assert any(party.absent for party in dataset.parties)
 
 
 def test_heterogeneous_partners_lack_columns_and_recall_is_broken_down() -> None:
