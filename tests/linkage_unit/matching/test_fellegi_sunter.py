@@ -12,6 +12,7 @@ from linkage_unit.matching.fellegi_sunter import (
     estimate_u,
     estimated_quality,
     fit_em,
+    fit_sessions,
     random_pairs,
 )
 from linkage_unit.matching.segments import Segment, comparison_levels, segment_dice
@@ -208,3 +209,30 @@ def test_deterministic() -> None:
 def test_bad_input_is_refused(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()  # type: ignore[operator]
+
+
+def test_sessions_recover_m_and_resist_relatives() -> None:
+    # Matches, random non-matches, and "relatives": non-matches whose names are similar
+    # (field 0 at level 1) and whose field 2 agrees (same address), together, breaking
+    # independence.  Sessions blocking on exact agreement of field 0 and of field 1 leave
+    # them out and still recover the matches' m and prior.
+    rng = np.random.default_rng(4)
+    levels, match = _simulate(300_000, 0.002, rng)
+    relatives = rng.random(levels.shape[0]) < 0.004
+    relatives &= ~match
+    levels[relatives, 0] = 1
+    levels[relatives, 2] = 0
+    u = estimate_u(_simulate(300_000, 0.0, rng)[0], [m.size for m in M_TRUE])
+    model = fit_sessions(levels, u, [0, 1])
+    assert model.prior == pytest.approx(0.002, rel=0.25)
+    np.testing.assert_allclose(model.m[0], M_TRUE[0], atol=0.05)
+    post = model.posteriors(levels)
+    assert post[relatives].mean() < 0.5 < post[match].mean()
+
+
+def test_sessions_need_every_field_estimated() -> None:
+    levels, _ = _simulate(1_000, 0.2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no session"):
+        fit_sessions(levels, U_TRUE, [0])
+    with pytest.raises(ValueError, match="not a column"):
+        fit_sessions(levels, U_TRUE, [0, 7])
