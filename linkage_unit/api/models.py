@@ -15,6 +15,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from linkage_unit.matching.solving import DEFAULT_DUPLICATES
 from linkage_unit.matching.threshold import Threshold
 from linkage_unit.policy import SharingPolicy
 
@@ -100,10 +101,10 @@ class ProjectCreate(BaseModel):
     retention_days: int = Field(default=365, ge=1, le=3650)
     threshold: _ThresholdField = Field(default="auto", validate_default=True, title="Threshold")
     duplicates: Literal["forbid", "linked"] = Field(
-        default="forbid",
-        description="A partner's duplicate clients: 'forbid' (at most one record per party "
-        "per entity) or 'linked' (two records of one party share an entity when they match "
-        "each other).",
+        default=DEFAULT_DUPLICATES,
+        description="A partner's duplicate clients: 'linked' (the default: two records of one "
+        "party share an entity when they match each other) or 'forbid' (at most one record "
+        "per party per entity).",
     )
     key_check_value: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{32}$",

@@ -35,6 +35,7 @@ from linkage_unit.commands.threshold import parse_threshold
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
 from linkage_unit.matching.gpu import available as gpu_available
 from linkage_unit.matching.linkage import link_encodings
+from linkage_unit.matching.solving import DEFAULT_DUPLICATES
 
 __all__ = ["check_compatible", "link"]
 
@@ -68,10 +69,10 @@ def link(
         str,
         typer.Option(
             "--duplicates",
-            help="forbid: one record per party per entity; linked: a party's duplicate "
-            "records (matching each other) share an entity; allow: no party constraint.",
+            help="linked (default): a party's duplicate records (matching each other) share "
+            "an entity; forbid: one record per party per entity; allow: no party constraint.",
         ),
-    ] = "forbid",
+    ] = DEFAULT_DUPLICATES,
     scheduler: Annotated[
         str | None,
         typer.Option(

@@ -34,6 +34,7 @@ from linkage_unit.commands.connection import CaCert, ProjectId, UnitUrl, connect
 from linkage_unit.commands.threshold import parse_threshold
 from linkage_unit.database import make_engine, session_factory
 from linkage_unit.jobs.worker import Worker
+from linkage_unit.matching.solving import DEFAULT_DUPLICATES
 from linkage_unit.settings import AdminTokenError, UnitSettings, check_admin_token
 
 __all__ = ["unit"]
@@ -176,10 +177,10 @@ def project_create(
     duplicates: Annotated[
         str,
         typer.Option(
-            help="A partner's duplicate clients: 'forbid' (one record per party per entity) "
-            "or 'linked' (two records of one party share an entity when they match)."
+            help="A partner's duplicate clients: 'linked' (default: two records of one party "
+            "share an entity when they match) or 'forbid' (one record per party per entity)."
         ),
-    ] = "forbid",
+    ] = DEFAULT_DUPLICATES,
     ca_cert: CaCert = None,
 ) -> None:
     """Create a project; writes each party's token to TOKENS.json (shown only once)."""

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Final, Literal, cast, get_args
 
 import numpy as np
 from numba import njit
@@ -75,6 +75,7 @@ from linkage_unit.matching.agglomeration import (
 from linkage_unit.matching.candidates import Candidates, CandidatesLike
 
 __all__ = [
+    "DEFAULT_DUPLICATES",
     "Duplicates",
     "Groups",
     "check_duplicates",
@@ -84,6 +85,14 @@ __all__ = [
 
 #: How :func:`cluster` treats several records of one party in one entity.
 Duplicates = Literal["forbid", "linked", "allow"]
+
+#: What projects and `pacelink link` do unless told otherwise. Partners' lists hold the same
+#: client twice (re-registrations, typos in an ID): with "forbid" the second record of a
+#: person can join no entity, so every pair through it is lost. "linked" keeps them when the
+#: two records match each other, and measured better on every synthetic scenario, held-out
+#: population included (docs/threshold-and-blocking.md). The library functions keep
+#: anonlink's one-to-one "forbid" as their default.
+DEFAULT_DUPLICATES: Final = "linked"
 
 
 def check_duplicates(duplicates: object) -> Duplicates:

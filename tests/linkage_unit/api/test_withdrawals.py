@@ -414,8 +414,11 @@ def test_duplicates_linked_is_a_project_setting(
         mapping = _ids(unit, tokens["council"], project, upload, plk)
         results[rule] = sum(mapping[f"DUP-{k}"] == mapping[i] for k, i in enumerate(ids[:20]))
     assert results == {"forbid": 0, "linked": 20}
-    with UnitClient(unit.url, unit.admin_token) as admin, pytest.raises(UnitError):
-        admin.create_project(project_body(encoded.schema, duplicates="allow"))
+    with UnitClient(unit.url, unit.admin_token) as admin:
+        default = admin.create_project(project_body(encoded.schema))["project_id"]
+        assert admin.project(default)["duplicates"] == "linked"  # a project's default
+        with pytest.raises(UnitError):
+            admin.create_project(project_body(encoded.schema, duplicates="allow"))
 
 
 def test_upload_answers_carry_no_record_keys(
