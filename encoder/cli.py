@@ -144,7 +144,10 @@ def _parse_mapping(items: list[str]) -> dict[str, str]:
 def encode(
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, XLSX or Parquet.")],
     schema_path: Annotated[
-        str, typer.Option("--schema", help="Linkage schema file, or 'pace-default'.")
+        str,
+        typer.Option(
+            "--schema", help="Linkage schema file, or a bundled one: pace-default, pace-no-salt."
+        ),
     ],
     out_path: Annotated[Path, typer.Option("--out", help="Encoding file to write (.plk).")],
     secret_file: Annotated[
@@ -421,7 +424,9 @@ def inspect(
 
 @app.command("validate-schema")
 def validate_schema(
-    schema_path: Annotated[str, typer.Argument(metavar="SCHEMA", help="File or 'pace-default'.")],
+    schema_path: Annotated[
+        str, typer.Argument(metavar="SCHEMA", help="File, or pace-default or pace-no-salt.")
+    ],
 ) -> None:
     """Check a linkage schema; print its features and fingerprint."""
     from encoder.schema import load_schema  # noqa: PLC0415  (clkhash: not for keygen)

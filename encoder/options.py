@@ -260,8 +260,9 @@ def _check_absent(
             raise EncodeError(
                 f"--absent {name}: the schema salts each record by its {name} "
                 "(hardening.recordSalt), so records without it cannot be compared with other "
-                f"partners' records; a partnership with partners who do not hold {name} needs a "
-                "schema without that salt (see docs/privacy.md)"
+                f"partners' records; a partnership with partners who do not hold {name} agrees "
+                "on a schema without that salt, such as the bundled pace-no-salt (see "
+                "docs/privacy.md)"
             )
         if name in available:
             raise EncodeError(

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "BUNDLED_SCHEMAS",
     "DEFAULT_SCHEMA_NAME",
     "Feature",
     "FeatureExtension",
@@ -494,14 +495,20 @@ def _check_derived(
         )
 
 
-def _default_schema_text() -> str:
-    return resources.files("encoder").joinpath("data/pace-default.json").read_text("utf-8")
+#: Schemas that ship with the encoder, by name: the default, and the same schema without its
+#: year-of-birth salt for partnerships where some partners do not hold dates of birth (the
+#: trade-off, in quality and in re-identification, is in docs/privacy.md).
+BUNDLED_SCHEMAS = (DEFAULT_SCHEMA_NAME, "pace-no-salt")
+
+
+def _bundled_schema_text(name: str) -> str:
+    return resources.files("encoder").joinpath(f"data/{name}.json").read_text("utf-8")
 
 
 def load_schema(path: str | Path) -> LinkageSchema:
-    """Load and validate a schema file; the name `pace-default` gives the bundled schema."""
-    if str(path) == DEFAULT_SCHEMA_NAME:
-        source, text = f"{DEFAULT_SCHEMA_NAME} (bundled)", _default_schema_text()
+    """Load and validate a schema file; a name in `BUNDLED_SCHEMAS` gives that bundled schema."""
+    if str(path) in BUNDLED_SCHEMAS:
+        source, text = f"{path} (bundled)", _bundled_schema_text(str(path))
     else:
         source = str(path)
         try:

@@ -168,7 +168,7 @@ def project_create(
     party: Annotated[list[str], typer.Option("--party", help="A party's name (repeat).")],
     out_path: Annotated[Path, typer.Option("--out", help="TOKENS.json to write (mode 0600).")],
     purpose: Annotated[str, typer.Option(help="Why the data are linked; shown in releases.")],
-    schema: Annotated[str, typer.Option(help="Linkage schema file, or pace-default.")] = (
+    schema: Annotated[str, typer.Option(help="Schema file, or pace-default or pace-no-salt.")] = (
         "pace-default"
     ),
     policy: Annotated[Path | None, typer.Option(help="Sharing policy JSON file.")] = None,

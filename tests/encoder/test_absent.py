@@ -23,11 +23,9 @@ from tests.encoder.test_encode import HEADER, ROWS, _key_map, _reference_bits, _
 
 runner = CliRunner()
 SCHEMA = load_schema("pace-default")
-# pace-default without its year-of-birth salt: the schema a partnership without dates of birth
-# at some partners would agree.
-_DOC = copy.deepcopy(SCHEMA.raw)
-del _DOC["hardening"]
-UNSALTED = parse_schema(_DOC)
+# pace-default without its year-of-birth salt: the bundled schema for a partnership where some
+# partners hold no dates of birth.
+UNSALTED = load_schema("pace-no-salt")
 
 
 def _without(columns: set[str]) -> tuple[list[str], list[list[str]]]:

@@ -52,6 +52,17 @@ def test_pace_default_is_a_valid_clkhash_schema() -> None:
     assert load_schema(SCHEMAS / "pace-default.json").fingerprint == schema.fingerprint
 
 
+def test_pace_no_salt_is_the_default_without_its_salt() -> None:
+    default, no_salt = load_schema("pace-default"), load_schema("pace-no-salt")
+    assert no_salt.source == "pace-no-salt (bundled)" and not no_salt.hardening.active
+    assert default.hardening.record_salt is not None
+    assert {**no_salt.raw, "hardening": default.raw["hardening"]} == default.raw
+    assert no_salt.fingerprint != default.fingerprint
+    assert load_schema(SCHEMAS / "pace-no-salt.json").fingerprint == no_salt.fingerprint
+    with pytest.raises(SchemaInvalid, match="pace-nosalt: no such schema file"):
+        load_schema("pace-nosalt")
+
+
 def test_clkhash_v2_schema_is_converted() -> None:
     doc = {"version": 2, "clkConfig": {"l": 1024, "kdf": {"type": "HKDF"}},
            "features": [{"identifier": "n", "format": {"type": "string"},
