@@ -176,8 +176,8 @@ def encode(
             "--absent",
             metavar="FEATURE",
             help="A schema feature your records do not hold (repeatable): encoded as missing "
-            "in every record, recorded in the report and the .plk; pairs with your records "
-            "are then scored on the features you hold.",
+            "in every record, and recorded in the report and the .plk header, so the linkage "
+            "unit knows which features your file holds.",
         ),
     ] = None,
     consent_column: Annotated[
