@@ -7,6 +7,7 @@ Each attack must succeed where encodings are weak and fail where there is nothin
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from benchmarks.privacy.assess import run_attack
 from benchmarks.privacy.encodings import VARIANTS, variant, weak_schema
 from benchmarks.privacy.population import AttackData, attack_data, reidentified
 from encoder.cli import app, load_plugins
+from encoder.keys import Secret
 from encoder.schema import load_schema, parse_schema
 
 runner = CliRunner()
@@ -117,11 +119,18 @@ def test_schema_assess_refuses_bad_input(tmp_path: Path) -> None:
 _SAMPLES: dict[tuple[str, int], AttackData] = {}
 
 
+# A fixed secret keeps the test reproducible. Pattern mining's success depends on the secret
+# (tokens whose positions collide confuse the miner): on the weak schema at 3,000 records, 36
+# of 40 secrets tried gave >= 90 %, four gave 0-90 %; with a fresh secret per run the test
+# failed about one run in ten. This one is the first of those 40 (99.6 %).
+_SECRET = Secret(hashlib.sha256(b"test-secret-0").hexdigest())
+
+
 def _sample(which: str, n: int) -> AttackData:
     """Encoded synthetic records of the weak schema or the shipped default (cached)."""
     if (which, n) not in _SAMPLES:
         schema = load_schema("pace-default") if which == "hardened" else parse_schema(weak_schema())
-        _SAMPLES[(which, n)] = attack_data(schema, n, seed=4)
+        _SAMPLES[(which, n)] = attack_data(schema, n, seed=4, secret=_SECRET)
     return _SAMPLES[(which, n)]
 
 
