@@ -57,7 +57,9 @@ def test_whole_flow_links_partners_and_releases_by_policy(
     found = pairs(linked)
     precision = len(true & found) / len(found)
     recall = len(true & found) / len(true)
-    assert precision > 0.97 and recall > 0.85, (precision, recall)
+    # Projects link a partner's duplicate clients by default, which finds the pairs through
+    # a second record of one person, for a little precision.
+    assert precision > 0.95 and recall > 0.92, (precision, recall)
 
     # Counts: every released number is 0, "<10" or a multiple of 5, and pairs agree with
     # the mapping (before rounding, within rounding).
