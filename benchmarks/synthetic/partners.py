@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from benchmarks.synthetic.population import PACE_FIELDS
-from benchmarks.synthetic.variation import PRESETS, TYPICAL, ErrorProfile
+from benchmarks.synthetic.variation import PRESETS, TYPICAL, ErrorProfile, repr_without_defaults
 
 __all__ = [
     "CATALOGUE_FILE",
@@ -140,12 +140,7 @@ class PartnerSpec:
 
     def __repr__(self) -> str:
         """The fields, leaving out ``absent`` and ``has_previous_surname`` at their defaults."""
-        shown = [
-            f"{f.name}={getattr(self, f.name)!r}"
-            for f in dataclasses.fields(self)
-            if f.name not in _WIDENED or getattr(self, f.name) != f.default
-        ]
-        return f"PartnerSpec({', '.join(shown)})"
+        return repr_without_defaults(self, _WIDENED)
 
     def present_fields(self) -> tuple[str, ...]:
         """The person fields that the partner's file has, in canonical order.
