@@ -21,14 +21,16 @@ from faker.providers.person.en_IE import Provider as _FakerIrishPerson
 from nicknames import NickNamer
 
 __all__ = [
+    "FloatArray",
     "NameTables",
+    "ObjArray",
     "name_tables",
     "nickname_table",
     "normalised",
 ]
 
-_ObjArray = npt.NDArray[np.object_]
-_FloatArray = npt.NDArray[np.float64]
+ObjArray = npt.NDArray[np.object_]
+FloatArray = npt.NDArray[np.float64]
 
 # Given names that Faker's en_GB lists lack but that are common in Scotland, with weights on
 # the scale of the Zipf weights 1 / (rank + 5) given to Faker's (frequency-ordered) lists.
@@ -127,12 +129,12 @@ _COMMON_NICKNAMES: Final = frozenset(
 class NameTables:
     """Weighted name lists the population is drawn from, and each given name's variants."""
 
-    male: _ObjArray
-    male_p: _FloatArray
-    female: _ObjArray
-    female_p: _FloatArray
-    surnames: _ObjArray
-    surname_p: _FloatArray
+    male: ObjArray
+    male_p: FloatArray
+    female: ObjArray
+    female_p: FloatArray
+    surnames: ObjArray
+    surname_p: FloatArray
     surname_cum: tuple[float, ...]
     male_cum: tuple[float, ...]
     female_cum: tuple[float, ...]
@@ -140,10 +142,10 @@ class NameTables:
     nicknames: Mapping[str, tuple[tuple[str, ...], tuple[float, ...]]]
 
 
-def normalised(weights: Sequence[float]) -> _FloatArray:
+def normalised(weights: Sequence[float]) -> FloatArray:
     """Weights scaled to sum to 1."""
     w = np.asarray(weights, dtype=np.float64)
-    p: _FloatArray = w / w.sum()
+    p: FloatArray = w / w.sum()
     return p
 
 

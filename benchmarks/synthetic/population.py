@@ -17,7 +17,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from benchmarks.synthetic.names import NameTables, name_tables, nickname_table, normalised
+from benchmarks.synthetic.names import (
+    FloatArray,
+    NameTables,
+    ObjArray,
+    name_tables,
+    nickname_table,
+    normalised,
+)
 from benchmarks.synthetic.streams import STREAM_POPULATION, random_stream
 
 __all__ = [
@@ -41,10 +48,8 @@ __all__ = [
     "normalised",
 ]
 
-ObjArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-FloatArray = npt.NDArray[np.float64]
 
 PACE_FIELDS: Final[tuple[str, ...]] = (
     "given_name",
