@@ -20,7 +20,9 @@ from benchmarks.quality.variations import (
 )
 from encoder.encode import EncodeOptions, encode_file
 from encoder.fileformat import read_encodings
+from encoder.keymap import read_key_map
 from encoder.keys import Secret
+from encoder.outputs import output_paths
 from encoder.schema import LinkageSchema
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
 from linkage_unit.matching.candidates import Candidates
@@ -65,10 +67,10 @@ def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work
         out = work / f"p{k}.plk"
         report = encode_file(src, schema, secret, out, options)
         rejected += report.rejected
-        keys = pd.read_csv(out.with_name(out.stem + ".keys.csv"), dtype=str, keep_default_na=False)
         position = pd.Series(np.arange(len(party.frame)), index=party.frame["local_id"])
         # A decoy (schema hardening) has no local ID and no input row: -1.
-        rows.append(position.reindex(keys["local_id"]).fillna(-1).to_numpy(np.int64))
+        keys = read_key_map(output_paths(out)[0])
+        rows.append(position.reindex(keys).fillna(-1).to_numpy(np.int64))
         bits.append(np.array(read_encodings(out).bits))
     total = sum(b.size for b in bits) * 8
     ones = sum(int(np.bitwise_count(b).sum()) for b in bits)

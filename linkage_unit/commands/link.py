@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +30,7 @@ from rich.table import Table
 
 from encoder.atomic import atomic_write
 from encoder.cli import fail, user_errors
-from encoder.fileformat import read_encodings
+from encoder.fileformat import PlkHeader, read_encodings
 from linkage_unit.commands.threshold import parse_threshold
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
 from linkage_unit.matching.gpu import available as gpu_available
@@ -43,17 +43,17 @@ err = Console(stderr=True)
 out = Console()
 
 
-def check_compatible(headers: Sequence[Mapping[str, Any]], paths: list[Path]) -> None:
+def check_compatible(headers: Sequence[PlkHeader], paths: list[Path]) -> None:
     """Refuse files that cannot be linked together, saying which file differs and how."""
     first, first_path = headers[0], paths[0]
     for header, path in zip(headers[1:], paths[1:], strict=True):
-        if header["schema_fingerprint"] != first["schema_fingerprint"]:
+        if header.schema_fingerprint != first.schema_fingerprint:
             fail(f"{path} was encoded with a different schema than {first_path}")
-        if header["key_check_value"] != first["key_check_value"]:
+        if header.key_check_value != first.key_check_value:
             fail(f"{path} was encoded with a different secret than {first_path}")
-        if header["bit_length"] != first["bit_length"]:
-            fail(f"{path} has {header['bit_length']}-bit encodings, {first_path} "
-                 f"{first['bit_length']}-bit")  # fmt: skip
+        if header.bit_length != first.bit_length:
+            fail(f"{path} has {header.bit_length}-bit encodings, {first_path} "
+                 f"{first.bit_length}-bit")  # fmt: skip
 
 
 def link(
@@ -120,7 +120,7 @@ def link(
         encodings = [read_encodings(path) for path in files]
     except user_errors() as exc:
         fail(str(exc))
-    check_compatible([e.header for e in encodings], files)
+    check_compatible([e.plk_header for e in encodings], files)
     blocking = BlockingConfig(exhaustive=True) if exhaustive else DEFAULT_BLOCKING
     columns = (
         SpinnerColumn(),

@@ -58,10 +58,10 @@ def upload(
     if kind not in (None, "snapshot", "delta"):
         fail(f"--as {kind!r}: expected snapshot or delta")
     try:
-        header = read_encodings(file).header  # refuse a damaged file before sending it
+        header = read_encodings(file).plk_header  # refuse a damaged file before sending it
     except user_errors() as exc:
         fail(str(exc))
-    if header.get("record_keys") is None:
+    if header.record_keys is None:
         err.print(
             f"[yellow]warning:[/] {file} has no record keys (encoded without --record-key): the "
             "unit will take a changed client in a later upload for a new one, and cannot "
@@ -74,7 +74,7 @@ def upload(
     ):
         result = client.upload(project, file, kind)
     out.print(
-        f"uploaded {header['record_count']:,} records as {result['kind']} [bold]{result['id']}[/]"
+        f"uploaded {header.record_count:,} records as {result['kind']} [bold]{result['id']}[/]"
     )
 
 

@@ -542,8 +542,9 @@ def link_changes(
         int(p): _gather(changes, new_source[new_party == p], width) for p in np.unique(new_party)
     }
 
-    auto = settings.threshold.fixed is None
-    floor = DEFAULT_FLOOR if settings.threshold.fixed is None else settings.threshold.fixed
+    fixed = settings.threshold.fixed
+    auto = fixed is None
+    floor = DEFAULT_FLOOR if fixed is None else fixed
     within = settings.duplicates != "forbid"
     jobs = _comparisons(index, updates, new_party, within)
     total = max(sum(job.work for job in jobs), 1)
