@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -65,25 +65,34 @@ class RunFolder:
 
     Attributes:
         path: The run's folder.
-        index: The entity index after the run.
-        ids_dir: The folder of per-upload linkage IDs (see :meth:`ids`).
-        counts: Entities per set of parties, before suppression (JSON).
-        scores: The score histogram and the pairs near the threshold (JSON).
-        scratch: Working files of a distributed run, removed once it has compared.
     """
 
     path: Path
-    index: Path = field(init=False)
-    ids_dir: Path = field(init=False)
-    counts: Path = field(init=False)
-    scores: Path = field(init=False)
-    scratch: Path = field(init=False)
 
-    def __post_init__(self) -> None:
-        """Derive the outputs' names from the folder (set once: the object is frozen)."""
-        for name, child in (("index", "index"), ("ids_dir", "ids"), ("counts", "counts.json"),
-                            ("scores", "scores.json"), ("scratch", "scratch")):  # fmt: skip
-            object.__setattr__(self, name, self.path / child)
+    @property
+    def index(self) -> Path:
+        """The entity index after the run."""
+        return self.path / "index"
+
+    @property
+    def ids_dir(self) -> Path:
+        """The folder of per-upload linkage IDs (see :meth:`ids`)."""
+        return self.path / "ids"
+
+    @property
+    def counts(self) -> Path:
+        """Entities per set of parties, before suppression (JSON)."""
+        return self.path / "counts.json"
+
+    @property
+    def scores(self) -> Path:
+        """The score histogram and the pairs near the threshold (JSON)."""
+        return self.path / "scores.json"
+
+    @property
+    def scratch(self) -> Path:
+        """Working files of a distributed run, removed once it has compared."""
+        return self.path / "scratch"
 
     def ids(self, upload_id: str) -> Path:
         """The linkage ID of every row of one delivery."""
