@@ -63,8 +63,6 @@ def create_project(body: ProjectCreate, unit: UnitDep, session: SessionDep,
         body.policy.check(body.parties)
     except PolicyError as exc:
         raise HTTPException(422, str(exc)) from None
-    if isinstance(body.threshold, float) and not 0 < body.threshold <= 1:
-        raise HTTPException(422, "threshold: must be in (0, 1] or 'auto'")
     project_id = secrets.token_hex(8)
     created = now()
     project = Project(

@@ -35,8 +35,6 @@ def create_run(project_id: str, body: RunCreate, unit: UnitDep, session: Session
     """Queue a run that links every upload received so far."""
     deps.require_admin(caller)
     project = deps.get_project(session, project_id, for_update=True)
-    if isinstance(body.threshold, float) and not 0 < body.threshold <= 1:
-        raise HTTPException(422, "threshold: must be in (0, 1] or 'auto'")
     through = repository.upload_seq_high(session, project.id)
     if through is None:
         raise HTTPException(409, "nothing to link: no party has uploaded yet")
