@@ -22,6 +22,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from linkage_unit.matching.bitarrays import check_bits, check_same_width
+
 __all__ = ["FIELD_LEVELS", "Segment", "comparison_levels", "segment_dice"]
 
 F64 = NDArray[np.float64]
@@ -100,16 +102,6 @@ def _check_layout(layout: Sequence[Segment], n_bits: int | None) -> None:
         raise ValueError(f"segment {name!r} ends at bit {end}, beyond the {n_bits}-bit filter")
 
 
-def _bits(name: str, bits: object) -> NDArray[np.uint8]:
-    arr = np.asarray(bits)
-    if arr.dtype != np.uint8 or arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D uint8 array of packed filters, got {arr.dtype} "
-            f"with shape {arr.shape}"
-        )
-    return arr
-
-
 def _rows(name: str, rows: ArrayLike, n: int) -> I64:
     arr = np.asarray(rows)
     if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
@@ -152,9 +144,8 @@ def segment_dice(
     Raises:
         ValueError: Bad arrays, rows out of range, or a layout that overlaps or overruns.
     """
-    a, b = _bits("a_bits", a_bits), _bits("b_bits", b_bits)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"a_bits and b_bits differ in width ({a.shape[1]} and {b.shape[1]} bytes)")
+    a, b = check_bits("a_bits", a_bits), check_bits("b_bits", b_bits)
+    check_same_width(a, b)
     _check_layout(layout, a.shape[1] * 8)
     ii, jj = _rows("i", i, a.shape[0]), _rows("j", j, b.shape[0])
     if ii.shape != jj.shape:

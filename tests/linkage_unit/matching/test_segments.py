@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from linkage_unit.matching.fellegi_sunter import random_pairs
@@ -43,3 +44,13 @@ def test_levels_follow_thresholds() -> None:
     layout = [Segment("n", 0, 8, "name"), Segment("s", 8, 16, "exact")]
     dice = np.array([[1.0, 1.0], [0.85, 0.5], [0.6, np.nan], [0.1, 0.99]])
     assert comparison_levels(dice, layout).tolist() == [[0, 0], [1, 1], [2, -1], [3, 0]]
+
+
+def test_segment_dice_refuses_what_the_kernels_refuse() -> None:
+    # The shared checks of the matching layer: no silent dtype conversion, one width.
+    layout = [Segment("x", 0, 16)]
+    rows = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match=r"a_bits must be a uint8 array .* int64"):
+        segment_dice(np.zeros((1, 2), np.int64), np.zeros((1, 2), np.uint8), rows, rows, layout)
+    with pytest.raises(ValueError, match=r"a_bits and b_bits must have the same filter width"):
+        segment_dice(np.zeros((1, 2), np.uint8), np.zeros((1, 3), np.uint8), rows, rows, layout)
