@@ -71,6 +71,7 @@ from linkage_unit.matching.threshold import (
     Threshold,
     ThresholdEstimate,
     estimate_threshold,
+    reweighted_estimate,
     runner_up_scores,
 )
 
@@ -126,7 +127,8 @@ class LinkSettings:
     threshold: Threshold
     duplicates: Duplicates = "forbid"
     #: Least score of a pair of one party's own records (``"linked"``/``"allow"``); None:
-    #: the threshold, or with ``"auto"`` the higher of it and its own estimate.
+    #: the threshold, or with ``"auto"`` the higher of it and its estimate from the
+    #: between-party fit reweighted to the party's own pairs.
     duplicates_threshold: float | None = None
     blocking: BlockingConfig = DEFAULT_BLOCKING
     allow_merges: bool = True
@@ -269,6 +271,23 @@ def estimate_from_candidates(candidates: Iterable[Candidates], floor: float) -> 
         nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
         floor=floor,
     )
+
+
+def _duplicates_estimate(
+    own: Sequence[Candidates], floor: float, between: ThresholdEstimate | None
+) -> float:
+    """The label-free threshold for pairs of one party's own records.
+
+    With a fitted mixture between parties, its match and non-match shapes are kept and only
+    the share of duplicates is fitted (:func:`reweighted_estimate`): a partner's duplicate
+    clients are a few per cent of its records, too few for a fit of their own, which on the
+    synthetic scenarios put the threshold below false duplicates that join two entities.
+    Without one, the pairs' own anchored fit.
+    """
+    if between is None or between.mixture is None:
+        return estimate_from_candidates(own, floor).threshold
+    solved = [greedy_solve_two(*c)[2] for c in own if len(c[0])]
+    return reweighted_estimate(np.concatenate(solved), between, floor=floor).threshold
 
 
 # ----------------------------------------------------------------------------- resolving
@@ -599,7 +618,7 @@ def link_changes(
             dup_threshold = threshold
             if auto and any(len(found[k][0]) for k in own):
                 # Duplicates are rare and a wrong one joins whole entities: never lower.
-                mine = float(estimate_from_candidates((found[k] for k in own), floor).threshold)
+                mine = float(_duplicates_estimate([found[k] for k in own], floor, estimate))
                 dup_threshold = max(threshold, mine)
 
     say("applying updates", _COMPARE_SHARE + 0.03)

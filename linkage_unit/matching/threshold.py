@@ -81,6 +81,7 @@ __all__ = [
     "ThresholdEstimate",
     "estimate_threshold",
     "estimated_curve",
+    "reweighted_estimate",
     "runner_up_scores",
 ]
 
@@ -557,4 +558,77 @@ def estimate_threshold(
         mixture=mix,
         expected_matches=float(s.size * mix.weight_match),
         diagnostics=diagnostics,
+    )
+
+
+def reweighted_estimate(
+    scores: ArrayLike,
+    components: ThresholdEstimate,
+    *,
+    floor: float = DEFAULT_FLOOR,
+    grid_size: int = 2001,
+    max_iter: int = 1000,
+    tol: float = 1e-12,
+) -> ThresholdEstimate:
+    """The threshold for other scores of the same encodings, from a fitted mixture's shapes.
+
+    For scores that rarely hold a match, such as pairs of one party's own records (a
+    partner's duplicate clients: a few per cent), a free or anchored fit of their own is
+    unreliable. The score distributions of a match and of a non-match are properties of the
+    encodings, not of the pair of files, so the components of ``components`` (fitted on the
+    pairs between parties) are kept as they are and EM fits only the share of matches among
+    ``scores``; the threshold is then the one that maximises the F1 this mixture predicts.
+
+    Args:
+        scores: The one-to-one solved scores to threshold (scores below ``floor`` ignored).
+        components: An estimate with a fitted mixture (from :func:`estimate_threshold`).
+        floor: Lowest score considered, in ``[0, 1)``.
+        grid_size: Thresholds tried between ``floor`` and 1.
+        max_iter: EM iterations at most.
+        tol: EM stops when the match share changes by less than this.
+
+    Returns:
+        The estimate, with method ``"mixture-reweighted"``; or ``components`` itself (its
+        threshold, with a ``default:`` method) when it has no mixture or there are no scores.
+    """
+    mix = components.mixture
+    s = _scores("scores", scores, floor)
+    if mix is None or s.size == 0:
+        return components
+    z = _to_logit(s)
+    log0 = _normal_logpdf(z, mix.mean_nonmatch, mix.sd_nonmatch)
+    log1 = _normal_logpdf(z, mix.mean_match, mix.sd_match)
+    pi1 = min(max(mix.weight_match, 1e-6), 1.0 - 1e-6)
+    iteration, converged = 0, False
+    for iteration in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
+        a = math.log1p(-pi1) + log0
+        b = math.log(pi1) + log1
+        top = np.maximum(a, b)
+        share = float(np.exp(b - (top + np.log(np.exp(a - top) + np.exp(b - top)))).mean())
+        share = min(max(share, 1e-12), 1.0 - 1e-12)
+        if abs(share - pi1) <= tol:
+            pi1, converged = share, True
+            break
+        pi1 = share
+    weighted = MixtureParameters(
+        weight_nonmatch=1.0 - pi1,
+        weight_match=pi1,
+        mean_nonmatch=mix.mean_nonmatch,
+        sd_nonmatch=mix.sd_nonmatch,
+        mean_match=mix.mean_match,
+        sd_match=mix.sd_match,
+        log_likelihood=math.nan,
+        iterations=iteration,
+        converged=converged,
+    )
+    threshold, precision, recall, f1 = _best_threshold(weighted, int(s.size), floor, grid_size)
+    return ThresholdEstimate(
+        threshold=threshold,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        method="mixture-reweighted",
+        mixture=weighted,
+        expected_matches=float(s.size * pi1),
+        diagnostics={"n_scores": int(s.size), "floor": floor, "converged": converged},
     )

@@ -20,6 +20,7 @@ from linkage_unit.matching.threshold import (
     ThresholdError,
     estimate_threshold,
     estimated_curve,
+    reweighted_estimate,
     runner_up_scores,
 )
 from tests.conftest import TEST_SECRET
@@ -287,3 +288,31 @@ def test_api_bodies_carry_a_threshold_as_a_number_or_auto() -> None:
     assert schema["anyOf"] == [
         {"type": "number"}, {"const": "auto", "type": "string"}, {"type": "null"}
     ]  # fmt: skip
+
+
+def test_reweighting_fits_only_the_match_share_and_moves_the_threshold_up() -> None:
+    """Scores with few matches (a party's duplicates) under a fit from many (between parties)."""
+    fitted = estimate_threshold(_mixture(5_000, 5_000)[0])
+    assert fitted.mixture is not None
+    scores, is_match = _mixture(29_000, 1_000, seed=SEED + 1)
+    got = reweighted_estimate(scores, fitted)
+    assert got.method == "mixture-reweighted"
+    assert got.mixture is not None
+    # The shapes are the fit's; only the share moved, to the truth (1,000 of 30,000).
+    for name in ("mean_match", "sd_match", "mean_nonmatch", "sd_nonmatch"):
+        assert getattr(got.mixture, name) == getattr(fitted.mixture, name)
+    assert got.mixture.weight_match == pytest.approx(1_000 / 30_000, rel=0.1)
+    # Rarer matches: each kept non-match costs more, so the threshold goes up, to one as
+    # good as the best the labels allow.
+    assert got.threshold > fitted.threshold
+    grid = np.linspace(0.5, 1.0, 501)
+    best_f1 = max(_truth(scores, is_match, float(t))[2] for t in grid)
+    assert _truth(scores, is_match, got.threshold)[2] >= best_f1 - 0.01
+
+
+def test_reweighting_without_a_mixture_or_scores_keeps_the_estimate() -> None:
+    no_fit = estimate_threshold(np.full(5, 0.9))
+    assert no_fit.mixture is None
+    assert reweighted_estimate(_mixture(100, 100)[0], no_fit) is no_fit
+    fitted = estimate_threshold(_mixture(5_000, 5_000)[0])
+    assert reweighted_estimate(np.empty(0), fitted) is fitted
