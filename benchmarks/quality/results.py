@@ -17,6 +17,7 @@ from encoder.keys import Secret
 from linkage_unit.matching.evaluation import evaluate
 
 __all__ = [
+    "ESTIMATE_TOLERANCE",
     "FEBRL_PUBLISHED",
     "run_dataset",
     "table",
@@ -135,7 +136,13 @@ def variation_table(results: dict[str, Any]) -> list[str]:
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets, per scenario: met or not, with the figures."""
+    """The targets of issue 13, per scenario and configuration: met or not, with the figures.
+
+    - auto F1 within 0.5 % of Splink's (EM-trained without labels, p >= 0.5, plain text);
+    - auto F1 above clkhash + anonlink's best fixed threshold (chosen with the labels);
+    - estimated precision and recall within 1 percentage point of the true pairwise ones;
+    - and, as a check on the estimator, auto F1 within 0.5 % of pacelink's best fixed.
+    """
     out: dict[str, Any] = {}
     for scenario, r in results.items():
         for key, name in (("pacelink", scenario),
@@ -145,10 +152,15 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: How far the label-free estimate may be from the truth (absolute, as a share).
+ESTIMATE_TOLERANCE: Final = 0.01
+
+
 def _targets_of(r: dict[str, Any], key: str) -> dict[str, Any]:
     """The targets for one pacelink configuration (``key``) of one scenario."""
-    auto = r[key]["auto"]["f1"]
-    best = r[key]["best"]["f1"]
+    run = r[key]
+    auto = run["auto"]["f1"]
+    best = run["best"]["f1"]
     entry: dict[str, Any] = {
         "auto_f1": auto,
         "best_fixed_f1": best,
@@ -157,9 +169,18 @@ def _targets_of(r: dict[str, Any], key: str) -> dict[str, Any]:
     if "splink" in r:
         splink = r["splink"]["at_0_5"]["f1"]
         entry["splink_f1"] = splink
-        entry["auto_within_1%_of_splink"] = auto >= splink * 0.99
+        entry["auto_within_0.5%_of_splink"] = auto >= splink * 0.995
     if "anonlink" in r:
         anon = r["anonlink"]["best"]["f1"]
         entry["anonlink_best_f1"] = anon
         entry["auto_above_anonlink_best"] = auto > anon
+    est_p, est_r = run.get("estimated_precision"), run.get("estimated_recall")
+    if est_p is not None and est_r is not None:
+        entry["estimate_error"] = {
+            "precision": est_p - run["auto"]["precision"],
+            "recall": est_r - run["auto"]["recall"],
+        }
+        entry["estimate_within_1_point"] = all(
+            abs(e) <= ESTIMATE_TOLERANCE for e in entry["estimate_error"].values()
+        )
     return entry

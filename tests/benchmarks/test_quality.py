@@ -20,15 +20,23 @@ from encoder.keys import Secret
 def test_targets_compare_against_the_right_figures() -> None:
     results = {
         "s": {
-            "pacelink": {"auto": {"f1": 0.97}, "best": {"f1": 0.974}},
+            "pacelink": {
+                "auto": {"f1": 0.97, "precision": 0.99, "recall": 0.95},
+                "best": {"f1": 0.974},
+                "estimated_precision": 0.985,
+                "estimated_recall": 0.93,
+            },
             "splink": {"at_0_5": {"f1": 0.99}},
             "anonlink": {"best": {"f1": 0.971}},
         }
     }
     got = quality.targets(results)["s"]
     assert got["auto_within_0.5%_of_best"] is True
-    assert got["auto_within_1%_of_splink"] is False  # 0.97 < 0.99 * 0.99
+    assert got["auto_within_0.5%_of_splink"] is False  # 0.97 < 0.99 * 0.995
     assert got["auto_above_anonlink_best"] is False
+    assert got["estimate_error"]["precision"] == pytest.approx(-0.005)
+    assert got["estimate_error"]["recall"] == pytest.approx(-0.02)
+    assert got["estimate_within_1_point"] is False  # recall is 2 points off
 
 
 def test_tiny_end_to_end_run_links_most_people(tmp_path: object) -> None:
