@@ -316,3 +316,29 @@ def test_reweighting_without_a_mixture_or_scores_keeps_the_estimate() -> None:
     assert reweighted_estimate(_mixture(100, 100)[0], no_fit) is no_fit
     fitted = estimate_threshold(_mixture(5_000, 5_000)[0])
     assert reweighted_estimate(np.empty(0), fitted) is fitted
+
+
+def test_identical_filters_are_counted_as_matches_outside_the_fit() -> None:
+    """A pile of scores of exactly 1 (error-free records) beside a logit-normal match bump.
+
+    Fitted as part of the match component, the pile widens it and its lower tail reads as
+    matches lost below the threshold; counted apart, the estimate matches the labels.
+    """
+    rng = np.random.default_rng(SEED + 2)
+    scores, is_match = _components(
+        rng, (6_000, math.log(0.6 / 0.4), 0.25), (4_000, math.log(0.88 / 0.12), 0.45)
+    )
+    scores = np.concatenate([scores, np.ones(3_000)])
+    is_match = np.concatenate([is_match, np.ones(3_000, bool)])
+    runner_ups = _logit_normal(rng, 10_000, math.log(0.6 / 0.4), 0.25)
+    est = estimate_threshold(scores, nonmatch_scores=runner_ups)
+    assert est.method == "mixture-anchored"
+    assert est.exact_matches == 3_000
+    assert est.expected_matches == pytest.approx(7_000, rel=0.03)
+    precision, recall, _ = _truth(scores, is_match, est.threshold)
+    assert est.precision == pytest.approx(precision, abs=0.01)
+    assert est.recall == pytest.approx(recall, abs=0.01)
+    # The curve the console draws counts them too: at the threshold it is the estimate.
+    curve_p, curve_r = estimated_curve(est, np.array([est.threshold]))
+    assert curve_p[0] == pytest.approx(est.precision)
+    assert curve_r[0] == pytest.approx(est.recall)
