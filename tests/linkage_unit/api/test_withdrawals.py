@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,9 +134,15 @@ def _audit(unit: EmbeddedUnit, project: str) -> list[dict[str, Any]]:
 
 def _scan(folder: Path, needles: dict[str, bytes]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for path in folder.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
+    # os.walk, not rglob: the worker may still be removing a superseded run's folder after
+    # the run is done, and a folder or file that vanishes while scanned holds nothing.
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = Path(root) / name
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
             for label, needle in needles.items():
                 if needle in data:
                     found.setdefault(label, []).append(str(path.relative_to(folder)))
