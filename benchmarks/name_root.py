@@ -10,12 +10,14 @@ prints pairwise P / R / F1 at `auto`, duplicates linked (the quality benchmark's
 auto, duplicates linked"), recall by variation and, with `--curve`, the F1 at the best fixed
 threshold, for pace-default and each candidate, on
 the two-party and heterogeneous scenarios of both populations. The privacy side is the
-privacy benchmark's variant `shipped+name-root-BITS` (`python -m benchmarks.privacy`).
+privacy benchmark's variant `shipped+name-root-BITS` (`python -m benchmarks.privacy`; also
+`none+name-root-BITS` and the like, on another variant's schema).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +28,11 @@ from benchmarks.quality.datasets import BENCH_SECRET, Dataset, linkage_schema, s
 from benchmarks.quality.pacelink_runs import encode_parties, run_pacelink
 from encoder.keys import Secret
 
-__all__ = ["VARIANT_PREFIX", "main", "name_root_schema"]
+__all__ = ["VARIANT_SUFFIX", "main", "name_root_schema"]
 
-#: The privacy benchmark's variant `shipped+name-root-BITS` is `name_root_schema(BITS)`.
-VARIANT_PREFIX: Final = "shipped+name-root-"
+#: The privacy benchmark's variant `VARIANT+name-root-BITS` is VARIANT's schema with the root
+#: feature of BITS bits (`shipped+name-root-40`: `name_root_schema(40)`).
+VARIANT_SUFFIX: Final = "+name-root-"
 
 _SCENARIOS: Final = (
     "two-party",
@@ -40,9 +43,14 @@ _SCENARIOS: Final = (
 _VARIATIONS: Final = ("nickname", "middle_name", "none")
 
 
-def name_root_schema(bits_per_token: int) -> dict[str, Any]:
-    """pace-default (hardening included) plus the exact `given_name_root` feature, last."""
-    doc = schema_document()
+def name_root_schema(bits_per_token: int, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A schema plus the exact `given_name_root` feature, last.
+
+    Args:
+        bits_per_token: The feature's bits.
+        base: The schema document to extend (default: pace-default, hardening included).
+    """
+    doc = copy.deepcopy(base) if base is not None else schema_document()
     doc["features"].append(
         {
             "identifier": "given_name_root",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.harness import schema_document
-from benchmarks.name_root import VARIANT_PREFIX, main, name_root_schema
+from benchmarks.name_root import VARIANT_SUFFIX, main, name_root_schema
 from benchmarks.privacy.__main__ import schema_of
 from encoder.schema import parse_schema
 
@@ -21,7 +21,12 @@ def test_the_candidate_is_the_default_plus_the_root_feature_last() -> None:
     root = schema.features[-1]
     assert (root.name, root.extension.derive) == ("given_name_root", "name_root")
     assert schema.raw["features"][-1]["hashing"]["strategy"] == {"bitsPerToken": 20}
-    assert schema_of(f"{VARIANT_PREFIX}20") == doc
+    assert schema_of(f"shipped{VARIANT_SUFFIX}20") == doc
+    unhardened = schema_of(f"none{VARIANT_SUFFIX}40")
+    assert "hardening" not in unhardened and unhardened["features"][-1] == {
+        **doc["features"][-1],
+        "hashing": {**doc["features"][-1]["hashing"], "strategy": {"bitsPerToken": 40}},
+    }
 
 
 def test_the_comparison_runs_on_a_tiny_population(capsys: pytest.CaptureFixture[str]) -> None:
