@@ -43,14 +43,21 @@ _SCENARIOS: Final = (
 _VARIATIONS: Final = ("nickname", "middle_name", "none")
 
 
-def name_root_schema(bits_per_token: int, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def name_root_schema(
+    bits_per_token: int, base: dict[str, Any] | None = None, given_bits: int | None = None
+) -> dict[str, Any]:
     """A schema plus the exact `given_name_root` feature, last.
 
     Args:
         bits_per_token: The feature's bits.
         base: The schema document to extend (default: pace-default, hardening included).
+        given_bits: The given name's own bitsPerFeature, if not the base's (the root then
+            takes over part of the given name's weight rather than adding to it).
     """
     doc = copy.deepcopy(base) if base is not None else schema_document()
+    if given_bits is not None:
+        given = next(f for f in doc["features"] if f["identifier"] == "given_name")
+        given["hashing"]["strategy"] = {"bitsPerFeature": given_bits}
     doc["features"].append(
         {
             "identifier": "given_name_root",
@@ -85,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bits", default="40,60", help="candidates' bitsPerToken (comma-sep.)")
     parser.add_argument("--scenarios", default=",".join(_SCENARIOS))
     parser.add_argument(
+        "--given-bits",
+        default="",
+        help="comma-separated: also each candidate with the given name's bitsPerFeature lowered",
+    )
+    parser.add_argument(
         "--curve", action="store_true", help="also the best fixed threshold's F1 (slower)"
     )
     args = parser.parse_args(argv)
@@ -92,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     schemas = {"pace-default": schema_document()}
     for bits in (int(b) for b in args.bits.split(",") if b):
         schemas[f"+ name root {bits}"] = name_root_schema(bits)
+        for given in (int(g) for g in args.given_bits.split(",") if g):
+            schemas[f"+ name root {bits}, given name {given}"] = name_root_schema(
+                bits, given_bits=given
+            )
     summary = [
         "| scenario | schema | threshold | P | R | F1 | "
         + " | ".join(f"recall {v}" for v in _VARIATIONS)
