@@ -232,7 +232,11 @@ class ChunkEncoder:
         for feature in schema.hashed_features:
             formatter = self.formatters[feature.name]
             if feature.extension.derived_from:
-                column = _derive([sources.get(name) for name in feature.extension.derived_from], n)
+                column = _derive(
+                    [sources.get(name) for name in feature.extension.derived_from],
+                    n,
+                    feature.extension.derive,
+                )
                 done = formatter.format_derived(column.uniques)
             else:
                 raw = columns.get(feature.name)
@@ -345,8 +349,11 @@ def _or_rows(out: _U8, table: _U8, rows: np.ndarray[Any, Any]) -> None:
 _Source = tuple[_Column, Formatted, pa.Array]
 
 
-def _derive(sources: Sequence[_Source | None], n_rows: int) -> _Column:
+def _derive(sources: Sequence[_Source | None], n_rows: int, derive: str | None = None) -> _Column:
     """A derived feature's column: each row's present source values, sorted, space-joined.
+
+    With `derive` (one source, checked by the schema), each distinct value is transformed
+    as `derived_value` transforms it (several values may share a result: they hash alike).
 
     Works on distinct combinations, not rows: rows are coded by the tuple of their sources'
     distinct-value indices (missing as one more index), so each combination is built once.
@@ -374,6 +381,12 @@ def _derive(sources: Sequence[_Source | None], n_rows: int) -> _Column:
         idx = column.indices[first]
         taken = formatted.take(pa.array(idx))
         parts.append(pc.if_else(pa.array(done.present[idx]), taken, ""))
+    if derive is not None:
+        # Distinct values only (one per combination), each as the scalar rule derives it.
+        parts = [
+            pa.array([derived_value([v or ""], derive) for v in p.to_pylist()], pa.string())
+            for p in parts
+        ]
     if not parts:
         values = pa.array([""] * first.size, pa.string())
     elif len(parts) == 1:

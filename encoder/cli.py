@@ -442,7 +442,9 @@ def validate_schema(
             json.dumps(h["comparison"]),
             json.dumps(h["strategy"]),
             (
-                "from " + " + ".join(f.extension.derived_from)
+                "from "
+                + " + ".join(f.extension.derived_from)
+                + (f" ({f.extension.derive})" if f.extension.derive else "")
                 if f.extension.derived_from
                 else f.extension.standardise or "-"
             ),

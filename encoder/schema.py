@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from encoder.name_roots import name_root
+
 __all__ = [
     "BUNDLED_SCHEMAS",
     "DEFAULT_SCHEMA_NAME",
@@ -103,6 +105,17 @@ class FeatureExtension(BaseModel):
             "agree even when a partner swapped them); one source gives a second view of a "
             "value (the whole date of birth as one exact token). clkhash, given that value "
             "as a column, encodes the same bits."
+        ),
+    )
+    derive: Literal["name_root"] | None = Field(
+        default=None,
+        description=(
+            "A transform of a derived feature's value (needs derivedFrom). 'name_root': the "
+            "root of a given name, one form shared by the name and its nicknames ('bill', "
+            "'will' and 'william' give one token), from the pinned nicknames package and a "
+            "short table of British and Irish forms; a name not listed is its own root. Only "
+            "with exactly one source, standardised as a name. clkhash, given the root as a "
+            "column, encodes the same bits."
         ),
     )
 
@@ -306,19 +319,27 @@ class LinkageSchema:
             if value and not (missing is not None and value == missing.sentinel):
                 hashed[feature.name] = str(feature.spec.format_value(value))
         return {
-            f.name: derived_value(hashed.get(s, "") for s in f.extension.derived_from or ())
+            f.name: derived_value(
+                (hashed.get(s, "") for s in f.extension.derived_from or ()), f.extension.derive
+            )
             for f in self.hashed_features
             if f.extension.derived_from
         }
 
 
-def derived_value(parts: Iterable[str]) -> str:
+def derived_value(parts: Iterable[str], derive: str | None = None) -> str:
     """A derived feature's value from its sources' hashed values.
 
-    The present ones, sorted, joined with a space (so the order of the sources, or a swap
+    The present ones, each transformed by `derive` (a `FeatureExtension.derive`; None leaves
+    them as they are), sorted, joined with a space (so the order of the sources, or a swap
     between them, does not matter).
     """
-    return " ".join(sorted(part for part in parts if part))
+    present = (part for part in parts if part)
+    if derive == "name_root":
+        present = (name_root(part) for part in present)
+    elif derive is not None:
+        raise ValueError(f"unknown derive {derive!r}")
+    return " ".join(sorted(present))
 
 
 def fingerprint(schema_dict: dict[str, Any]) -> str:
@@ -415,6 +436,11 @@ def parse_schema(doc: Any, source: str = "<schema>") -> LinkageSchema:
                     )
             if ext.derived_from is not None:
                 _check_derived(ext, fdoc, features, source, path)
+            elif ext.derive is not None:
+                raise SchemaInvalid(
+                    f"{source}: {path}.derive: transforms a derived feature's value; the "
+                    "feature needs derivedFrom"
+                )
             if ext.standardise == "date" and fdoc["format"]["type"] != "date":
                 raise SchemaInvalid(
                     f"{source}: {path}.standardise: the date standardiser needs a feature of "
@@ -484,6 +510,14 @@ def _check_derived(
             raise SchemaInvalid(f"{where}: {name!r} is ignored (not hashed), so it has no value")
         if found.extension.derived_from is not None:
             raise SchemaInvalid(f"{where}: {name!r} is itself derived; name its sources instead")
+    if ext.derive == "name_root":
+        sources = ext.derived_from
+        if len(sources) != 1 or by_name[sources[0]].extension.standardise != "name":
+            raise SchemaInvalid(
+                f"{source}: {path}.derive: 'name_root' takes the root of one given name: "
+                "derivedFrom must name exactly one feature, standardised as a name "
+                f'("standardise": "name"), not {", ".join(map(repr, sources))}'
+            )
     if ext.standardise is not None:
         raise SchemaInvalid(
             f"{source}: {path}.standardise: a derived feature takes its sources' standardised "

@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks import harness
 from benchmarks.harness import REPO, machine, schema_document
+from benchmarks.name_root import VARIANT_SUFFIX, name_root_schema
 from benchmarks.privacy import ATTACKS
 from benchmarks.privacy.assess import QUALITY_SCENARIOS, linkage_quality, run_attack
 from benchmarks.privacy.encodings import VARIANTS, variant, weak_schema
@@ -36,13 +37,18 @@ def schema_of(name: str) -> dict[str, Any]:
     """A variant's schema document.
 
     A variant's schema document: ``weak`` (the published setting), ``shipped`` (the
-    bundled default as it is now), or a hardening variant of the unhardened default.
+    bundled default as it is now), ``VARIANT+name-root-BITS`` (a variant's schema plus a
+    given-name root feature of BITS bits, a candidate), or a hardening variant of the
+    unhardened default.
     """
     if name == "weak":
         return weak_schema()
     if name == "shipped":
         doc = schema_document()
         return doc
+    if VARIANT_SUFFIX in name:  # a candidate only (docs of benchmarks.name_root)
+        base, bits = name.rsplit(VARIANT_SUFFIX, 1)
+        return name_root_schema(int(bits), schema_of(base))
     return variant(name)
 
 
@@ -65,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default=",".join(["weak", *VARIANTS]),
-        help="comma-separated: weak, shipped, " + ", ".join(VARIANTS),
+        help="comma-separated: weak, shipped, "
+        + ", ".join(VARIANTS)
+        + f", VARIANT{VARIANT_SUFFIX}BITS (VARIANT plus a given-name root feature)",
     )
     parser.add_argument("--sizes", default="10000", help="records encoded (comma-separated)")
     parser.add_argument("--overlaps", default="1.0", help="register overlap (comma-separated)")

@@ -39,13 +39,17 @@ def _clkhash_rows(dataset: Dataset, schema_doc: dict[str, Any]) -> list[list[lis
     """
     names = [f["identifier"] for f in schema_doc["features"]]
     derived = {
-        f["identifier"]: f["derivedFrom"] for f in schema_doc["features"] if "derivedFrom" in f
+        f["identifier"]: (f["derivedFrom"], f.get("derive"))
+        for f in schema_doc["features"]
+        if "derivedFrom" in f
     }
     out = []
     for p in dataset.parties:
         frame = p.clean.reindex(columns=names).fillna("").astype(str)
-        for name, sources in derived.items():
-            frame[name] = [derived_value(parts) for parts in frame[sources].itertuples(index=False)]
+        for name, (sources, derive) in derived.items():
+            frame[name] = [
+                derived_value(parts, derive) for parts in frame[sources].itertuples(index=False)
+            ]
         out.append(frame.values.tolist())
     return out
 
@@ -54,7 +58,7 @@ def _clkhash_schema(doc: dict[str, Any]) -> dict[str, Any]:
     """The clkhash part of a schema: pacelink's extension keys removed."""
     out = copy.deepcopy(doc)
     for feature in out["features"]:
-        for key in ("standardise", "optional", "onInvalid", "derivedFrom"):
+        for key in ("standardise", "optional", "onInvalid", "derivedFrom", "derive"):
             feature.pop(key, None)
     return out
 

@@ -17,6 +17,7 @@ from clkhash import clk
 from encoder.encode import EncodeError, EncodeOptions, encode_dataframe, encode_file
 from encoder.fileformat import read_encodings
 from encoder.keys import Secret
+from encoder.name_roots import name_root
 from encoder.schema import LinkageSchema, SchemaInvalid, parse_schema
 from encoder.standardise import STANDARDISERS, InvalidValue, standardise_date
 from tests.conftest import TEST_SECRET
@@ -102,7 +103,10 @@ def _reference(frame: pd.DataFrame, schema: LinkageSchema) -> np.ndarray:
         for f in schema.features:
             sources = f.extension.derived_from
             if sources:
-                record.append(" ".join(sorted(hashed[s] for s in sources if hashed.get(s))))
+                parts = [hashed[s] for s in sources if hashed.get(s)]
+                if f.extension.derive == "name_root":
+                    parts = [name_root(part) for part in parts]
+                record.append(" ".join(sorted(parts)))
             elif f.extension.standardise == "date":
                 # clkhash parses the feature's own format: give it the standardised ISO date
                 record.append(standardise_date(base[f.name]) if hashed[f.name] else "")
