@@ -37,9 +37,6 @@ that order:
 Candidates are found with blocking (or exhaustively for small files) at the threshold, or
 at the estimator's floor when the threshold is ``"auto"``: the same candidates then serve
 both the label-free estimate and the linking, so estimating costs no second linkage.
-Two parties whose files hold different features (``LinkSettings.coverage``) are compared
-at that bar lowered by the share of bits they cannot share, and their candidates rescored
-on what both hold (:mod:`linkage_unit.matching.coverage`).
 
 Longer than 500 lines because it is the one place where a run's steps (plan, compare,
 estimate, update, link) meet, in order; each step's work is another module's.
