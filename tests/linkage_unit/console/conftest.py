@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from encoder.encode import EncodeOptions, encode_file
@@ -91,16 +90,10 @@ def build_project(base: Path, unit: EmbeddedUnit) -> ConsoleProject:
                 if k not in ("sex", "consent") and v and len(v.strip()) >= 4
             )  # fmt: skip
         keys[name] = generate_record_key()
-        # The council keeps no addresses (declared absent): its pairs are scored on the
-        # fields both files hold, and the run page says so.
-        absent = frozenset({"address_line"} if name == "council" else ())
-        if absent:
-            frame = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False)
-            frame.drop(columns=sorted(absent)).to_csv(folder / f"{name}.csv", index=False)
         encode_file(folder / f"{name}.csv", schema, secret, folder / f"{name}.plk",
                     EncodeOptions(id_column="local_id", consent_column="consent"
                                   if name == "skills_agency" else None,
-                                  record_key=keys[name], absent=absent))  # fmt: skip
+                                  record_key=keys[name]))  # fmt: skip
         folders[name] = folder
     with UnitClient(unit.url, unit.admin_token) as admin:
         created = admin.create_project({

@@ -243,10 +243,6 @@ def test_run_page_draws_its_charts(console_project: ConsoleProject) -> None:
         assert f'id="{chart}"' in text
     assert text.count('role="img"') == 3
     assert "Estimated precision and recall against the threshold" in text
-    # The council holds no addresses: its pairs were scored on the fields both hold.
-    shared = re.search(r'<dd id="shared-fields">([^<]*)</dd>', text)
-    assert shared is not None
-    assert shared[1].startswith("skills_agency with council; benefits_dept with council (")
     later = _get(made, f"/console/projects/{made.project}/runs/{last}", made.unit.admin_token).text
     assert 'id="no-curve"' in later and f"runs/{first}" in later
     runs = _get(made, f"/console/projects/{made.project}/runs", made.unit.admin_token).text
