@@ -26,7 +26,6 @@ from encoder.outputs import output_paths
 from encoder.schema import LinkageSchema
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, candidate_pairs
 from linkage_unit.matching.candidates import Candidates
-from linkage_unit.matching.coverage import CoverageModel, adjust_scores
 from linkage_unit.matching.entities import EntityIndex
 from linkage_unit.matching.evaluation import evaluate
 from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
@@ -54,15 +53,12 @@ class Encoded:
     rejected: int
     density: float
     seconds: float
-    #: How the unit scores pairs of files holding different features, from the files'
-    #: headers and the schema, as `pacelink link` builds it (None: they all hold the same).
-    coverage: CoverageModel | None = None
 
 
 def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work: Path) -> Encoded:
     """Encode every file with ``encode_file``, as a partner would."""
     started = time.perf_counter()
-    bits, rows, rejected, held = [], [], 0, []
+    bits, rows, rejected = [], [], 0
     for k, party in enumerate(dataset.parties):
         src = work / f"p{k}.csv"
         # A partner whose file lacks a field declares it, as `pacelink encode --absent` does.
@@ -75,15 +71,12 @@ def encode_parties(dataset: Dataset, schema: LinkageSchema, secret: Secret, work
         # A decoy (schema hardening) has no local ID and no input row: -1.
         keys = read_key_map(output_paths(out)[0])
         rows.append(position.reindex(keys).fillna(-1).to_numpy(np.int64))
-        encodings = read_encodings(out)
-        bits.append(np.array(encodings.bits))
-        held.append(frozenset(f.name for f in encodings.plk_header.features if not f.absent))
+        bits.append(np.array(read_encodings(out).bits))
     total = sum(b.size for b in bits) * 8
     ones = sum(int(np.bitwise_count(b).sum()) for b in bits)
     return Encoded(
-        bits, rows, rejected, ones / total if total else 0.0, time.perf_counter() - started,
-        CoverageModel.of(schema, held),
-    )  # fmt: skip
+        bits, rows, rejected, ones / total if total else 0.0, time.perf_counter() - started
+    )
 
 
 def _labels_from_groups(
@@ -97,19 +90,6 @@ def _labels_from_groups(
     real = own >= 0  # decoys are in the encodings but are nobody's record
     labels[offsets[group_party[real]] + own[real]] = entity[real]
     return labels
-
-
-def _scored(encoded: Encoded, a: int, b: int) -> Candidates:
-    """Candidates of files ``a`` and ``b`` at the floor, scored as the linkage scores them."""
-    cov = encoded.coverage
-    ratios = (1.0, 1.0) if cov is None else cov.ratios(a, b)
-    found = candidate_pairs(
-        encoded.bits[a], encoded.bits[b], DEFAULT_FLOOR * min(ratios), DEFAULT_BLOCKING
-    )
-    if ratios == (1.0, 1.0):
-        return found
-    pop_a, pop_b = (np.bitwise_count(encoded.bits[k]).sum(axis=1) for k in (a, b))
-    return adjust_scores(found, pop_a, pop_b, ratios, DEFAULT_FLOOR)
 
 
 def _at_least(c: Candidates, t: float) -> Candidates:
@@ -146,9 +126,7 @@ def run_pacelink(
     party, person, offsets = flat_records(dataset)
     n = len(person)
     started = time.perf_counter()
-    groups, summary = link_encodings(
-        encoded.bits, "auto", duplicates=duplicates, coverage=encoded.coverage
-    )
+    groups, summary = link_encodings(encoded.bits, "auto", duplicates=duplicates)
     seconds = time.perf_counter() - started
     auto_labels = _labels_from_groups(encoded, offsets, n, groups.entity, groups.party, groups.row)
     auto: dict[str, Any] = {**evaluate(party, person, auto_labels).as_dict()}
@@ -170,7 +148,9 @@ def run_pacelink(
         return out
     sizes = [b.shape[0] for b in encoded.bits]
     candidates = {
-        (a, b): _scored(encoded, a, b) for a in range(len(sizes)) for b in range(a + 1, len(sizes))
+        (a, b): candidate_pairs(encoded.bits[a], encoded.bits[b], DEFAULT_FLOOR, DEFAULT_BLOCKING)
+        for a in range(len(sizes))
+        for b in range(a + 1, len(sizes))
     }
     within: dict[tuple[int, int], Candidates] = {}
     if duplicates != "forbid":  # a partner's duplicate clients: pairs within each file

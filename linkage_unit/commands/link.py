@@ -31,10 +31,8 @@ from rich.table import Table
 from encoder.atomic import atomic_write
 from encoder.cli import fail, user_errors
 from encoder.fileformat import PlkHeader, read_encodings
-from encoder.schema import BUNDLED_SCHEMAS, load_schema
 from linkage_unit.commands.threshold import parse_threshold
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
-from linkage_unit.matching.coverage import CoverageModel
 from linkage_unit.matching.gpu import available as gpu_available
 from linkage_unit.matching.linkage import link_encodings
 from linkage_unit.matching.solving import DEFAULT_DUPLICATES
@@ -100,15 +98,6 @@ def link(
             "blocking; same result as --exhaustive).",
         ),
     ] = "cpu",
-    schema_path: Annotated[
-        str | None,
-        typer.Option(
-            "--schema",
-            help="The linkage schema the files were encoded with (file, or a bundled one); "
-            "default: the bundled schema they name. Used to score files that hold different "
-            "features on the features both hold.",
-        ),
-    ] = None,
 ) -> None:
     """Link encoding files offline and write GROUPS.csv (entity_id,party,row)."""
     if len(files) < 2:
@@ -132,7 +121,6 @@ def link(
     except user_errors() as exc:
         fail(str(exc))
     check_compatible([e.plk_header for e in encodings], files)
-    coverage = _coverage([e.plk_header for e in encodings], schema_path)
     blocking = BlockingConfig(exhaustive=True) if exhaustive else DEFAULT_BLOCKING
     columns = (
         SpinnerColumn(),
@@ -164,7 +152,6 @@ def link(
                 progress=report,
                 scratch=scratch,
                 device=device,  # type: ignore[arg-type]  # checked above
-                coverage=coverage,
             )
         except OSError as exc:
             if scheduler is None:
@@ -177,8 +164,6 @@ def link(
     table.add_row("blocking", summary.blocking)
     table.add_row("comparisons", f"{summary.comparisons:,}")
     table.add_row("candidates", f"{summary.candidates:,}")
-    if coverage is not None:
-        table.add_row("scores", "Dice on the features both files hold (files differ)")
     table.add_row("threshold", f"{summary.threshold:.4f} ({summary.threshold_method})")
     if summary.estimated_precision is not None and summary.estimated_recall is not None:
         table.add_row(
@@ -192,37 +177,6 @@ def link(
     table.add_row("time", f"{summary.seconds:.1f} s")
     table.add_row("written", str(out_path))
     out.print(table)
-
-
-def _coverage(headers: Sequence[PlkHeader], schema_path: str | None) -> CoverageModel | None:
-    """What each file holds, for scoring pairs of files that hold different features.
-
-    The schema is needed for how many bits each feature sets; a file names its schema only
-    by fingerprint, so it is the bundled schema with that fingerprint unless ``--schema``
-    names another. Without one, files holding different features are scored with Dice.
-    """
-    held = [frozenset(f.name for f in h.features if not f.absent) for h in headers]
-    if len(set(held)) < 2:
-        return None
-    fingerprint = headers[0].schema_fingerprint
-    if schema_path is not None:
-        try:
-            schema = load_schema(schema_path)
-        except user_errors() as exc:
-            fail(str(exc))
-        if schema.fingerprint != fingerprint:
-            fail(f"--schema {schema_path}: the files were encoded with a different schema")
-        return CoverageModel.of(schema, held)
-    for name in BUNDLED_SCHEMAS:
-        schema = load_schema(name)
-        if schema.fingerprint == fingerprint:
-            return CoverageModel.of(schema, held)
-    err.print(
-        "[yellow]The files hold different features, but their schema is not a bundled "
-        "one: pass --schema to score each pair on the features both hold (scoring with "
-        "plain Dice).[/yellow]"
-    )
-    return None
 
 
 def _write_groups(path: Path, entity: Any, party: Any, row: Any) -> None:

@@ -22,7 +22,6 @@ withdrawn record's encoding and pseudonym are nowhere in the unit's storage.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import shutil
@@ -36,7 +35,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from encoder.fileformat import Encodings, read_encodings
-from linkage_unit.matching.coverage import CoverageModel
 from linkage_unit.matching.entities import EntityIndex, content_keys
 from linkage_unit.matching.incremental import (
     Change,
@@ -111,8 +109,6 @@ class RunInputs:
     #: Dask scheduler address: the comparisons run on its workers, which read what they
     #: compare from the run folder (shared storage); the result is the same without.
     scheduler: str | None = None
-    #: What each party's files hold, where parties differ (None: plain Dice everywhere).
-    coverage: CoverageModel | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +218,7 @@ def execute(inputs: RunInputs, out: RunFolder, progress: Progress) -> RunOutcome
     settings = LinkSettings(
         threshold=inputs.threshold, duplicates=inputs.duplicates,
         duplicates_threshold=inputs.duplicates_threshold, scheduler=inputs.scheduler,
-        scratch=out.scratch if inputs.scheduler else None, coverage=inputs.coverage,
+        scratch=out.scratch if inputs.scheduler else None,
     )  # fmt: skip
 
     shown_stage, shown_at = "", 0.0
@@ -315,14 +311,6 @@ def execute(inputs: RunInputs, out: RunFolder, progress: Progress) -> RunOutcome
     }
     if outcome.duplicates_threshold is not None:
         summary["duplicates_threshold"] = outcome.duplicates_threshold
-    if inputs.coverage is not None:
-        # The pairs of parties whose files hold different features, scored on the features
-        # both hold (linkage_unit.matching.coverage): the operator sees that they were.
-        summary["scored_on_shared_features"] = [
-            [inputs.parties[p], inputs.parties[q]]
-            for p, q in itertools.combinations(range(len(inputs.parties)), 2)
-            if inputs.coverage.ratios(p, q) != (1.0, 1.0)
-        ]
     if outcome.estimated_precision is not None:
         summary["estimated_precision"] = outcome.estimated_precision
         summary["estimated_recall"] = outcome.estimated_recall

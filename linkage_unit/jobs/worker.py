@@ -26,12 +26,10 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from encoder.schema import parse_schema
 from linkage_unit import audit, repository
 from linkage_unit.database import Project, Run, Upload, make_engine, migrate, now
 from linkage_unit.database import session_factory as _session_factory
 from linkage_unit.jobs.pipeline import Batch, RunError, RunInputs, RunOutcome, execute, settle
-from linkage_unit.matching.coverage import CoverageModel
 from linkage_unit.matching.threshold import Threshold
 from linkage_unit.policy import SharingPolicy
 from linkage_unit.retention import purge_expired
@@ -149,7 +147,6 @@ class Worker:
                 project.policy_json
             ).suppression.min_count,
             scheduler=self.settings.scheduler,
-            coverage=_coverage(project, len(parties), [(position[u.party_id], u) for u in uploads]),
         )
 
     def process(self, run_id: str, claim: str) -> None:
@@ -311,26 +308,3 @@ class Worker:
                     stop.wait(self.settings.poll_seconds)
         finally:
             self.engine.dispose()
-
-
-def _coverage(
-    project: Project, n_parties: int, uploads: list[tuple[int, Upload]]
-) -> CoverageModel | None:
-    """What each party's files hold, from its uploads' profiles (None: the same for all).
-
-    A party whose uploads disagree, or that has one accepted before profiles were kept, is
-    unknown: pairs with it are scored with plain Dice.
-    """
-    held: list[set[frozenset[str]] | None] = [set() for _ in range(n_parties)]
-    for party, upload in uploads:
-        seen = held[party]
-        if upload.kind == "withdrawal" or seen is None:
-            continue
-        if upload.profile_json is None:
-            held[party] = None
-            continue
-        profile = json.loads(upload.profile_json)
-        seen.add(frozenset(set(profile["features"]) - set(profile.get("absent", ()))))
-    known = [next(iter(h)) if h is not None and len(h) == 1 else None for h in held]
-    schema = parse_schema(json.loads(project.schema_json), "the project's schema")
-    return CoverageModel.of(schema, known)

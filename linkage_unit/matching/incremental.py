@@ -62,7 +62,6 @@ from linkage_unit.matching.blocking import (
     candidate_pairs_and_stats,
 )
 from linkage_unit.matching.candidates import Candidates
-from linkage_unit.matching.coverage import CoverageModel, adjust_scores
 from linkage_unit.matching.distributed import blocked_on_dask, compare_in_chunks
 from linkage_unit.matching.entities import EntityIndex, content_keys
 from linkage_unit.matching.solving import Duplicates, greedy_solve_two
@@ -143,10 +142,6 @@ class LinkSettings:
     #: "gpu": every pair is scored on a CUDA GPU (:mod:`linkage_unit.matching.gpu`), no
     #: blocking; "cpu": blocking as configured.
     device: Literal["cpu", "gpu"] = "cpu"
-    #: What each party's files hold: pairs of parties holding different features are
-    #: scored by coverage-adjusted Dice (:mod:`linkage_unit.matching.coverage`); None:
-    #: plain Dice for every pair.
-    coverage: CoverageModel | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,11 +271,6 @@ def estimate_from_candidates(candidates: Iterable[Candidates], floor: float) -> 
         nonmatch_scores=np.concatenate(runner_ups) if runner_ups else None,
         floor=floor,
     )
-
-
-def _popcounts(bits: NDArray[np.uint8]) -> NDArray[np.int64]:
-    counts: NDArray[np.int64] = np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
-    return counts
 
 
 def _duplicates_estimate(
@@ -593,16 +583,11 @@ def link_changes(
         # right side all of party q's.
         left = index.bits[updates[job.left]] if job.what == "update" else party_bits[job.p]
         right = party_bits[job.q] if job.what == "new" else index.bits[job.right]
-        coverage = settings.coverage
-        ratios = (1.0, 1.0) if coverage is None else coverage.ratios(job.p, job.q)
         (i, j, s), made = pair_candidates(
-            left, right, floor * min(ratios), settings.blocking, scheduler=settings.scheduler,
+            left, right, floor, settings.blocking, scheduler=settings.scheduler,
             workers=settings.workers, report=report, scratch=settings.scratch,
             device=settings.device,
         )  # fmt: skip
-        if ratios != (1.0, 1.0):
-            i, j, s = adjust_scores(Candidates(i, j, s), _popcounts(left), _popcounts(right),
-                                    ratios, floor)  # fmt: skip
         if job.what == "new" and job.p == job.q:
             other = i != j  # a record is not its own duplicate
             i, j, s = i[other], j[other], s[other]

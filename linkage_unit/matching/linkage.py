@@ -21,7 +21,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from linkage_unit.matching.blocking import DEFAULT_BLOCKING, BlockingConfig
-from linkage_unit.matching.coverage import CoverageModel
 from linkage_unit.matching.entities import EntityIndex
 from linkage_unit.matching.incremental import Delivery, LinkSettings, link_changes
 from linkage_unit.matching.solving import Duplicates, Groups
@@ -63,7 +62,6 @@ def link_encodings(
     progress: LinkProgress | None = None,
     scratch: Path | None = None,
     device: Literal["cpu", "gpu"] = "cpu",
-    coverage: CoverageModel | None = None,
 ) -> tuple[Groups, LinkSummary]:
     """Link the encodings of N parties into entities.
 
@@ -83,9 +81,6 @@ def link_encodings(
         scratch: With ``scheduler`` and blocking: a folder the Dask workers can read, where
             each comparison's two sides are written for them to memory-map.
         device: "gpu" scores every pair on a CUDA GPU (no blocking).
-        coverage: What each party's file holds (by position): pairs of files holding
-            different features are scored by coverage-adjusted Dice
-            (:mod:`linkage_unit.matching.coverage`); None: plain Dice.
         workers: Threads for the comparison kernels (None: all cores).
         progress: Called as blocking and the later steps proceed with a description of
             the current step (with counts of comparisons and candidates while comparing)
@@ -110,7 +105,6 @@ def link_encodings(
     settings = LinkSettings(
         threshold=Threshold.parse(threshold), duplicates=duplicates, blocking=blocking,
         workers=workers, scheduler=scheduler, scratch=scratch, device=device,
-        coverage=coverage,
     )  # fmt: skip
     outcome = link_changes(EntityIndex.unnamed(), changes, settings, progress=progress)
     index = outcome.index

@@ -17,7 +17,6 @@ from encoder.encode import EncodeOptions, encode_file
 from encoder.keys import Secret
 from encoder.schema import load_schema, parse_schema
 from tests.conftest import TEST_SECRET
-from tests.linkage_unit.matching.test_coverage import encode_full_and_partial
 
 runner = CliRunner()
 
@@ -146,24 +145,3 @@ def test_link_febrl4_through_the_command_reaches_the_target_f1(tmp_path: Path) -
     n_true = len(np.intersect1d(entity[0].to_numpy(), entity[1].to_numpy()))
     f1 = 2 * true_positive / (len(pairs) + n_true)
     assert f1 >= 0.998, (f1, true_positive, len(pairs), n_true)
-
-
-def test_link_scores_files_holding_different_features_on_what_both_hold(tmp_path: Path) -> None:
-    """A names, date-of-birth and sex-only copy of a file links to it at a high threshold."""
-    full, partial = encode_full_and_partial(tmp_path)
-    paths = [str(tmp_path / "full.plk"), str(tmp_path / "partial.plk")]
-    # The bundled schema is found by the files' fingerprint; naming it is the same.
-    for extra in ([], ["--schema", "pace-default"]):
-        out = tmp_path / "groups.csv"
-        result = _invoke(["link", *paths, "--threshold", "0.9", "--out", str(out), *extra])
-        assert result.exit_code == 0, result.output
-        assert "features both files hold" in result.output
-        groups = _groups(out)
-        pairs = groups.groupby("entity_id").filter(lambda g: len(g) == 2)
-        copies = (pairs.groupby("entity_id")["row"].nunique() == 1).sum()
-        assert copies > 0.95 * len(full.bits)
-    # Files of one schema, but --schema names another: refused.
-    result = _invoke(["link", *paths, "--out", str(tmp_path / "g.csv"), "--schema", "pace-no-salt"])
-    assert result.exit_code != 0
-    assert "encoded with a different schema" in result.output
-    assert len(partial.bits) == len(full.bits)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -80,35 +79,3 @@ def test_one_probe_record_changes_no_released_count(
     after = {tuple(r["parties"]): r["count"] for r in _counts(unit, tokens["council"], project)}
     assert {tuple(r["parties"]): r["count"] for r in before}[("council",)] == 0
     assert isinstance(after[("council",)], int) and after[("council",)] > 2
-
-
-def test_a_party_lacking_features_is_scored_on_what_both_hold(
-    unit: EmbeddedUnit, encoded: Encoded, tmp_path: Path
-) -> None:
-    """The unit reads what each upload holds from its header and says which pairs it adjusted."""
-    with UnitClient(unit.url, unit.admin_token) as admin:
-        created = admin.create_project(project_body(encoded.schema))
-    project, tokens = created["project_id"], created["parties"]
-    # The council's list without postcode and address, declared absent.
-    lacking = ["postcode", "address_line"]
-    frame = pd.read_csv(encoded.partners["council"].csv, dtype=str)
-    frame.drop(columns=lacking).to_csv(tmp_path / "council.csv", index=False)
-    encode_file(tmp_path / "council.csv", parse_schema(encoded.schema), encoded.secret,
-                tmp_path / "council.plk",
-                EncodeOptions(id_column="local_id", absent=frozenset(lacking)))  # fmt: skip
-    uploads = {
-        "skills_agency": encoded.partners["skills_agency"].plk,
-        "benefits_dept": encoded.partners["benefits_dept"].plk,
-        "council": tmp_path / "council.plk",
-    }
-    for name, plk in uploads.items():
-        with UnitClient(unit.url, tokens[name]) as party:
-            party.upload(project, plk)
-    with UnitClient(unit.url, unit.admin_token) as admin:
-        run = admin.start_run(project, "auto")
-        done = admin.wait(project, run["id"], poll=0.05, timeout=120)
-    assert done["status"] == "done"
-    assert done["summary"]["scored_on_shared_features"] == [
-        ["skills_agency", "council"],
-        ["benefits_dept", "council"],
-    ]
