@@ -82,8 +82,8 @@ class FeatureCoverage(BaseModel):
         default=False,
         description="The partner's file does not hold the feature (declared with --absent, an "
         "optional column it lacks, or a derived feature whose sources are all absent): it is "
-        "missing in every record, so pairs with this file are scored on the features it "
-        "holds. Written only when true; files from older encoders never have it.",
+        "missing in every record, so records of this file can agree with others only on the "
+        "features it holds. Written only when true; files from older encoders never have it.",
     )
 
     @model_validator(mode="after")

@@ -523,7 +523,7 @@ def estimate_threshold(
     diagnostics: dict[str, Any] = {"n_scores": int(s.size), "floor": floor}
     if s.size < min_scores:
         return _default("too-few-scores", default, diagnostics, None, int(s.size))
-    # Scores of exactly 1 (identical filters; a coverage-adjusted score capped at 1) are
+    # Scores of exactly 1 (identical filters: records without any error) are
     # matches. Left in the fit they pile up at the clipped logit, widen the match component
     # and fatten its lower tail, which read as matches lost below the threshold: recall was
     # understated by 2 to 6 points on the synthetic scenarios. They are counted as matches
