@@ -628,8 +628,8 @@ def reweighted_estimate(
         tol: EM stops when the match share changes by less than this.
 
     Returns:
-        The estimate, with method ``"mixture-reweighted"``; or ``components`` itself (its
-        threshold, with a ``default:`` method) when it has no mixture or there are no scores.
+        The estimate, with method ``"mixture-reweighted"``; or ``components`` itself when it
+        has no mixture, or no scores remain to fit (none, or all exactly 1).
     """
     mix = components.mixture
     s = _scores("scores", scores, floor)
