@@ -297,13 +297,15 @@ def _em(
     max_iter: int,
     tol: float,
     min_nonmatch: float = 0.0,
+    match: str = "free",
 ) -> MixtureParameters:
     """EM for a two-normal mixture.
 
     ``nonmatch`` says what of the non-match component EM may move: ``"free"`` (mean and
     sd), ``"mean"`` (the mean only: the sd stays at its initial value, and the mean moves
     only while the component holds at least ``min_nonmatch`` scores' worth of weight) or
-    ``"fixed"`` (nothing).  Pi and the match component always move.
+    ``"fixed"`` (nothing).  ``match`` says the same of the match component: ``"free"`` or
+    ``"fixed"``.  Pi always moves.
     """
     pi1, m0, s0, m1, s1 = init
     previous = -math.inf
@@ -321,7 +323,7 @@ def _em(
         w1 = float(r1.sum())
         w0 = float(r0.sum())
         pi1 = min(max(w1 / z.size, 0.0), 1.0)
-        if w1 > 1e-9:
+        if match == "free" and w1 > 1e-9:
             m1 = float((r1 * z).sum() / w1)
             s1 = max(math.sqrt(float((r1 * (z - m1) ** 2).sum() / w1)), _MIN_SD)
         if nonmatch == "free" and w0 > 1e-9:
@@ -608,7 +610,7 @@ def reweighted_estimate(
     floor: float = DEFAULT_FLOOR,
     grid_size: int = 2001,
     max_iter: int = 1000,
-    tol: float = 1e-12,
+    tol: float = 1e-10,
 ) -> ThresholdEstimate:
     """The threshold for other scores of the same encodings, from a fitted mixture's shapes.
 
@@ -625,7 +627,7 @@ def reweighted_estimate(
         floor: Lowest score considered, in ``[0, 1)``.
         grid_size: Thresholds tried between ``floor`` and 1.
         max_iter: EM iterations at most.
-        tol: EM stops when the match share changes by less than this.
+        tol: EM stops when the log-likelihood changes by less than this share.
 
     Returns:
         The estimate, with method ``"mixture-reweighted"``; or ``components`` itself when it
@@ -641,32 +643,11 @@ def reweighted_estimate(
         s = s[~identical]
     if mix is None or s.size == 0:
         return components
-    z = _to_logit(s)
-    log0 = _normal_logpdf(z, mix.mean_nonmatch, mix.sd_nonmatch)
-    log1 = _normal_logpdf(z, mix.mean_match, mix.sd_match)
-    pi1 = min(max(mix.weight_match, 1e-6), 1.0 - 1e-6)
-    iteration, converged = 0, False
-    for iteration in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
-        a = math.log1p(-pi1) + log0
-        b = math.log(pi1) + log1
-        top = np.maximum(a, b)
-        share = float(np.exp(b - (top + np.log(np.exp(a - top) + np.exp(b - top)))).mean())
-        share = min(max(share, 1e-12), 1.0 - 1e-12)
-        if abs(share - pi1) <= tol:
-            pi1, converged = share, True
-            break
-        pi1 = share
-    weighted = MixtureParameters(
-        weight_nonmatch=1.0 - pi1,
-        weight_match=pi1,
-        mean_nonmatch=mix.mean_nonmatch,
-        sd_nonmatch=mix.sd_nonmatch,
-        mean_match=mix.mean_match,
-        sd_match=mix.sd_match,
-        log_likelihood=math.nan,
-        iterations=iteration,
-        converged=converged,
-    )
+    weighted = _em(
+        _to_logit(s),
+        (mix.weight_match, mix.mean_nonmatch, mix.sd_nonmatch, mix.mean_match, mix.sd_match),
+        "fixed", max_iter, tol, match="fixed",
+    )  # fmt: skip
     threshold, precision, recall, f1 = _best_threshold(weighted, int(s.size), floor, grid_size,
                                                        exact)  # fmt: skip
     return ThresholdEstimate(
@@ -676,11 +657,11 @@ def reweighted_estimate(
         f1=f1,
         method="mixture-reweighted",
         mixture=weighted,
-        expected_matches=float(exact + s.size * pi1),
+        expected_matches=float(exact + s.size * weighted.weight_match),
         diagnostics={
             "n_scores": total,
             "floor": floor,
-            "converged": converged,
+            "converged": weighted.converged,
             "exact_matches": exact,
         },
         exact_matches=exact,
