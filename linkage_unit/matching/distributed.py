@@ -109,7 +109,11 @@ def compare_in_chunks(
             )
     else:
         with _client(scheduler) as client:
-            b_future = client.scatter(np.ascontiguousarray(b_bits), broadcast=True)
+            # hash=False: a key of its own. The default key is the data's hash, so comparing
+            # the same side again (the next job, or another client) reuses the key while the
+            # previous call's future is being released, and the scheduler can drop the data
+            # under the new tasks ("lost dependencies"; seen once in the test suite).
+            b_future = client.scatter(np.ascontiguousarray(b_bits), broadcast=True, hash=False)
             futures = [
                 client.submit(
                     _compare_chunk,
